@@ -1,0 +1,77 @@
+// Package abi is the contract between a Unigo image and the monitor that boots
+// it: the ABI version, the guest-physical memory map, the boot-info block and
+// the hypercalls. The guest kernel and the host monitor both import it; it
+// imports nothing, so it costs an image almost no bytes.
+//
+// Entry contract (64-bit boot): the monitor loads the ELF's PT_LOAD segments at
+// their physical addresses and starts the vCPU at the ELF entry point in 64-bit
+// long mode, CPL 0, interrupts off, with
+//
+//	CR3 = PML4Addr: RAM identity-mapped with 2 MiB pages (U/S and R/W set),
+//	     except page 0, plus the hypercall doorbell page
+//	RDI = BootInfoAddr, RSP = 0 (the kernel brings its own stack)
+//	CR0.PG/PE/MP/NE/WP, CR4.PAE/OSFXSR/OSXMMEXCPT (+OSXSAVE, FSGSBASE where
+//	present), EFER.LME/LMA/SCE, XCR0 = the state components the monitor saves.
+package abi
+
+// Version is the ABI version. The monitor refuses an image whose Unigo note
+// carries another version.
+const Version = 1
+
+// The ELF note that marks a Unigo image: name NoteName, type NoteType, and a
+// descriptor of two 32-bit words: the ABI version and flags (none yet).
+const (
+	NoteName = "Unigo"
+	NoteType = 0x554e4947 // "UNIG"
+)
+
+// Guest-physical memory map of the 64-bit boot (all below 1 MiB except RAM):
+//
+//	0x0000_0000  page 0, not mapped (nil dereferences fault)
+//	0x0000_1000  boot info, 4 KiB
+//	0x0000_2000  hypercall page: arguments and results, 4 KiB
+//	0x0000_3000  PML4; 0x4000 PDPT; 0x5000..0x8fff PD for 0-4 GiB; 0x9000 PT for 0-2 MiB
+//	0x0001_0000  boot strings (args, env, command line), up to 64 KiB
+//	0x0002_0000  hypercall bounce buffer, 64 KiB
+//	0x0010_0000  free RAM up to the image
+//	0x0040_0000  the image (the Go linker's default base), then free RAM to MemSize
+//	0xc000_0000  hypercall doorbell: no RAM behind it, so a write exits to the monitor
+const (
+	BootInfoAddr  = 0x1000
+	HcPageAddr    = 0x2000
+	PML4Addr      = 0x3000
+	PDPTAddr      = 0x4000
+	PDAddr        = 0x5000 // four pages, one per GiB
+	PT0Addr       = 0x9000
+	StringsAddr   = 0x10000
+	StringsSize   = 0x10000
+	HcBufAddr     = 0x20000
+	HcBufSize     = 0x10000
+	FreeLowAddr   = 0x100000
+	ImageMinAddr  = 0x100000
+	DoorbellAddr  = 0xc0000000
+	MaxMemSize    = DoorbellAddr // RAM ends below the doorbell
+	MinMemSize    = 4 << 20
+	PageSize      = 4096
+	LargePageSize = 2 << 20
+)
+
+// Hypercalls. The guest stores the arguments in the hypercall page and writes
+// the hypercall number to DoorbellAddr with one 8-byte store; the monitor
+// handles it before the store completes and leaves the result in HcRet.
+const (
+	HcExit          = 1 // A0 = exit status. Does not return.
+	HcConsoleWrite  = 2 // A0 = fd (1 or 2), A1 = length of bytes at HcBufAddr. Ret = bytes written.
+	HcHalt          = 3 // A0 = nanoseconds to wait at most (0 = no deadline). Ret = 0.
+	HcUnimplemented = 4 // A0 = system call number the kernel does not implement (debug only).
+	HcFatal         = 5 // A1 = length of a message at HcBufAddr. The kernel gave up. Does not return.
+)
+
+// Offsets in the hypercall page, in bytes.
+const (
+	HcA0  = 0
+	HcA1  = 8
+	HcA2  = 16
+	HcA3  = 24
+	HcRet = 56
+)

@@ -1,0 +1,201 @@
+// Package linux holds the Linux x86-64 ABI the kernel answers: system call
+// numbers, errno values, flags and structure layouts, as typed Go with the
+// kernel's spelling kept. It imports nothing, so both the guest kernel and the
+// host monitor can use it.
+package linux
+
+//go:generate go run mksysno.go
+
+// Errno is a Linux error number. System calls return -Errno on failure.
+type Errno uintptr
+
+// Ret is the raw return value of a system call for e: -e.
+func (e Errno) Ret() uintptr { return -uintptr(e) }
+
+// mmap(2), mprotect(2), madvise(2): include/uapi/asm-generic/mman-common.h.
+const (
+	PROT_NONE  = 0x0
+	PROT_READ  = 0x1
+	PROT_WRITE = 0x2
+	PROT_EXEC  = 0x4
+
+	MAP_SHARED          = 0x01
+	MAP_PRIVATE         = 0x02
+	MAP_FIXED           = 0x10
+	MAP_ANONYMOUS       = 0x20
+	MAP_NORESERVE       = 0x4000
+	MAP_FIXED_NOREPLACE = 0x100000
+
+	MADV_NORMAL     = 0
+	MADV_DONTNEED   = 4
+	MADV_FREE       = 8
+	MADV_HUGEPAGE   = 14
+	MADV_NOHUGEPAGE = 15
+	MADV_COLLAPSE   = 25
+)
+
+// futex(2): include/uapi/linux/futex.h.
+const (
+	FUTEX_WAIT           = 0
+	FUTEX_WAKE           = 1
+	FUTEX_PRIVATE_FLAG   = 128
+	FUTEX_CLOCK_REALTIME = 256
+)
+
+// clone(2): include/uapi/linux/sched.h.
+const (
+	CLONE_VM             = 0x00000100
+	CLONE_FS             = 0x00000200
+	CLONE_FILES          = 0x00000400
+	CLONE_SIGHAND        = 0x00000800
+	CLONE_THREAD         = 0x00010000
+	CLONE_SYSVSEM        = 0x00040000
+	CLONE_SETTLS         = 0x00080000
+	CLONE_PARENT_SETTID  = 0x00100000
+	CLONE_CHILD_CLEARTID = 0x00200000
+	CLONE_CHILD_SETTID   = 0x01000000
+)
+
+// arch_prctl(2): arch/x86/include/uapi/asm/prctl.h.
+const (
+	ARCH_SET_GS = 0x1001
+	ARCH_SET_FS = 0x1002
+	ARCH_GET_FS = 0x1003
+	ARCH_GET_GS = 0x1004
+)
+
+// Clocks: include/uapi/linux/time.h.
+const (
+	CLOCK_REALTIME           = 0
+	CLOCK_MONOTONIC          = 1
+	CLOCK_PROCESS_CPUTIME_ID = 2
+	CLOCK_THREAD_CPUTIME_ID  = 3
+	CLOCK_MONOTONIC_RAW      = 4
+	CLOCK_REALTIME_COARSE    = 5
+	CLOCK_MONOTONIC_COARSE   = 6
+	CLOCK_BOOTTIME           = 7
+)
+
+// Timespec is struct timespec (64-bit).
+type Timespec struct {
+	Sec  int64
+	Nsec int64
+}
+
+// Signals: arch/x86/include/uapi/asm/signal.h.
+const (
+	SIGINT  = 2
+	SIGKILL = 9
+	SIGSEGV = 11
+	SIGTERM = 15
+	SIGSTOP = 19
+	SIGURG  = 23
+	NSIG    = 64 // _NSIG
+
+	SIG_BLOCK   = 0
+	SIG_UNBLOCK = 1
+	SIG_SETMASK = 2
+
+	SS_DISABLE = 2
+)
+
+// Sigaction is struct sigaction as rt_sigaction(2) takes it on x86-64
+// (kernel layout: handler, flags, restorer, mask).
+type Sigaction struct {
+	Handler  uintptr
+	Flags    uint64
+	Restorer uintptr
+	Mask     uint64
+}
+
+// StackT is stack_t of sigaltstack(2).
+type StackT struct {
+	SP    uintptr
+	Flags int32
+	_     int32
+	Size  uintptr
+}
+
+// fcntl(2): include/uapi/asm-generic/fcntl.h.
+const (
+	F_DUPFD         = 0
+	F_GETFD         = 1
+	F_SETFD         = 2
+	F_GETFL         = 3
+	F_SETFL         = 4
+	F_DUPFD_CLOEXEC = 1030
+	FD_CLOEXEC      = 1
+
+	O_RDONLY      = 0x0
+	O_WRONLY      = 0x1
+	O_RDWR        = 0x2
+	O_NONBLOCK    = 0x800
+	O_CLOEXEC     = 0x80000
+	AT_FDCWD      = -100
+	EFD_CLOEXEC   = O_CLOEXEC
+	EFD_NONBLOCK  = O_NONBLOCK
+	EFD_SEMAPHORE = 1
+)
+
+// epoll(7): include/uapi/linux/eventpoll.h.
+const (
+	EPOLLIN      = 0x001
+	EPOLLOUT     = 0x004
+	EPOLLERR     = 0x008
+	EPOLLHUP     = 0x010
+	EPOLLRDHUP   = 0x2000
+	EPOLLET      = 1 << 31
+	EPOLLONESHOT = 1 << 30
+
+	EPOLL_CTL_ADD = 1
+	EPOLL_CTL_DEL = 2
+	EPOLL_CTL_MOD = 3
+)
+
+// EpollEvent is struct epoll_event, packed on x86-64 (12 bytes).
+type EpollEvent struct {
+	Events uint32
+	Data   [8]byte
+}
+
+// Resource limits: include/uapi/asm-generic/resource.h.
+const (
+	RLIMIT_STACK  = 3
+	RLIMIT_NOFILE = 7
+)
+
+// Rlimit is struct rlimit64.
+type Rlimit struct {
+	Cur uint64
+	Max uint64
+}
+
+// Auxiliary vector keys: include/uapi/linux/auxvec.h.
+const (
+	AT_NULL         = 0
+	AT_PAGESZ       = 6
+	AT_HWCAP        = 16
+	AT_CLKTCK       = 17
+	AT_SECURE       = 23
+	AT_RANDOM       = 25
+	AT_HWCAP2       = 26
+	AT_EXECFN       = 31
+	AT_SYSINFO_EHDR = 33
+)
+
+// Utsname is struct new_utsname of uname(2).
+type Utsname struct {
+	Sysname    [65]byte
+	Nodename   [65]byte
+	Release    [65]byte
+	Version    [65]byte
+	Machine    [65]byte
+	Domainname [65]byte
+}
+
+// getrandom(2) flags: include/uapi/linux/random.h.
+const (
+	GRND_NONBLOCK = 0x1
+	GRND_RANDOM   = 0x2
+	GRND_INSECURE = 0x4
+)

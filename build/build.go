@@ -1,0 +1,269 @@
+// Package build turns an ordinary Go main package into a Unigo image. The
+// user's files are never touched: the kernel is added to the package through
+// a go build -overlay file that imports it, the kernel's module comes from a
+// go.work in the cache, and the linker is pointed at the kernel's entry.
+package build
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"unigo.dev/unigo"
+)
+
+// KernelPackage is the import path of the kernel linked into every image.
+const KernelPackage = unigo.ModulePath + "/guest/kernel"
+
+// EntrySymbol is the ELF entry point of an image.
+const EntrySymbol = KernelPackage + ".entry"
+
+// Options configure a build.
+type Options struct {
+	Package  string    // the main package, as go build takes it
+	Output   string    // image path
+	Dir      string    // where to run go (default: the current folder)
+	Tags     string    // -tags
+	LDFlags  string    // -ldflags, before the kernel's own
+	TrimPath bool      // -trimpath
+	Verbose  io.Writer // if set, says what the build does
+}
+
+// Build builds the image.
+func Build(o Options) error {
+	if o.Package == "" {
+		o.Package = "."
+	}
+	if o.Output == "" {
+		return errors.New("build: no output path")
+	}
+	out, err := filepath.Abs(o.Output)
+	if err != nil {
+		return err
+	}
+	o.Output = out
+	// A folder path is built from inside that folder, so that its own module
+	// applies wherever unigo runs.
+	if isDirPath(o.Package) {
+		dir := o.Package
+		if o.Dir != "" && !filepath.IsAbs(dir) {
+			dir = filepath.Join(o.Dir, dir)
+		}
+		o.Dir, o.Package = dir, "."
+	}
+	logf := func(format string, a ...any) {
+		if o.Verbose != nil {
+			fmt.Fprintf(o.Verbose, "unigo: "+format+"\n", a...)
+		}
+	}
+	pkg, err := listPackage(o.Dir, o.Package)
+	if err != nil {
+		return err
+	}
+	if pkg.Name != "main" {
+		return fmt.Errorf("%s is package %s, not a main package: unigo builds programs", o.Package, pkg.Name)
+	}
+	cache, err := cacheDir()
+	if err != nil {
+		return err
+	}
+	env := append(os.Environ(), "GOOS=linux", "GOARCH=amd64", "CGO_ENABLED=0")
+	if pkg.Module == nil || pkg.Module.Path != unigo.ModulePath {
+		if pkg.Module == nil || pkg.Module.Dir == "" {
+			return fmt.Errorf("%s is not in a Go module: run 'go mod init' in its folder first", o.Package)
+		}
+		kdir, err := writeKernel(cache)
+		if err != nil {
+			return err
+		}
+		work, err := writeWorkspace(cache, pkg.Module.Dir, kdir)
+		if err != nil {
+			return err
+		}
+		logf("kernel source %s; workspace %s", kdir, work)
+		env = append(env, "GOWORK="+work)
+	} else {
+		logf("building inside the Unigo module: kernel from %s", pkg.Module.Dir)
+	}
+	overlay, err := writeOverlay(cache, pkg.Dir)
+	if err != nil {
+		return err
+	}
+	ldflags := strings.TrimSpace(o.LDFlags + " -E " + EntrySymbol + " " + reserveFlag())
+	args := []string{"build", "-overlay", overlay, "-o", o.Output, "-ldflags", ldflags}
+	if o.Tags != "" {
+		args = append(args, "-tags", o.Tags)
+	}
+	if o.TrimPath {
+		args = append(args, "-trimpath")
+	}
+	args = append(args, o.Package)
+	logf("kernel component: %s (threads, memory, time, console, epoll)", KernelPackage)
+	logf("GOOS=linux GOARCH=amd64 CGO_ENABLED=0 go %s", strings.Join(args, " "))
+	cmd := exec.Command("go", args...)
+	cmd.Dir = o.Dir
+	cmd.Env = env
+	cmd.Stdout = os.Stderr
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build %s: %w", o.Package, err)
+	}
+	if err := writeNotes(o.Output); err != nil {
+		return fmt.Errorf("mark %s as a Unigo image: %w", o.Output, err)
+	}
+	logf("wrote %s", o.Output)
+	return nil
+}
+
+func isDirPath(p string) bool {
+	if !filepath.IsAbs(p) && p != "." && p != ".." && !strings.HasPrefix(p, "./") && !strings.HasPrefix(p, "../") {
+		return false
+	}
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+type listedPackage struct {
+	Name   string
+	Dir    string
+	Module *struct{ Path, Dir string }
+}
+
+func listPackage(dir, pattern string) (*listedPackage, error) {
+	cmd := exec.Command("go", "list", "-json=Name,Dir,Module", "--", pattern)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=amd64", "CGO_ENABLED=0")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go list %s: %v\n%s", pattern, err, strings.TrimSpace(stderr.String()))
+	}
+	var p listedPackage
+	dec := json.NewDecoder(bytes.NewReader(out))
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("go list %s: %w", pattern, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%s names several packages: give one main package", pattern)
+	}
+	return &p, nil
+}
+
+func cacheDir() (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache folder for the kernel source (set XDG_CACHE_HOME or HOME): %w", err)
+	}
+	dir := filepath.Join(base, "unigo")
+	return dir, os.MkdirAll(dir, 0o755)
+}
+
+// writeKernel writes the embedded kernel source under cache once per content
+// hash and returns its folder.
+func writeKernel(cache string) (string, error) {
+	h := sha256.New()
+	err := fs.WalkDir(unigo.KernelSource, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := unigo.KernelSource.ReadFile(p)
+		fmt.Fprintf(h, "%s\x00%d\x00", p, len(b))
+		h.Write(b)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(cache, "kernel-"+hex.EncodeToString(h.Sum(nil))[:16])
+	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+		return dir, nil
+	}
+	tmp, err := os.MkdirTemp(cache, "kernel-tmp-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	err = fs.WalkDir(unigo.KernelSource, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(tmp, filepath.FromSlash(p))
+		if d.IsDir() {
+			return os.MkdirAll(dst, 0o755)
+		}
+		b, err := unigo.KernelSource.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
+	})
+	if err != nil {
+		return "", fmt.Errorf("write kernel source: %w", err)
+	}
+	if err := os.Rename(tmp, dir); err != nil && !isExist(err) {
+		return "", fmt.Errorf("write kernel source: %w", err)
+	}
+	return dir, nil
+}
+
+func isExist(err error) bool {
+	return errors.Is(err, fs.ErrExist) || errors.Is(err, os.ErrExist) || strings.Contains(err.Error(), "directory not empty")
+}
+
+// writeWorkspace writes a go.work that uses the user's module and the kernel.
+func writeWorkspace(cache, userMod, kernel string) (string, error) {
+	ver, err := exec.Command("go", "env", "GOVERSION").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOVERSION: %w", err)
+	}
+	v := strings.TrimPrefix(strings.TrimSpace(string(ver)), "go")
+	if i := strings.IndexAny(v, " -"); i >= 0 {
+		v = v[:i]
+	}
+	sum := sha256.Sum256([]byte(userMod + "\x00" + kernel))
+	dir := filepath.Join(cache, "work-"+hex.EncodeToString(sum[:])[:16])
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	work := filepath.Join(dir, "go.work")
+	content := fmt.Sprintf("go %s\n\nuse (\n\t%q\n\t%q\n)\n", v, userMod, kernel)
+	return work, writeIfChanged(work, content)
+}
+
+// writeOverlay writes the overlay that adds one file to the user's package:
+// a blank import of the kernel.
+func writeOverlay(cache, pkgDir string) (string, error) {
+	src := filepath.Join(cache, "unigo_kernel.go")
+	if err := writeIfChanged(src, "// Code generated by unigo build; DO NOT EDIT.\n\npackage main\n\nimport _ \""+KernelPackage+"\"\n"); err != nil {
+		return "", err
+	}
+	ov := struct{ Replace map[string]string }{map[string]string{filepath.Join(pkgDir, "zz_unigo_kernel.go"): src}}
+	b, err := json.Marshal(ov)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(pkgDir))
+	path := filepath.Join(cache, "overlay-"+hex.EncodeToString(sum[:])[:16]+".json")
+	return path, writeIfChanged(path, string(b))
+}
+
+func writeIfChanged(path, content string) error {
+	if b, err := os.ReadFile(path); err == nil && string(b) == content {
+		return nil
+	}
+	tmp := path + ".tmp" + fmt.Sprint(os.Getpid())
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,104 @@
+package build
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+
+	"unigo.dev/unigo/abi"
+)
+
+// The Go linker has no way to add an ELF note, but its -B flag reserves one:
+// a .note.gnu.build-id note (name "GNU") with a descriptor of our chosen size,
+// inside the PT_NOTE segment. After linking, the reserved bytes are rewritten
+// in place into Unigo's notes (the post-link note rewrite is TamaGo's idea).
+// The space holds the Unigo note and one more note of equal size for later use.
+const (
+	noteSpace   = 48             // bytes of the reserved note, header included
+	reserveDesc = noteSpace - 16 // -B descriptor bytes: 12-byte header + "GNU\0"
+)
+
+// reserveFlag is the -B linker flag that reserves the note space.
+func reserveFlag() string {
+	b := make([]byte, 2+2*reserveDesc)
+	copy(b, "0x")
+	for i := 2; i < len(b); i++ {
+		b[i] = '0'
+	}
+	return "-B " + string(b)
+}
+
+// notes returns the noteSpace bytes that replace the reserved note: the Unigo
+// note (abi.NoteName, abi.NoteType, {abi.Version, flags}) and a spare note of
+// type 0 that readers skip.
+func notes() []byte {
+	b := make([]byte, 0, noteSpace)
+	add := func(name string, typ uint32, desc []byte) {
+		n := append([]byte(name), 0)
+		for len(n)%4 != 0 {
+			n = append(n, 0)
+		}
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(name)+1))
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(desc)))
+		b = binary.LittleEndian.AppendUint32(b, typ)
+		b = append(b, n...)
+		b = append(b, desc...)
+	}
+	desc := binary.LittleEndian.AppendUint32(nil, abi.Version)
+	desc = binary.LittleEndian.AppendUint32(desc, 0)
+	add(abi.NoteName, abi.NoteType, desc)
+	add(abi.NoteName, 0, make([]byte, noteSpace-len(b)-12-8))
+	return b
+}
+
+// writeNotes rewrites the reserved build-id note of the ELF file at path. The
+// Go linker's PT_NOTE segment covers only .note.go.buildid, which the reserved
+// note directly follows; the segment is extended over it, since boot loaders
+// read notes through program headers.
+func writeNotes(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	s := f.Section(".note.gnu.build-id")
+	if s == nil {
+		return errors.New("the linked program has no .note.gnu.build-id section: was -B passed to the linker?")
+	}
+	if s.Size != noteSpace {
+		return fmt.Errorf("reserved note is %d bytes, want %d: is -ldflags=-B given twice?", s.Size, noteSpace)
+	}
+	phdr := -1
+	for i, p := range f.Progs {
+		if p.Type == elf.PT_NOTE && p.Off+p.Filesz == s.Offset {
+			phdr = i
+		}
+	}
+	if phdr < 0 {
+		return errors.New("no PT_NOTE segment ends where the reserved note starts")
+	}
+	out, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	if _, err := out.WriteAt(notes(), int64(s.Offset)); err != nil {
+		return err
+	}
+	// ELF64: e_phoff at byte 32 of the header; in each 56-byte Elf64_Phdr,
+	// p_filesz at byte 32 and p_memsz at 40 (System V gABI, ch. 4 and 5).
+	var ehdr [64]byte
+	if _, err := out.ReadAt(ehdr[:], 0); err != nil {
+		return err
+	}
+	at := int64(binary.LittleEndian.Uint64(ehdr[32:])) + int64(phdr)*56
+	size := binary.LittleEndian.AppendUint64(nil, f.Progs[phdr].Filesz+noteSpace)
+	for _, off := range []int64{32, 40} {
+		if _, err := out.WriteAt(size, at+off); err != nil {
+			return err
+		}
+	}
+	return out.Close()
+}

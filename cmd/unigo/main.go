@@ -1,0 +1,87 @@
+// Command unigo builds Go programs into unikernel images and runs them on
+// Unigo's KVM monitor.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+
+	"unigo.dev/unigo/abi"
+)
+
+const usage = `unigo builds ordinary Go programs into unikernel images and runs them.
+
+Usage:
+  unigo build [-o image] [-v] [-tags t] [-ldflags f] [-trimpath] [package]
+  unigo run [-m size] [-e KEY=VAL]... [--debug] image-or-package [-- args...]
+  unigo version
+  unigo help [command]
+
+Exit status of 'unigo run': the guest program's own exit status; 125 when
+unigo itself fails (bad flags, no /dev/kvm, not an image); 134 when the guest
+crashes below Go (a CPU fault or an unexpected VM exit; a report is printed);
+130 and 143 when stopped by SIGINT and SIGTERM.
+`
+
+// Exit codes of unigo itself.
+const (
+	exitUsage = 125
+	exitCrash = 134
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(exitUsage)
+	}
+	var err error
+	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "build":
+		err = cmdBuild(args)
+	case "run":
+		err = cmdRun(args)
+	case "version":
+		fmt.Printf("unigo %s (image ABI %d)\n", version(), abi.Version)
+	case "help", "-h", "-help", "--help":
+		help(args)
+	default:
+		fmt.Fprintf(os.Stderr, "unigo: unknown command %q; run 'unigo help'\n", cmd)
+		os.Exit(exitUsage)
+	}
+	if err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(int(ee))
+		}
+		fmt.Fprintf(os.Stderr, "unigo: %v\n", err)
+		os.Exit(exitUsage)
+	}
+}
+
+// exitError makes unigo exit with this status, having printed what it had to.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func help(args []string) {
+	if len(args) > 0 {
+		switch args[0] {
+		case "build":
+			buildFlags(new(buildOpts)).Usage()
+			return
+		case "run":
+			runFlags(new(runOpts)).Usage()
+			return
+		}
+	}
+	fmt.Print(usage)
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}

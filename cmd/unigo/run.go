@@ -1,0 +1,149 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"unigo.dev/unigo/vmm/machine"
+)
+
+type runOpts struct {
+	mem   string
+	env   listFlag
+	debug bool
+}
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func runFlags(o *runOpts) *flag.FlagSet {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.StringVar(&o.mem, "m", "128M", "guest memory `size` (K, M or G suffix; a plain number is MiB)")
+	fs.Var(&o.env, "e", "set `KEY=VAL` in the guest's environment (repeatable); the host's is not passed")
+	fs.BoolVar(&o.debug, "debug", false, "report each unimplemented system call the guest makes, once")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: unigo run [flags] image-or-package [-- args...]
+
+Boots an image on Unigo's KVM monitor; given a package instead, builds it
+first. The guest's stdout and stderr are unigo's, and its exit status is
+unigo's exit status.
+
+`)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func cmdRun(args []string) error {
+	var o runOpts
+	fs := runFlags(&o)
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return nil
+		}
+		return exitError(exitUsage)
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		return errors.New("run needs an image or a package: unigo run hello.img")
+	}
+	target, guestArgs := rest[0], rest[1:]
+	if len(guestArgs) > 0 {
+		if guestArgs[0] != "--" {
+			return fmt.Errorf("unexpected %q after %s: put flags before the image and the program's arguments after --", guestArgs[0], target)
+		}
+		guestArgs = guestArgs[1:]
+	}
+	mem, err := parseSize(o.mem)
+	if err != nil {
+		return err
+	}
+	for _, kv := range o.env {
+		if !strings.Contains(kv, "=") {
+			return fmt.Errorf("-e %q: want KEY=VAL", kv)
+		}
+	}
+
+	imgPath := target
+	if !isFile(target) {
+		tmp, err := os.MkdirTemp("", "unigo-run-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		imgPath = filepath.Join(tmp, defaultImageName(target))
+		if err := doBuild(target, buildOpts{output: imgPath}); err != nil {
+			return err
+		}
+	}
+	img, err := machine.LoadImage(imgPath)
+	if err != nil {
+		return err
+	}
+	name := strings.TrimSuffix(filepath.Base(imgPath), ".img")
+	m, err := machine.New(img, machine.Config{
+		MemSize: mem,
+		Args:    append([]string{name}, guestArgs...),
+		Env:     o.env,
+		Debug:   o.debug,
+	})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+
+	// Until signals are forwarded into the guest, SIGINT and SIGTERM stop the
+	// VM: the process exits and the kernel releases it.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		os.Exit(128 + int(s.(syscall.Signal)))
+	}()
+
+	status, err := m.Run()
+	if err != nil {
+		var ee *machine.ExitError
+		if errors.As(err, &ee) {
+			fmt.Fprint(os.Stderr, ee.Report)
+			return exitError(exitCrash)
+		}
+		return err
+	}
+	return exitError(status)
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// parseSize reads a memory size such as 128M, 1G or 65536K.
+func parseSize(s string) (uint64, error) {
+	mult := uint64(1 << 20)
+	num := strings.TrimSpace(s)
+	if n := len(num); n > 0 {
+		switch num[n-1] {
+		case 'k', 'K':
+			mult, num = 1<<10, num[:n-1]
+		case 'm', 'M':
+			mult, num = 1<<20, num[:n-1]
+		case 'g', 'G':
+			mult, num = 1<<30, num[:n-1]
+		}
+	}
+	v, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || v == 0 || v > (1<<44)/mult {
+		return 0, fmt.Errorf("-m %q: want a size such as 128M or 1G", s)
+	}
+	return v * mult, nil
+}

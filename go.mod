@@ -1,0 +1,3 @@
+module unigo.dev/unigo
+
+go 1.26

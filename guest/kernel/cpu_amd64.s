@@ -1,0 +1,255 @@
+// CPU entry, the system-call entry and exit, thread switch and the few
+// instructions Go cannot express. Each function carries its Go signature.
+
+#include "go_asm.h"
+#include "textflag.h"
+
+#define MSR_STAR    0xc0000081
+#define MSR_LSTAR   0xc0000082
+#define MSR_SFMASK  0xc0000084
+#define SFMASK_BITS 0x47700 // TF|DF|IF|IOPL|AC|NT, as Linux (arch/x86/kernel/cpu/common.c)
+
+// WRFSBASE RAX (F3 REX.W 0F AE /2), Intel SDM Vol. 2D.
+#define WRFSBASE_AX BYTE $0xf3; BYTE $0x48; BYTE $0x0f; BYTE $0xae; BYTE $0xd0
+// SYSRETQ (REX.W 0F 07)
+#define SYSRETQ BYTE $0x48; BYTE $0x0f; BYTE $0x07
+
+// func entry()
+// The ELF entry point of the 64-bit boot (see package abi): CPL 0, RDI = boot
+// info. Runs once, emulated on paging-based KVMs, so it does only what needs
+// CPL 0: the GDT, the SYSCALL MSRs, then IRETQ to start0 at CPL 3.
+TEXT ·entry(SB),NOSPLIT|NOFRAME,$0
+	CLI
+	MOVW	$(const_gdtEntries*8-1), ·gdtr(SB)
+	LEAQ	·gdt(SB), AX
+	MOVQ	AX, ·gdtr+2(SB)
+	LGDT	·gdtr(SB)
+
+	MOVL	$MSR_STAR, CX
+	MOVL	$0, AX
+	MOVL	$((const_selUser32Code<<16)|const_selKernelCode), DX
+	WRMSR
+	MOVL	$MSR_LSTAR, CX
+	LEAQ	·syscallEntry(SB), AX
+	MOVQ	AX, DX
+	SHRQ	$32, DX
+	WRMSR
+	MOVL	$MSR_SFMASK, CX
+	MOVL	$SFMASK_BITS, AX
+	MOVL	$0, DX
+	WRMSR
+
+	// IRETQ frame: SS, RSP, RFLAGS, CS, RIP (SDM Vol. 3A §6.14.3).
+	LEAQ	·kstacks+const_kstackSize(SB), AX
+	MOVQ	AX, SP
+	PUSHQ	$const_selUserData
+	PUSHQ	AX
+	PUSHQ	$2
+	PUSHQ	$const_selUserCode
+	LEAQ	·start0(SB), AX
+	PUSHQ	AX
+	IRETQ
+
+// func start0()
+// First code at CPL 3, on thread 0's kernel stack, DI = boot info. Gives thread
+// 0 its kernel g and TLS so Go code can run, lets kinit set up the kernel and
+// build the process stack, then enters the Go runtime as Linux would.
+TEXT ·start0(SB),NOSPLIT|NOFRAME,$0
+	LEAQ	·kstacks(SB), AX
+	LEAQ	·kgs(SB), BX
+	MOVQ	AX, kg_lo(BX)
+	ADDQ	$const_kstackSize, AX
+	MOVQ	AX, kg_hi(BX)
+	SUBQ	$const_kstackSize, AX
+	ADDQ	$const_stackGuard, AX
+	MOVQ	AX, kg_guard0(BX)
+	MOVQ	AX, kg_guard1(BX)
+	LEAQ	·ktls(SB), AX
+	MOVQ	BX, 0(AX)
+	ADDQ	$8, AX // ELF TLS: g lives at -8(FS)
+	WRFSBASE_AX
+	SUBQ	$16, SP
+	MOVQ	DI, 0(SP)
+	CALL	·kinit(SB)
+	MOVQ	8(SP), AX
+	MOVQ	AX, SP
+	XORL	AX, AX
+	XORL	BX, BX
+	XORL	CX, CX
+	XORL	DX, DX
+	XORL	SI, SI
+	XORL	DI, DI
+	// BP is still 0 from the boot registers (kinit preserves it): the
+	// outermost frame, as at a Linux exec.
+	JMP	_rt0_amd64_linux(SB)
+
+// func syscallEntry()
+// The LSTAR target. Trap context: interrupts are off (SFMASK), the user's RSP
+// is live. Saves the user registers in a trapFrame on the current thread's
+// kernel stack, switches FS to the thread's kernel TLS and calls syscall.
+// On a paging-based KVM this runs outside architectural ring 0 (CS has RPL 3);
+// handlerCPL records which, for sysexit.
+TEXT ·syscallEntry(SB),NOSPLIT|NOFRAME,$0
+	MOVQ	SP, ·userSP(SB)
+	MOVQ	·kstackTop(SB), SP
+	SUBQ	$trapFrame__size, SP
+	MOVQ	AX, trapFrame_rax(SP)
+	MOVQ	BX, trapFrame_rbx(SP)
+	MOVQ	CX, trapFrame_rip(SP)
+	MOVQ	DX, trapFrame_rdx(SP)
+	MOVQ	SI, trapFrame_rsi(SP)
+	MOVQ	DI, trapFrame_rdi(SP)
+	MOVQ	BP, trapFrame_rbp(SP)
+	MOVQ	R8, trapFrame_r8(SP)
+	MOVQ	R9, trapFrame_r9(SP)
+	MOVQ	R10, trapFrame_r10(SP)
+	MOVQ	R11, trapFrame_rflags(SP)
+	MOVQ	R12, trapFrame_r12(SP)
+	MOVQ	R13, trapFrame_r13(SP)
+	MOVQ	R14, trapFrame_r14(SP)
+	MOVQ	R15, trapFrame_r15(SP)
+	MOVQ	·userSP(SB), AX
+	MOVQ	AX, trapFrame_rsp(SP)
+	MOVW	CS, AX
+	ANDL	$3, AX
+	MOVB	AX, ·handlerCPL(SB)
+	MOVQ	·kernelFS(SB), AX
+	WRFSBASE_AX
+	MOVQ	SP, AX
+	SUBQ	$8, SP
+	MOVQ	AX, 0(SP)
+	CALL	·syscall(SB)
+	ADDQ	$8, SP
+	JMP	·sysexit(SB)
+
+// func sysexit()
+// Returns to user mode from the trapFrame at SP: restores the registers and
+// the user FS base, then SYSRETQ in architectural ring 0, or a jump where the
+// handler runs at RPL 3 (paging-based KVM, where SYSRETQ raises #GP). RCX and
+// R11 are clobbered, as Linux does (rip and rflags).
+TEXT ·sysexit(SB),NOSPLIT|NOFRAME,$0
+	MOVQ	·userFS(SB), AX
+	WRFSBASE_AX
+	MOVQ	trapFrame_rax(SP), AX
+	MOVQ	trapFrame_rbx(SP), BX
+	MOVQ	trapFrame_rdx(SP), DX
+	MOVQ	trapFrame_rsi(SP), SI
+	MOVQ	trapFrame_rdi(SP), DI
+	// XCHGQ rather than MOVQ: the frame is dead, and vet's framepointer
+	// check takes the exchange for the save it wants before BP changes.
+	XCHGQ	BP, trapFrame_rbp(SP)
+	MOVQ	trapFrame_r8(SP), R8
+	MOVQ	trapFrame_r9(SP), R9
+	MOVQ	trapFrame_r10(SP), R10
+	MOVQ	trapFrame_r12(SP), R12
+	MOVQ	trapFrame_r13(SP), R13
+	MOVQ	trapFrame_r14(SP), R14
+	MOVQ	trapFrame_r15(SP), R15
+	MOVQ	trapFrame_rip(SP), CX
+	MOVQ	trapFrame_rflags(SP), R11
+	MOVQ	trapFrame_rsp(SP), SP
+	CMPB	·handlerCPL(SB), $0
+	JNE	rpl3
+	SYSRETQ
+rpl3:
+	JMP	CX
+
+// func sysexitPC() uintptr
+TEXT ·sysexitPC(SB),NOSPLIT,$0-8
+	LEAQ	·sysexit(SB), AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+// func swtch(save *uintptr, sp, fs uintptr)
+// Saves the kernel stack pointer of the running thread in *save and resumes
+// the thread whose kernel stack is sp, with fs as its kernel TLS. Trap context.
+TEXT ·swtch(SB),NOSPLIT,$0-24
+	MOVQ	save+0(FP), BX
+	MOVQ	sp+8(FP), CX
+	MOVQ	fs+16(FP), AX
+	PUSHQ	BP
+	MOVQ	SP, 0(BX)
+	MOVQ	CX, SP
+	WRFSBASE_AX
+	POPQ	BP
+	RET
+
+// func hypercall(nr uintptr)
+// One 8-byte store to the doorbell, which exits to the monitor (package abi).
+TEXT ·hypercall(SB),NOSPLIT,$0-8
+	MOVQ	nr+0(FP), AX
+	MOVQ	$const_doorbell, BX
+	MOVQ	AX, 0(BX)
+	RET
+
+// func load64(addr uintptr) uint64
+TEXT ·load64(SB),NOSPLIT,$0-16
+	MOVQ	addr+0(FP), AX
+	MOVQ	0(AX), AX
+	MOVQ	AX, ret+8(FP)
+	RET
+
+// func store64(addr uintptr, v uint64)
+TEXT ·store64(SB),NOSPLIT,$0-16
+	MOVQ	addr+0(FP), AX
+	MOVQ	v+8(FP), BX
+	MOVQ	BX, 0(AX)
+	RET
+
+// func memclr(addr, n uintptr)
+TEXT ·memclr(SB),NOSPLIT,$0-16
+	MOVQ	addr+0(FP), DI
+	MOVQ	n+8(FP), CX
+	XORL	AX, AX
+	CLD
+	REP; STOSB
+	RET
+
+// func memmove(dst, src, n uintptr)
+// Forward copy; the kernel never copies between overlapping ranges.
+TEXT ·memmove(SB),NOSPLIT,$0-24
+	MOVQ	dst+0(FP), DI
+	MOVQ	src+8(FP), SI
+	MOVQ	n+16(FP), CX
+	CLD
+	REP; MOVSB
+	RET
+
+// func rdtsc() uint64
+TEXT ·rdtsc(SB),NOSPLIT,$0-8
+	RDTSC
+	SHLQ	$32, DX
+	ORQ	DX, AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+// func rdrand() (v uint64, ok bool)
+TEXT ·rdrand(SB),NOSPLIT,$0-9
+	BYTE $0x48; BYTE $0x0f; BYTE $0xc7; BYTE $0xf0 // RDRAND RAX
+	SETCS	ok+8(FP)
+	MOVQ	AX, v+0(FP)
+	RET
+
+// func cpuid(leaf, sub uint32) (a, b, c, d uint32)
+TEXT ·cpuid(SB),NOSPLIT,$0-24
+	MOVL	leaf+0(FP), AX
+	MOVL	sub+4(FP), CX
+	CPUID
+	MOVL	AX, a+8(FP)
+	MOVL	BX, b+12(FP)
+	MOVL	CX, c+16(FP)
+	MOVL	DX, d+20(FP)
+	RET
+
+// func invlpg(va uintptr)
+TEXT ·invlpg(SB),NOSPLIT,$0-8
+	MOVQ	va+0(FP), AX
+	INVLPG	(AX)
+	RET
+
+// func imageEnd() uintptr
+// The end of the image's BSS, from the linker.
+TEXT ·imageEnd(SB),NOSPLIT,$0-8
+	LEAQ	runtime·end(SB), AX
+	MOVQ	AX, ret+0(FP)
+	RET

@@ -1,0 +1,52 @@
+package kernel
+
+// The file-descriptor table. Files are kept in a static array so that trap
+// context can create and close them without allocating.
+
+type fileKind uint8
+
+const (
+	fdFree    fileKind = iota
+	fdConsole          // 0, 1, 2: stdin reads EOF; stdout and stderr go to the host
+	fdEventfd
+	fdEpoll
+)
+
+const maxFiles = 256
+
+type file struct {
+	kind    fileKind
+	cloexec bool
+	flags   uint32 // O_ flags visible through F_GETFL
+	count   uint64 // eventfd counter
+	sema    bool   // EFD_SEMAPHORE
+}
+
+var files = [maxFiles]file{
+	{kind: fdConsole, flags: 0},
+	{kind: fdConsole, flags: 1},
+	{kind: fdConsole, flags: 1},
+}
+
+// getFile returns the open file fd, or nil.
+//
+//go:nosplit
+func getFile(fd uintptr) *file {
+	if fd >= maxFiles || files[fd].kind == fdFree {
+		return nil
+	}
+	return &files[fd]
+}
+
+// allocFD returns the lowest free descriptor, or -1.
+//
+//go:nosplit
+func allocFD(kind fileKind) int {
+	for i := range files {
+		if files[i].kind == fdFree {
+			files[i] = file{kind: kind}
+			return i
+		}
+	}
+	return -1
+}

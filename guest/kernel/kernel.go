@@ -1,0 +1,165 @@
+// Package kernel is the Unigo kernel: it is linked into the user's program by
+// `unigo build` and answers the Linux system calls the Go runtime makes.
+//
+// The boot path is entry (CPL 0, once) → start0 (CPL 3) → kinit → the Go
+// runtime's own Linux entry, _rt0_amd64_linux. From then on the runtime runs
+// as on Linux and makes real SYSCALL instructions, which land in syscallEntry.
+//
+// Trap context. Everything reached from syscallEntry runs before the calling
+// thread is back in user mode: it runs on a per-thread kernel stack with a
+// kernel g (kgs) whose stack bounds are that kernel stack, it is //go:nosplit,
+// it does not allocate, and it stores no pointers into Go memory (state is kept
+// in static arrays and uintptrs), because write barriers may run with no P.
+package kernel
+
+import (
+	"unsafe"
+
+	"unigo.dev/unigo/abi"
+	"unigo.dev/unigo/abi/linux"
+)
+
+// Tunables.
+const (
+	maxThreads = 64
+	kstackSize = 32 << 10
+	stackGuard = 928 // the runtime's StackGuard on linux/amd64: a kernel g's stack.lo + this
+	doorbell   = abi.DoorbellAddr
+)
+
+// kg is the part of a runtime g that compiled code reads: the stack bounds
+// checked by function prologues (runtime/runtime2.go, type g and type stack).
+// The tail pads it to more than a g's size in case the runtime looks further.
+type kg struct {
+	lo, hi         uintptr
+	guard0, guard1 uintptr
+	_              [96]uintptr
+}
+
+var (
+	kstacks [maxThreads][kstackSize]byte
+	kgs     [maxThreads]kg
+	ktls    [maxThreads][2]uintptr // [0] = &kgs[i]; FS base = &ktls[i][1]
+
+	// State of the running thread read by the assembly entry and exit.
+	kstackTop  uintptr // top of its kernel stack
+	kernelFS   uintptr // its kernel TLS
+	userFS     uintptr // its user FS base
+	userSP     uintptr // scratch for syscallEntry
+	handlerCPL uint8   // CPL of the syscall handler: 0 architecturally, 3 on paging-based KVMs
+
+	debug bool // BootFlagDebug
+
+	bootStack [256 << 10]byte // the process stack of the first thread: argc, argv, envp, auxv
+)
+
+// Implemented in cpu_amd64.s.
+func entry()
+func start0()
+func syscallEntry()
+func sysexit()
+func sysexitPC() uintptr
+func swtch(save *uintptr, sp, fs uintptr)
+func hypercall(nr uintptr)
+func load64(addr uintptr) uint64
+func store64(addr uintptr, v uint64)
+func memclr(addr, n uintptr)
+func memmove(dst, src, n uintptr)
+func rdtsc() uint64
+func rdrand() (v uint64, ok bool)
+func cpuid(leaf, sub uint32) (a, b, c, d uint32)
+func invlpg(va uintptr)
+func imageEnd() uintptr
+
+// GDT in Linux's layout (arch/x86/include/asm/segment.h), which paging-based
+// KVMs expect of a guest: selectors for SYSCALL/SYSRET come from STAR.
+const (
+	gdtEntries    = 8
+	selKernelCode = 0x10
+	selKernelData = 0x18
+	selUser32Code = 0x23
+	selUserData   = 0x2b
+	selUserCode   = 0x33
+)
+
+var (
+	gdt = [gdtEntries]uint64{
+		0,
+		0x00cf9b000000ffff, // 0x08 kernel 32-bit code (unused)
+		0x00af9b000000ffff, // 0x10 kernel 64-bit code: P, DPL 0, L
+		0x00cf93000000ffff, // 0x18 kernel data
+		0x00cffb000000ffff, // 0x20 user 32-bit code (SYSRET base)
+		0x00cff3000000ffff, // 0x28 user data: P, DPL 3
+		0x00affb000000ffff, // 0x30 user 64-bit code: P, DPL 3, L
+		0,
+	}
+	gdtr [2]uint64 // limit (16 bits) then base (64 bits), written by entry
+)
+
+// kinit sets up the kernel on thread 0 and returns the stack pointer the Go
+// runtime starts with. It runs at CPL 3 before the runtime is initialized.
+//
+//go:nosplit
+func kinit(bootInfo uintptr) uintptr {
+	if load64(bootInfo+abi.BiMagic) != abi.BootMagic || uint32(load64(bootInfo+abi.BiVersion)) != abi.Version {
+		fatal("boot info has a wrong magic or version")
+	}
+	debug = load64(bootInfo+abi.BiFlags)&abi.BootFlagDebug != 0
+	clockInit(load64(bootInfo+abi.BiWallNs), load64(bootInfo+abi.BiTSC), load64(bootInfo+abi.BiTSCkHz))
+	memInit(uintptr(load64(bootInfo + abi.BiMemSize)))
+	threadInit()
+	return buildProcessStack(bootInfo)
+}
+
+// buildProcessStack lays out argc, argv, envp and auxv at the top of bootStack
+// as Linux does at exec (System V AMD64 ABI §3.4.1). The strings stay where the
+// monitor put them, in memory the kernel never reuses.
+//
+//go:nosplit
+func buildProcessStack(bootInfo uintptr) uintptr {
+	argc := uintptr(uint32(load64(bootInfo + abi.BiArgc)))
+	envc := uintptr(uint32(load64(bootInfo + abi.BiEnvc)))
+	str := uintptr(load64(bootInfo + abi.BiStrings))
+	strEnd := str + uintptr(load64(bootInfo+abi.BiStrLen))
+
+	top := uintptr(unsafe.Pointer(&bootStack[0])) + uintptr(len(bootStack))
+	random := top - 16
+	r0, _ := rdrand()
+	r1, _ := rdrand()
+	store64(random, r0)
+	store64(random+8, r1)
+
+	_, _, _, hwcap := cpuid(1, 0)
+	auxv := [...]uintptr{
+		linux.AT_PAGESZ, abi.PageSize,
+		linux.AT_CLKTCK, 100,
+		linux.AT_HWCAP, uintptr(hwcap),
+		linux.AT_SECURE, 0,
+		linux.AT_RANDOM, random,
+		linux.AT_NULL, 0,
+	}
+	words := 1 + argc + 1 + envc + 1 + uintptr(len(auxv))
+	sp := (random - words*8) &^ 15
+	p := sp
+	push := func(v uintptr) { store64(p, uint64(v)); p += 8 }
+	push(argc)
+	s := str
+	for i := uintptr(0); i < argc+envc; i++ {
+		if i == argc {
+			push(0)
+		}
+		push(s)
+		for s < strEnd && byte(load64(s)) != 0 {
+			s++
+		}
+		s++
+	}
+	if argc+envc == argc {
+		push(0)
+	}
+	push(0)
+	for _, v := range auxv {
+		push(v)
+	}
+	return sp
+}

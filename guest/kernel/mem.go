@@ -1,0 +1,228 @@
+package kernel
+
+import "unigo.dev/unigo/abi"
+
+// Memory. Guest-physical RAM is identity-mapped below 4 GiB by the monitor's
+// page tables (package abi). Memory that mmap(2) hands out lives at user
+// virtual addresses from userBase up, backed by 4 KiB frames taken from the RAM
+// above the image and mapped as the program commits it.
+
+const (
+	pageSize = abi.PageSize
+	userBase = 0x10_0000_0000   // 64 GiB: above every identity-mapped address
+	userTop  = 0x7fff_ffff_f000 // end of the canonical lower half (47 bits)
+
+	// Page-table entry bits (Intel SDM Vol. 3A §4.5).
+	ptePresent  = 1 << 0
+	pteWrite    = 1 << 1
+	pteUser     = 1 << 2
+	pteLarge    = 1 << 7
+	pteAddrMask = 0x000f_ffff_ffff_f000
+	pteUserRW   = ptePresent | pteWrite | pteUser
+
+	maxVMAs = 512
+)
+
+var (
+	physNext, physEnd uintptr // bump allocator over never-used frames (zero)
+	freeList          uintptr // freed frames, linked through their first word
+	framesFree        uintptr // frames on freeList
+
+	// Reserved user virtual ranges, append-only: munmap frees the frames but
+	// keeps the range, so a hint never lands on memory the program still
+	// believes it owns.
+	vmas   [maxVMAs]struct{ start, end uintptr }
+	nvmas  int
+	vaNext uintptr = userBase
+)
+
+//go:nosplit
+func memInit(memSize uintptr) {
+	physNext = (imageEnd() + pageSize - 1) &^ (pageSize - 1)
+	physEnd = memSize
+	if physNext >= physEnd {
+		fatal("guest memory ends inside the image")
+	}
+}
+
+// allocFrame returns a zeroed 4 KiB frame, or 0 when RAM is exhausted.
+//
+//go:nosplit
+func allocFrame() uintptr {
+	if f := freeList; f != 0 {
+		freeList = uintptr(load64(f))
+		framesFree--
+		memclr(f, pageSize)
+		return f
+	}
+	if physEnd-physNext < pageSize {
+		return 0
+	}
+	f := physNext
+	physNext += pageSize
+	return f
+}
+
+//go:nosplit
+func freeFrame(f uintptr) {
+	store64(f, uint64(freeList))
+	freeList = f
+	framesFree++
+}
+
+// pte returns the address of the last-level entry mapping user address va,
+// creating the page tables on the way if alloc is set. It returns 0 if a table
+// is missing (and alloc is not set or RAM is exhausted).
+//
+//go:nosplit
+func pte(va uintptr, alloc bool) uintptr {
+	table := uintptr(abi.PML4Addr)
+	for shift := uintptr(39); shift > 12; shift -= 9 {
+		e := table + (va>>shift)&511*8
+		v := uintptr(load64(e))
+		if v&ptePresent == 0 {
+			if !alloc {
+				return 0
+			}
+			f := allocFrame()
+			if f == 0 {
+				return 0
+			}
+			store64(e, uint64(f|pteUserRW))
+			v = f | pteUserRW
+		}
+		if v&pteLarge != 0 {
+			return 0 // identity map: never a user mapping
+		}
+		table = v & pteAddrMask
+	}
+	return table + (va>>12)&511*8
+}
+
+// mapped reports whether va is mapped, in the identity map or in user memory.
+//
+//go:nosplit
+func mapped(va uintptr) bool {
+	table := uintptr(abi.PML4Addr)
+	for shift := uintptr(39); shift >= 12; shift -= 9 {
+		v := uintptr(load64(table + (va>>shift)&511*8))
+		if v&ptePresent == 0 {
+			return false
+		}
+		if shift == 12 || v&pteLarge != 0 {
+			return true
+		}
+		table = v & pteAddrMask
+	}
+	return false
+}
+
+// userRange reports whether all n bytes at va are mapped, so the kernel may
+// touch them. Both tests are needed: va+n may overflow.
+//
+//go:nosplit
+func userRange(va, n uintptr) bool {
+	if n == 0 {
+		return true
+	}
+	if va+n < va || va < pageSize {
+		return false
+	}
+	for p := va &^ (pageSize - 1); p < va+n; p += pageSize {
+		if !mapped(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// populate maps a zeroed frame at every page of [start, end). Pages already
+// mapped are zeroed if zero is set (mmap MAP_FIXED replaces them) and kept
+// otherwise (mprotect). It fails with ENOMEM when RAM runs out.
+//
+//go:nosplit
+func populate(start, end uintptr, zero bool) bool {
+	for va := start; va < end; va += pageSize {
+		e := pte(va, true)
+		if e == 0 {
+			return false
+		}
+		v := uintptr(load64(e))
+		if v&ptePresent != 0 {
+			if zero {
+				memclr(v&pteAddrMask, pageSize)
+			}
+			continue
+		}
+		f := allocFrame()
+		if f == 0 {
+			return false
+		}
+		store64(e, uint64(f|pteUserRW))
+	}
+	return true
+}
+
+// unmap removes the mappings of [start, end) and frees their frames.
+//
+//go:nosplit
+func unmap(start, end uintptr) {
+	for va := start; va < end; {
+		e := pte(va, false)
+		if e == 0 {
+			va = (va + abi.LargePageSize) &^ (abi.LargePageSize - 1) // no page table here
+			continue
+		}
+		if v := uintptr(load64(e)); v&ptePresent != 0 {
+			store64(e, 0)
+			invlpg(va)
+			freeFrame(v & pteAddrMask)
+		}
+		va += pageSize
+	}
+}
+
+// vaFree reports whether [start, end) overlaps no reserved range.
+//
+//go:nosplit
+func vaFree(start, end uintptr) bool {
+	for i := 0; i < nvmas; i++ {
+		if start < vmas[i].end && vmas[i].start < end {
+			return false
+		}
+	}
+	return true
+}
+
+//go:nosplit
+func vaReserve(start, end uintptr) bool {
+	for i := 0; i < nvmas; i++ {
+		if vmas[i].end == start {
+			vmas[i].end = end
+			return true
+		}
+	}
+	if nvmas == maxVMAs {
+		return false
+	}
+	vmas[nvmas].start, vmas[nvmas].end = start, end
+	nvmas++
+	return true
+}
+
+// vaAlloc picks n bytes of free user address space, at hint if it is free.
+//
+//go:nosplit
+func vaAlloc(hint, n uintptr) uintptr {
+	if hint >= userBase && hint&(pageSize-1) == 0 && hint+n > hint && hint+n <= userTop && vaFree(hint, hint+n) {
+		return hint
+	}
+	for vaNext+n > vaNext && vaNext+n <= userTop {
+		a := vaNext
+		vaNext += n
+		if vaFree(a, a+n) {
+			return a
+		}
+	}
+	return 0
+}

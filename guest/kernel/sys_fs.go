@@ -1,0 +1,187 @@
+package kernel
+
+import "unigo.dev/unigo/abi/linux"
+
+// File system calls. There is no file system yet: every path is absent, and
+// the descriptors are the console, eventfds and epoll instances.
+
+// sysRead implements Linux syscall read(2).
+//
+//go:nosplit
+func sysRead(f *trapFrame) uintptr {
+	fd := f.arg(0)
+	buf := f.arg(1)
+	n := f.arg(2)
+	fl := getFile(fd)
+	if fl == nil {
+		return errno(linux.EBADF)
+	}
+	switch fl.kind {
+	case fdConsole:
+		if fd != 0 {
+			return errno(linux.EBADF)
+		}
+		return 0 // stdin has no input device yet: end of file
+	case fdEventfd:
+		return eventfdRead(fl, buf, n)
+	}
+	return errno(linux.EINVAL)
+}
+
+// sysWrite implements Linux syscall write(2).
+//
+//go:nosplit
+func sysWrite(f *trapFrame) uintptr {
+	fd := f.arg(0)
+	buf := f.arg(1)
+	n := f.arg(2)
+	fl := getFile(fd)
+	if fl == nil {
+		return errno(linux.EBADF)
+	}
+	if !userRange(buf, n) {
+		return errno(linux.EFAULT)
+	}
+	switch fl.kind {
+	case fdConsole:
+		if fd == 0 {
+			return errno(linux.EBADF)
+		}
+		return consoleWrite(int(fd), buf, n)
+	case fdEventfd:
+		return eventfdWrite(fl, buf, n)
+	}
+	return errno(linux.EINVAL)
+}
+
+// sysOpenat implements Linux syscall openat(2): no path exists yet.
+//
+//go:nosplit
+func sysOpenat(f *trapFrame) uintptr { return errno(linux.ENOENT) }
+
+// sysOpen implements Linux syscall open(2): no path exists yet.
+//
+//go:nosplit
+func sysOpen(f *trapFrame) uintptr { return errno(linux.ENOENT) }
+
+// sysClose implements Linux syscall close(2).
+//
+//go:nosplit
+func sysClose(f *trapFrame) uintptr {
+	fd := f.arg(0)
+	fl := getFile(fd)
+	if fl == nil {
+		return errno(linux.EBADF)
+	}
+	if fl.kind == fdEpoll {
+		epollCloseInstance(int(fd))
+	}
+	epollForget(int(fd))
+	*fl = file{}
+	return 0
+}
+
+// sysPread64 implements Linux syscall pread64(2): no descriptor is seekable yet.
+//
+//go:nosplit
+func sysPread64(f *trapFrame) uintptr {
+	if getFile(f.arg(0)) == nil {
+		return errno(linux.EBADF)
+	}
+	return errno(linux.ESPIPE)
+}
+
+// sysFcntl implements Linux syscall fcntl(2): descriptor and status flags.
+//
+//go:nosplit
+func sysFcntl(f *trapFrame) uintptr {
+	fd := f.arg(0)
+	cmd := f.arg(1)
+	arg := f.arg(2)
+	fl := getFile(fd)
+	if fl == nil {
+		return errno(linux.EBADF)
+	}
+	switch cmd {
+	case linux.F_GETFD:
+		if fl.cloexec {
+			return linux.FD_CLOEXEC
+		}
+		return 0
+	case linux.F_SETFD:
+		fl.cloexec = arg&linux.FD_CLOEXEC != 0
+		return 0
+	case linux.F_GETFL:
+		return uintptr(fl.flags)
+	case linux.F_SETFL:
+		fl.flags = fl.flags&^linux.O_NONBLOCK | uint32(arg)&linux.O_NONBLOCK
+		return 0
+	}
+	return errno(linux.EINVAL)
+}
+
+// sysEventfd2 implements Linux syscall eventfd2(2).
+//
+//go:nosplit
+func sysEventfd2(f *trapFrame) uintptr {
+	initval := f.arg(0)
+	flags := f.arg(1)
+	if flags&^(linux.EFD_CLOEXEC|linux.EFD_NONBLOCK|linux.EFD_SEMAPHORE) != 0 {
+		return errno(linux.EINVAL)
+	}
+	fd := allocFD(fdEventfd)
+	if fd < 0 {
+		return errno(linux.EMFILE)
+	}
+	fl := &files[fd]
+	fl.count = uint64(uint32(initval))
+	fl.cloexec = flags&linux.EFD_CLOEXEC != 0
+	fl.sema = flags&linux.EFD_SEMAPHORE != 0
+	fl.flags = linux.O_RDWR | uint32(flags)&linux.O_NONBLOCK
+	return uintptr(fd)
+}
+
+// eventfdRead reads the counter (eventfd(2)). A blocking read of a zero
+// counter waits for a write.
+//
+//go:nosplit
+func eventfdRead(fl *file, buf, n uintptr) uintptr {
+	if n < 8 {
+		return errno(linux.EINVAL)
+	}
+	if !userRange(buf, 8) {
+		return errno(linux.EFAULT)
+	}
+	for fl.count == 0 {
+		if fl.flags&linux.O_NONBLOCK != 0 {
+			return errno(linux.EAGAIN)
+		}
+		block(waitEpoll, 0, 0)
+	}
+	v := fl.count
+	if fl.sema {
+		v = 1
+	}
+	fl.count -= v
+	store64(buf, v)
+	return 8
+}
+
+// eventfdWrite adds to the counter and wakes the threads waiting for it.
+//
+//go:nosplit
+func eventfdWrite(fl *file, buf, n uintptr) uintptr {
+	if n < 8 {
+		return errno(linux.EINVAL)
+	}
+	v := load64(buf)
+	if v == ^uint64(0) {
+		return errno(linux.EINVAL)
+	}
+	if fl.count+v < fl.count || fl.count+v == ^uint64(0) {
+		return errno(linux.EAGAIN) // would overflow; a blocking writer would wait
+	}
+	fl.count += v
+	wakeWaiters(waitEpoll)
+	return 8
+}

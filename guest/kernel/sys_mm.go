@@ -1,0 +1,118 @@
+package kernel
+
+import "unigo.dev/unigo/abi/linux"
+
+// Memory system calls over the user address space of mem.go. Memory is
+// committed when it is mapped readable or writable; PROT_NONE reserves
+// address space only.
+
+//go:nosplit
+func pageRound(n uintptr) uintptr { return (n + pageSize - 1) &^ (pageSize - 1) }
+
+// sysMmap implements Linux syscall mmap(2) for private anonymous memory.
+//
+//go:nosplit
+func sysMmap(f *trapFrame) uintptr {
+	addr := f.arg(0)
+	length := f.arg(1)
+	prot := f.arg(2)
+	flags := f.arg(3)
+	fd := int32(f.arg(4))
+	if flags&linux.MAP_ANONYMOUS == 0 || fd != -1 {
+		return errno(linux.ENODEV) // no file can be mapped yet
+	}
+	if flags&linux.MAP_SHARED != 0 {
+		return errno(linux.EINVAL) // shared anonymous memory: no fork, so not needed yet
+	}
+	n := pageRound(length)
+	if length == 0 || n < length {
+		return errno(linux.EINVAL)
+	}
+	if flags&(linux.MAP_FIXED|linux.MAP_FIXED_NOREPLACE) != 0 {
+		if addr&(pageSize-1) != 0 || addr < userBase || addr+n < addr || addr+n > userTop {
+			return errno(linux.EINVAL)
+		}
+		if flags&linux.MAP_FIXED_NOREPLACE != 0 && !vaFree(addr, addr+n) {
+			return errno(linux.EEXIST)
+		}
+	} else if addr = vaAlloc(addr, n); addr == 0 {
+		return errno(linux.ENOMEM)
+	}
+	if !vaReserve(addr, addr+n) {
+		return errno(linux.ENOMEM)
+	}
+	if prot == linux.PROT_NONE {
+		unmap(addr, addr+n)
+		return addr
+	}
+	if !populate(addr, addr+n, true) {
+		return errno(linux.ENOMEM)
+	}
+	return addr
+}
+
+// sysMunmap implements Linux syscall munmap(2).
+//
+//go:nosplit
+func sysMunmap(f *trapFrame) uintptr {
+	addr := f.arg(0)
+	length := f.arg(1)
+	n := pageRound(length)
+	if addr&(pageSize-1) != 0 || length == 0 || n < length || addr+n < addr {
+		return errno(linux.EINVAL)
+	}
+	if addr >= userBase {
+		unmap(addr, min(addr+n, userTop))
+	}
+	return 0
+}
+
+// sysMprotect implements Linux syscall mprotect(2) for making memory
+// accessible. Taking access away (PROT_NONE) is not implemented yet.
+//
+//go:nosplit
+func sysMprotect(f *trapFrame) uintptr {
+	addr := f.arg(0)
+	length := f.arg(1)
+	prot := f.arg(2)
+	n := pageRound(length)
+	if addr&(pageSize-1) != 0 || n < length || addr+n < addr || addr < userBase || addr+n > userTop {
+		return errno(linux.EINVAL)
+	}
+	if prot == linux.PROT_NONE {
+		return enosys(linux.SYS_MPROTECT)
+	}
+	if !populate(addr, addr+n, false) {
+		return errno(linux.ENOMEM)
+	}
+	return 0
+}
+
+// sysMadvise implements Linux syscall madvise(2). MADV_DONTNEED zero-fills
+// the range as Linux guarantees for private anonymous memory (the frames are
+// kept); hints that promise nothing are accepted.
+//
+//go:nosplit
+func sysMadvise(f *trapFrame) uintptr {
+	addr := f.arg(0)
+	length := f.arg(1)
+	advice := f.arg(2)
+	n := pageRound(length)
+	if addr&(pageSize-1) != 0 || n < length || addr+n < addr {
+		return errno(linux.EINVAL)
+	}
+	switch advice {
+	case linux.MADV_DONTNEED:
+		for va := addr; va < addr+n; va += pageSize {
+			if e := pte(va, false); e != 0 {
+				if v := uintptr(load64(e)); v&ptePresent != 0 {
+					memclr(v&pteAddrMask, pageSize)
+				}
+			}
+		}
+		return 0
+	case linux.MADV_NORMAL, linux.MADV_FREE, linux.MADV_HUGEPAGE, linux.MADV_NOHUGEPAGE, linux.MADV_COLLAPSE:
+		return 0
+	}
+	return errno(linux.EINVAL)
+}

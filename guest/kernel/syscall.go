@@ -1,0 +1,126 @@
+package kernel
+
+import (
+	"unigo.dev/unigo/abi"
+	"unigo.dev/unigo/abi/linux"
+)
+
+// trapFrame holds the user registers saved by syscallEntry. Offsets are used
+// by cpu_amd64.s through go_asm.h.
+type trapFrame struct {
+	rax, rbx, rdx, rsi, rdi, rbp uint64
+	r8, r9, r10, r12, r13, r14   uint64
+	r15, rip, rflags, rsp        uint64
+}
+
+// arg returns system call argument i (0-5) in the Linux order:
+// rdi, rsi, rdx, r10, r8, r9.
+//
+//go:nosplit
+func (f *trapFrame) arg(i int) uintptr {
+	switch i {
+	case 0:
+		return uintptr(f.rdi)
+	case 1:
+		return uintptr(f.rsi)
+	case 2:
+		return uintptr(f.rdx)
+	case 3:
+		return uintptr(f.r10)
+	case 4:
+		return uintptr(f.r8)
+	}
+	return uintptr(f.r9)
+}
+
+// sysFunc implements one system call; it returns the raw result (a value, or
+// -errno as linux.Errno.Ret gives).
+type sysFunc func(f *trapFrame) uintptr
+
+// support says how completely an entry implements its call.
+type support uint8
+
+const (
+	supFull    support = iota // as Linux does it
+	supPartial                // the common cases; others return an errno
+	supNone                   // ENOSYS, reported once with --debug
+)
+
+type sysEntry struct {
+	fn  sysFunc
+	sup support
+}
+
+// syscall dispatches the system call in f. Trap context.
+//
+//go:nosplit
+func syscall(f *trapFrame) {
+	nr := uintptr(f.rax)
+	if nr < uintptr(len(table)) && table[nr].fn != nil {
+		f.rax = uint64(table[nr].fn(f))
+		return
+	}
+	f.rax = uint64(enosys(nr))
+}
+
+//go:nosplit
+func enosys(nr uintptr) uintptr {
+	if debug {
+		hcall(abi.HcUnimplemented, uint64(nr), 0)
+	}
+	return linux.ENOSYS.Ret()
+}
+
+//go:nosplit
+func errno(e linux.Errno) uintptr { return e.Ret() }
+
+// The system call table: every call the kernel answers, with its support
+// level. Calls not listed return ENOSYS.
+var table = [linux.NumSyscalls]sysEntry{
+	// sys_fs.go
+	linux.SYS_READ:     {sysRead, supPartial},
+	linux.SYS_WRITE:    {sysWrite, supPartial},
+	linux.SYS_OPENAT:   {sysOpenat, supPartial},
+	linux.SYS_OPEN:     {sysOpen, supPartial},
+	linux.SYS_CLOSE:    {sysClose, supFull},
+	linux.SYS_PREAD64:  {sysPread64, supPartial},
+	linux.SYS_FCNTL:    {sysFcntl, supPartial},
+	linux.SYS_EVENTFD2: {sysEventfd2, supFull},
+	// sys_epoll.go
+	linux.SYS_EPOLL_CREATE1: {sysEpollCreate1, supFull},
+	linux.SYS_EPOLL_CTL:     {sysEpollCtl, supPartial},
+	linux.SYS_EPOLL_PWAIT:   {sysEpollPwait, supPartial},
+	linux.SYS_EPOLL_WAIT:    {sysEpollWait, supPartial},
+	// sys_mm.go
+	linux.SYS_MMAP:     {sysMmap, supPartial},
+	linux.SYS_MUNMAP:   {sysMunmap, supFull},
+	linux.SYS_MPROTECT: {sysMprotect, supPartial},
+	linux.SYS_MADVISE:  {sysMadvise, supPartial},
+	// sys_thread.go
+	linux.SYS_CLONE:             {sysClone, supPartial},
+	linux.SYS_EXIT:              {sysExit, supFull},
+	linux.SYS_EXIT_GROUP:        {sysExitGroup, supFull},
+	linux.SYS_FUTEX:             {sysFutex, supPartial},
+	linux.SYS_SCHED_YIELD:       {sysSchedYield, supFull},
+	linux.SYS_GETTID:            {sysGettid, supFull},
+	linux.SYS_GETPID:            {sysGetpid, supFull},
+	linux.SYS_ARCH_PRCTL:        {sysArchPrctl, supPartial},
+	linux.SYS_SCHED_GETAFFINITY: {sysSchedGetaffinity, supFull},
+	// sys_signal.go
+	linux.SYS_RT_SIGACTION:   {sysRtSigaction, supPartial},
+	linux.SYS_RT_SIGPROCMASK: {sysRtSigprocmask, supFull},
+	linux.SYS_SIGALTSTACK:    {sysSigaltstack, supFull},
+	// sys_time.go
+	linux.SYS_CLOCK_GETTIME: {sysClockGettime, supPartial},
+	linux.SYS_NANOSLEEP:     {sysNanosleep, supFull},
+	// sys_misc.go
+	linux.SYS_GETRANDOM: {sysGetrandom, supFull},
+	linux.SYS_UNAME:     {sysUname, supFull},
+	linux.SYS_PRLIMIT64: {sysPrlimit64, supPartial},
+	linux.SYS_PRCTL:     {sysPrctl, supPartial},
+	linux.SYS_GETUID:    {sysGetuid, supFull},
+	linux.SYS_GETEUID:   {sysGetuid, supFull},
+	linux.SYS_GETGID:    {sysGetuid, supFull},
+	linux.SYS_GETEGID:   {sysGetuid, supFull},
+	linux.SYS_GETPPID:   {sysGetppid, supFull},
+}

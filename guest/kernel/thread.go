@@ -1,0 +1,181 @@
+package kernel
+
+import (
+	"unsafe"
+
+	"unigo.dev/unigo/abi/linux"
+)
+
+// Threads. Each runtime M is a kernel thread with its own kernel stack; one
+// vCPU runs them in turn. A thread gives up the CPU when it blocks in the
+// kernel (futex, nanosleep, epoll) or yields; when none can run, the vCPU waits
+// in the monitor until the earliest deadline.
+
+type threadState uint8
+
+const (
+	tsFree threadState = iota
+	tsRunnable
+	tsBlocked
+	tsDead
+)
+
+type waitKind uint8
+
+const (
+	waitNone waitKind = iota
+	waitFutex
+	waitSleep
+	waitEpoll
+)
+
+type thread struct {
+	state    threadState
+	wait     waitKind
+	timedOut bool
+	tid      int32
+	ksp      uintptr // saved kernel stack pointer while switched out
+	fsbase   uintptr // user FS base (arch_prctl, clone TLS)
+	waitAddr uintptr // futex word or epoll fd being waited on
+	deadline int64   // nanotime at which a wait times out; 0 = never
+	sigmask  uint64
+	altstack linux.StackT
+}
+
+var (
+	threads [maxThreads]thread
+	cur     int   // index of the running thread
+	nextTID int32 = 1
+	live    int   // threads not free or dead
+)
+
+//go:nosplit
+func threadInit() {
+	setupKernelG(0)
+	t := &threads[0]
+	t.state = tsRunnable
+	t.tid = nextTID
+	t.altstack.Flags = linux.SS_DISABLE
+	nextTID++
+	live = 1
+	cur = 0
+	kstackTop = kstackTopOf(0)
+	kernelFS = uintptr(unsafe.Pointer(&ktls[0][1]))
+}
+
+//go:nosplit
+func kstackTopOf(i int) uintptr {
+	return uintptr(unsafe.Pointer(&kstacks[i][0])) + kstackSize
+}
+
+// setupKernelG gives thread slot i its kernel g and kernel TLS.
+//
+//go:nosplit
+func setupKernelG(i int) {
+	g := &kgs[i]
+	g.lo = uintptr(unsafe.Pointer(&kstacks[i][0]))
+	g.hi = g.lo + kstackSize
+	g.guard0 = g.lo + stackGuard
+	g.guard1 = g.guard0
+	ktls[i][0] = uintptr(unsafe.Pointer(g))
+}
+
+// newThread returns a free thread slot, or -1.
+//
+//go:nosplit
+func newThread() int {
+	for i := range threads {
+		if i != cur && (threads[i].state == tsFree || threads[i].state == tsDead) {
+			threads[i] = thread{state: tsBlocked, tid: nextTID}
+			threads[i].altstack.Flags = linux.SS_DISABLE
+			nextTID++
+			live++
+			setupKernelG(i)
+			return i
+		}
+	}
+	return -1
+}
+
+// block puts the running thread to sleep until wake or its deadline.
+// It reports whether the thread was woken (true) or timed out (false).
+//
+//go:nosplit
+func block(kind waitKind, addr uintptr, deadline int64) bool {
+	t := &threads[cur]
+	t.state = tsBlocked
+	t.wait = kind
+	t.waitAddr = addr
+	t.deadline = deadline
+	t.timedOut = false
+	schedule()
+	return !threads[cur].timedOut
+}
+
+//go:nosplit
+func wake(i int) {
+	t := &threads[i]
+	t.state = tsRunnable
+	t.wait = waitNone
+	t.deadline = 0
+}
+
+// schedule switches to the next runnable thread, round robin, waiting in the
+// monitor while none is. The running thread may be picked again.
+//
+//go:nosplit
+func schedule() {
+	for {
+		now := nanotime()
+		var earliest int64
+		for i := range threads {
+			t := &threads[i]
+			if t.state != tsBlocked || t.deadline == 0 {
+				continue
+			}
+			if t.deadline <= now {
+				wake(i)
+				t.timedOut = true
+			} else if earliest == 0 || t.deadline < earliest {
+				earliest = t.deadline
+			}
+		}
+		for k := 1; k <= maxThreads; k++ {
+			i := (cur + k) % maxThreads
+			if threads[i].state == tsRunnable {
+				switchTo(i)
+				return
+			}
+		}
+		if earliest == 0 {
+			halt(0) // the monitor reports the deadlock
+		}
+		halt(earliest - now)
+	}
+}
+
+//go:nosplit
+func switchTo(i int) {
+	if i == cur {
+		return
+	}
+	old := cur
+	cur = i
+	kstackTop = kstackTopOf(i)
+	kernelFS = uintptr(unsafe.Pointer(&ktls[i][1]))
+	userFS = threads[i].fsbase
+	swtch(&threads[old].ksp, threads[i].ksp, kernelFS)
+}
+
+// exitThread ends the running thread; the process ends with the last one.
+//
+//go:nosplit
+func exitThread(code int) {
+	threads[cur].state = tsDead
+	live--
+	if live == 0 {
+		exit(code)
+	}
+	schedule()
+	fatal("a dead thread was scheduled")
+}

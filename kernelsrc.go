@@ -1,0 +1,15 @@
+// Package unigo carries the kernel's source inside the unigo command, so that
+// an installed unigo builds images from any folder, offline: package build
+// writes it to the user's cache and links it into the program from there.
+package unigo
+
+import "embed"
+
+// KernelSource is the guest side of this module: its go.mod, package abi and
+// the guest tree.
+//
+//go:embed go.mod abi guest
+var KernelSource embed.FS
+
+// ModulePath is this module's path.
+const ModulePath = "unigo.dev/unigo"

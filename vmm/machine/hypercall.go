@@ -1,0 +1,60 @@
+package machine
+
+import (
+	"fmt"
+	"time"
+
+	"unigo.dev/unigo/abi"
+	"unigo.dev/unigo/abi/linux"
+)
+
+// hypercall serves hypercall nr. done reports that the guest has exited with
+// status.
+func (m *Machine) hypercall(nr uint64) (done bool, status int, err error) {
+	arg := func(off uint64) uint64 {
+		v, _ := m.mem.U64(abi.HcPageAddr + off) // the hypercall page is always in RAM
+		return v
+	}
+	ret := func(v uint64) { m.mem.PutU64(abi.HcPageAddr+abi.HcRet, v) }
+	switch nr {
+	case abi.HcExit:
+		return true, int(int32(arg(abi.HcA0))), nil
+	case abi.HcConsoleWrite:
+		fd, n := arg(abi.HcA0), arg(abi.HcA1)
+		if n > abi.HcBufSize {
+			return false, 0, fmt.Errorf("console write of %d bytes exceeds the %d-byte buffer", n, abi.HcBufSize)
+		}
+		b, _ := m.mem.Slice(abi.HcBufAddr, n)
+		w := m.cfg.Stdout
+		if fd == 2 {
+			w = m.cfg.Stderr
+		}
+		k, _ := w.Write(b)
+		ret(uint64(k))
+	case abi.HcHalt:
+		ns := arg(abi.HcA0)
+		if ns == 0 {
+			return false, 0, fmt.Errorf("guest deadlock: every thread waits and no timer or device can wake one")
+		}
+		time.Sleep(time.Duration(ns))
+		ret(0)
+	case abi.HcUnimplemented:
+		sys := arg(abi.HcA0)
+		if !m.reported[sys] {
+			m.reported[sys] = true
+			name := "?"
+			if sys < linux.NumSyscalls && linux.SyscallNames[sys] != "" {
+				name = linux.SyscallNames[sys]
+			}
+			fmt.Fprintf(m.cfg.Stderr, "unigo: unimplemented system call %s (%d) returned ENOSYS\n", name, sys)
+		}
+		ret(0)
+	case abi.HcFatal:
+		n := min(arg(abi.HcA1), abi.HcBufSize)
+		b, _ := m.mem.Slice(abi.HcBufAddr, n)
+		return false, 0, fmt.Errorf("kernel: %s", b)
+	default:
+		return false, 0, fmt.Errorf("unknown hypercall %d", nr)
+	}
+	return false, 0, nil
+}

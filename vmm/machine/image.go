@@ -1,0 +1,158 @@
+package machine
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+
+	"unigo.dev/unigo/abi"
+)
+
+// Image is a validated Unigo image: a static x86-64 ELF64 executable carrying
+// the Unigo note of abi.Version.
+type Image struct {
+	Path     string
+	Entry    uint64
+	Segments []Segment
+	syms     []elf.Symbol // function symbols sorted by address, for crash reports
+}
+
+// Segment is one PT_LOAD segment to copy into guest memory.
+type Segment struct {
+	Addr    uint64 // guest-physical load address
+	Data    []byte // file bytes; the rest of MemSize is zero
+	MemSize uint64
+}
+
+// ErrNotUnigo is wrapped by errors about images that are not Unigo images.
+var ErrNotUnigo = errors.New("not a Unigo image")
+
+// LoadImage reads and validates the image at path.
+func LoadImage(path string) (*Image, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	img, err := ParseImage(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	img.Path = path
+	return img, nil
+}
+
+// ParseImage validates an image held in memory.
+func ParseImage(raw []byte) (*Image, error) {
+	f, err := elf.NewFile(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("%w: not a valid ELF file (%v); build one with 'unigo build'", ErrNotUnigo, err)
+	}
+	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 || f.Type != elf.ET_EXEC {
+		return nil, fmt.Errorf("%w: want an x86-64 ELF64 executable, have %v %v %v", ErrNotUnigo, f.Class, f.Machine, f.Type)
+	}
+	ver, err := findNote(f)
+	if err != nil {
+		return nil, err
+	}
+	if ver != abi.Version {
+		return nil, fmt.Errorf("image speaks Unigo ABI version %d, this monitor version %d: rebuild it with this unigo", ver, abi.Version)
+	}
+	img := &Image{Entry: f.Entry}
+	entryOK := false
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_LOAD {
+			continue
+		}
+		if p.Filesz > p.Memsz {
+			return nil, fmt.Errorf("corrupt image: segment at %#x has file size %#x above memory size %#x", p.Paddr, p.Filesz, p.Memsz)
+		}
+		if p.Off > uint64(len(raw)) || p.Filesz > uint64(len(raw))-p.Off {
+			return nil, fmt.Errorf("truncated image: segment at %#x needs file bytes [%#x, +%#x), the file has %#x", p.Paddr, p.Off, p.Filesz, len(raw))
+		}
+		if p.Paddr < abi.ImageMinAddr || p.Paddr+p.Memsz < p.Paddr {
+			return nil, fmt.Errorf("image segment at %#x overlaps the boot area below %#x", p.Paddr, abi.ImageMinAddr)
+		}
+		img.Segments = append(img.Segments, Segment{Addr: p.Paddr, Data: raw[p.Off : p.Off+p.Filesz], MemSize: p.Memsz})
+		if p.Flags&elf.PF_X != 0 && f.Entry >= p.Vaddr && f.Entry < p.Vaddr+p.Memsz {
+			entryOK = true
+		}
+	}
+	if len(img.Segments) == 0 {
+		return nil, fmt.Errorf("corrupt image: no loadable segments")
+	}
+	if !entryOK {
+		return nil, fmt.Errorf("corrupt image: entry point %#x is in no executable segment", f.Entry)
+	}
+	if syms, err := f.Symbols(); err == nil {
+		for _, s := range syms {
+			if elf.ST_TYPE(s.Info) == elf.STT_FUNC && s.Value != 0 {
+				img.syms = append(img.syms, s)
+			}
+		}
+		sort.Slice(img.syms, func(i, j int) bool { return img.syms[i].Value < img.syms[j].Value })
+	}
+	return img, nil
+}
+
+// findNote returns the ABI version of the Unigo note.
+func findNote(f *elf.File) (uint32, error) {
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_NOTE {
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(p.Open(), 1<<20))
+		if err != nil {
+			return 0, fmt.Errorf("corrupt image: note segment: %v", err)
+		}
+		for len(b) >= 12 {
+			namesz := uint64(binary.LittleEndian.Uint32(b))
+			descsz := uint64(binary.LittleEndian.Uint32(b[4:]))
+			typ := binary.LittleEndian.Uint32(b[8:])
+			nameEnd := 12 + align4(namesz)
+			end := nameEnd + align4(descsz)
+			if namesz > uint64(len(b)) || descsz > uint64(len(b)) || end > uint64(len(b)) {
+				break
+			}
+			name := string(bytes.TrimRight(b[12:12+namesz], "\x00"))
+			if name == abi.NoteName && typ == abi.NoteType && descsz >= 4 {
+				return binary.LittleEndian.Uint32(b[nameEnd:]), nil
+			}
+			b = b[end:]
+		}
+	}
+	return 0, fmt.Errorf("%w: no Unigo note (a plain Linux executable?); build the program with 'unigo build'", ErrNotUnigo)
+}
+
+func align4(n uint64) uint64 { return (n + 3) &^ 3 }
+
+// load copies the segments into guest memory.
+func (img *Image) load(m *Memory) error {
+	for _, s := range img.Segments {
+		dst, err := m.Slice(s.Addr, s.MemSize)
+		if err != nil {
+			return fmt.Errorf("image segment [%#x, +%#x) does not fit in %d MiB of guest memory: use a larger -m", s.Addr, s.MemSize, m.Size()>>20)
+		}
+		// The rest of the segment (BSS) stays as it is: guest memory is
+		// freshly mapped and zero, and touching it would cost host pages.
+		copy(dst, s.Data)
+	}
+	return nil
+}
+
+// Symbolize names the function containing pc, as "name+0xoff".
+func (img *Image) Symbolize(pc uint64) string {
+	i := sort.Search(len(img.syms), func(i int) bool { return img.syms[i].Value > pc }) - 1
+	if i < 0 {
+		return "?"
+	}
+	s := img.syms[i]
+	if s.Size != 0 && pc >= s.Value+s.Size {
+		return "?"
+	}
+	return fmt.Sprintf("%s+%#x", s.Name, pc-s.Value)
+}

@@ -1,0 +1,268 @@
+// Package machine is Unigo's monitor: it creates a KVM virtual machine for an
+// image, starts its vCPU directly in 64-bit mode as the abi package's entry
+// contract says, and serves the guest's hypercalls until the guest exits.
+package machine
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"syscall"
+	"time"
+
+	"unigo.dev/unigo/abi"
+	"unigo.dev/unigo/vmm/kvm"
+)
+
+// Config says how to run an image.
+type Config struct {
+	MemSize uint64   // bytes of guest RAM
+	Args    []string // os.Args of the guest program; Args[0] is its name
+	Env     []string // KEY=VALUE
+	Cmdline string   // kernel command line
+	Debug   bool     // report unimplemented system calls
+	Stdout  io.Writer
+	Stderr  io.Writer
+}
+
+// Machine is one VM running one image.
+type Machine struct {
+	cfg  Config
+	img  *Image
+	sys  *kvm.System
+	vm   *kvm.VM
+	cpu  *kvm.VCPU
+	mem  *Memory
+	info []byte
+	// reported holds the system calls already reported as unimplemented.
+	reported map[uint64]bool
+}
+
+// New creates the VM, loads img and prepares the vCPU.
+func New(img *Image, cfg Config) (*Machine, error) {
+	if err := checkMemSize(cfg.MemSize); err != nil {
+		return nil, err
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = os.Stdout
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+	sys, err := kvm.Open()
+	if err != nil {
+		return nil, err
+	}
+	m := &Machine{cfg: cfg, img: img, sys: sys, reported: map[uint64]bool{}}
+	if err := m.setup(); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Machine) setup() (err error) {
+	if m.mem, err = newMemory(m.cfg.MemSize); err != nil {
+		return err
+	}
+	if m.vm, err = m.sys.CreateVM(); err != nil {
+		return err
+	}
+	// KVM on Intel wants three pages for its real-mode TSS; put them in the
+	// hole just below the doorbell, where there is no RAM.
+	if err := m.vm.SetTSSAddr(abi.DoorbellAddr - 0x4000); err != nil {
+		return err
+	}
+	if err := m.vm.SetMemory(0, 0, m.mem.b); err != nil {
+		return err
+	}
+	if err := m.img.load(m.mem); err != nil {
+		return err
+	}
+	if err := m.mem.buildPageTables(); err != nil {
+		return err
+	}
+	if m.cpu, err = m.vm.CreateVCPU(0); err != nil {
+		return err
+	}
+	xcr0, err := m.setCPUID()
+	if err != nil {
+		return err
+	}
+	if err := m.setCPUState(xcr0); err != nil {
+		return err
+	}
+	return m.writeBootInfo()
+}
+
+// setCPUID gives the guest the host's supported CPUID leaves and returns the
+// XCR0 value to use: x87, SSE and AVX state where XSAVE offers them. Larger
+// state components (AVX-512, AMX) stay off, so the runtime does not use them.
+func (m *Machine) setCPUID() (uint64, error) {
+	ents, err := m.sys.SupportedCPUID()
+	if err != nil {
+		return 0, err
+	}
+	var xcr0 uint64
+	for i := range ents {
+		e := &ents[i]
+		switch {
+		case e.Function == 1:
+			if e.Ecx&(1<<26) != 0 { // XSAVE
+				e.Ecx |= 1 << 27 // OSXSAVE: the monitor enables CR4.OSXSAVE
+			}
+		case e.Function == 0xd && e.Index == 0:
+			xcr0 = uint64(e.Eax) & 0x7
+		}
+	}
+	return xcr0, m.cpu.SetCPUID(ents)
+}
+
+// Control-register and EFER bits (Intel SDM Vol. 3A §2.5, §2.2.1).
+const (
+	cr0PE = 1 << 0
+	cr0MP = 1 << 1
+	cr0ET = 1 << 4
+	cr0NE = 1 << 5
+	cr0WP = 1 << 16
+	cr0PG = 1 << 31
+
+	cr4PAE        = 1 << 5
+	cr4OSFXSR     = 1 << 9
+	cr4OSXMMEXCPT = 1 << 10
+	cr4FSGSBASE   = 1 << 16
+	cr4OSXSAVE    = 1 << 18
+
+	eferSCE = 1 << 0
+	eferLME = 1 << 8
+	eferLMA = 1 << 10
+
+	msrTSC = 0x10
+)
+
+func (m *Machine) setCPUState(xcr0 uint64) error {
+	s, err := m.cpu.GetSregs()
+	if err != nil {
+		return err
+	}
+	code := kvm.Segment{Base: 0, Limit: 0xffffffff, Selector: 0x10, Type: 0xb, Present: 1, S: 1, L: 1, G: 1}
+	data := kvm.Segment{Base: 0, Limit: 0xffffffff, Selector: 0x18, Type: 0x3, Present: 1, S: 1, DB: 1, G: 1}
+	s.CS = code
+	s.DS, s.ES, s.FS, s.GS, s.SS = data, data, data, data, data
+	s.CR0 = cr0PE | cr0MP | cr0ET | cr0NE | cr0WP | cr0PG
+	s.CR3 = abi.PML4Addr
+	s.CR4 = cr4PAE | cr4OSFXSR | cr4OSXMMEXCPT | cr4FSGSBASE
+	if xcr0 != 0 {
+		s.CR4 |= cr4OSXSAVE
+	}
+	s.EFER = eferSCE | eferLME | eferLMA
+	if err := m.cpu.SetSregs(&s); err != nil {
+		return err
+	}
+	if xcr0 != 0 {
+		if err := m.cpu.SetXCR0(xcr0); err != nil {
+			return err
+		}
+	}
+	r := kvm.Regs{RIP: m.img.Entry, RDI: abi.BootInfoAddr, RFLAGS: 2}
+	return m.cpu.SetRegs(&r)
+}
+
+func (m *Machine) writeBootInfo() error {
+	khz, err := m.cpu.TSCkHz()
+	if err != nil {
+		return err
+	}
+	bi := abi.BootInfo{
+		MemSize: m.mem.Size(),
+		TSCkHz:  khz,
+		Args:    m.cfg.Args,
+		Env:     m.cfg.Env,
+		Cmdline: m.cfg.Cmdline,
+		Map:     []abi.MapEntry{{Addr: 0, Size: m.mem.Size(), Type: abi.MemRAM}},
+	}
+	if m.cfg.Debug {
+		bi.Flags |= abi.BootFlagDebug
+	}
+	info, _ := m.mem.Slice(abi.BootInfoAddr, abi.BiSize)
+	strs, _ := m.mem.Slice(abi.StringsAddr, abi.StringsSize)
+	m.info = info
+	return bi.Encode(info, strs)
+}
+
+// Close releases the VM and its memory.
+func (m *Machine) Close() {
+	if m.cpu != nil {
+		m.cpu.Close()
+	}
+	if m.vm != nil {
+		m.vm.Close()
+	}
+	if m.mem != nil {
+		m.mem.free()
+	}
+	m.sys.Close()
+}
+
+// ExitError reports a guest that stopped abnormally; its message holds the
+// crash report.
+type ExitError struct{ Report string }
+
+func (e *ExitError) Error() string { return e.Report }
+
+// Run runs the guest until it exits and returns its exit status.
+func (m *Machine) Run() (int, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	tsc, err := m.cpu.GetMSR(msrTSC)
+	if err != nil {
+		return 0, err
+	}
+	abi.SetClock(m.info, uint64(time.Now().UnixNano()), tsc)
+	run := m.cpu.Run
+	for {
+		if err := m.cpu.RunOnce(); err != nil {
+			if errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) {
+				continue
+			}
+			return 0, m.crash(fmt.Sprintf("KVM_RUN failed: %v", err))
+		}
+		switch run.ExitReason {
+		case kvm.ExitMMIO:
+			mm := run.MMIO()
+			if mm.IsWrite == 0 || mm.PhysAddr != abi.DoorbellAddr || mm.Len != 8 {
+				return 0, m.crash(fmt.Sprintf("guest accessed %#x outside memory (len %d, write %v)", mm.PhysAddr, mm.Len, mm.IsWrite != 0))
+			}
+			nr := leU64(mm.Data[:])
+			done, status, err := m.hypercall(nr)
+			if err != nil {
+				return 0, m.crash(err.Error())
+			}
+			if done {
+				return status, nil
+			}
+		case kvm.ExitIntr:
+			continue
+		case kvm.ExitFailEntry:
+			return 0, m.crash(fmt.Sprintf("KVM_EXIT_FAIL_ENTRY: hardware entry failure reason %#x", run.FailEntryReason()))
+		case kvm.ExitInternalError:
+			ie := run.InternalError()
+			return 0, m.crash(fmt.Sprintf("KVM_EXIT_INTERNAL_ERROR: suberror %d, data %x", ie.Suberror, ie.Data[:min(ie.NData, 16)]))
+		case kvm.ExitIO:
+			io := run.IO()
+			return 0, m.crash(fmt.Sprintf("unexpected port I/O: port %#x, size %d, out %v", io.Port, io.Size, io.Direction == 1))
+		default:
+			return 0, m.crash("unexpected VM exit " + kvm.ExitName(run.ExitReason))
+		}
+	}
+}
+
+func leU64(b []byte) uint64 {
+	var v uint64
+	for i := 7; i >= 0; i-- {
+		v = v<<8 | uint64(b[i])
+	}
+	return v
+}

@@ -74,6 +74,9 @@ func cmdRun(args []string) error {
 	}
 
 	imgPath := target
+	if strings.HasSuffix(target, ".img") && !isFile(target) {
+		return fmt.Errorf("image %s: no such file", target)
+	}
 	if !isFile(target) {
 		tmp, err := os.MkdirTemp("", "unigo-run-")
 		if err != nil {

@@ -48,7 +48,13 @@ func LoadImage(path string) (*Image, error) {
 
 // ParseImage validates an image held in memory.
 func ParseImage(raw []byte) (*Image, error) {
+	if !bytes.HasPrefix(raw, []byte(elf.ELFMAG)) {
+		return nil, fmt.Errorf("%w: not a valid ELF file; build one with 'unigo build'", ErrNotUnigo)
+	}
 	f, err := elf.NewFile(bytes.NewReader(raw))
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, fmt.Errorf("truncated image: the ELF headers run past the end of its %d bytes", len(raw))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: not a valid ELF file (%v); build one with 'unigo build'", ErrNotUnigo, err)
 	}

@@ -1,0 +1,32 @@
+package kernel
+
+import (
+	"testing"
+	"unsafe"
+)
+
+// The trap frame's layout is the contract with cpu_amd64.s; the argument
+// order is the Linux x86-64 system call convention.
+func TestTrapFrameArgs(t *testing.T) {
+	f := trapFrame{rdi: 1, rsi: 2, rdx: 3, r10: 4, r8: 5, r9: 6, rax: 99}
+	for i := 0; i < 6; i++ {
+		if got := f.arg(i); got != uintptr(i+1) {
+			t.Errorf("arg(%d) = %d, want %d", i, got, i+1)
+		}
+	}
+	if unsafe.Sizeof(f) != 16*8 {
+		t.Errorf("trapFrame is %d bytes, want 16 words", unsafe.Sizeof(f))
+	}
+}
+
+func TestTableHasRuntimeCalls(t *testing.T) {
+	// The calls every Go 1.26 program makes at start-up (prior-art §3).
+	for _, nr := range []int{9, 11, 12, 13, 14, 28, 56, 60, 72, 131, 158, 202, 204, 228, 231, 232, 257, 281, 290, 302, 318} {
+		if nr == 12 { // brk: the runtime does not use it
+			continue
+		}
+		if table[nr].fn == nil {
+			t.Errorf("system call %d has no handler", nr)
+		}
+	}
+}

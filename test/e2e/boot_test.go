@@ -1,0 +1,175 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestHello(t *testing.T) {
+	needKVM(t)
+	r := run(t, "run", image(t, "examples/hello"))
+	expect(t, r, 0, "hello\n")
+	if r.stdout != "hello\n" || r.stderr != "" {
+		t.Fatalf("stdout %q, stderr %q; want only hello", r.stdout, r.stderr)
+	}
+}
+
+// TestRunPackage builds and boots in one step, from outside the module.
+func TestRunPackage(t *testing.T) {
+	needKVM(t)
+	abs, err := filepath.Abs("../../examples/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, "run", abs)
+	expect(t, r, 0, "hello\n")
+}
+
+func TestExitStatus(t *testing.T) {
+	needKVM(t)
+	for _, code := range []int{0, 3} {
+		r := run(t, "run", image(t, "exitcode"), "--", strconv.Itoa(code))
+		expect(t, r, code, fmt.Sprintf("exiting with %d", code))
+	}
+}
+
+func TestExitFromGoroutine(t *testing.T) {
+	needKVM(t)
+	expect(t, run(t, "run", image(t, "goexit")), 7, "exit from goroutine")
+}
+
+func TestPanic(t *testing.T) {
+	needKVM(t)
+	r := run(t, "run", image(t, "panic"))
+	if r.code != 2 || !strings.Contains(r.stderr, "panic: boom from unigo") || !strings.Contains(r.stderr, "main.main()") {
+		t.Fatalf("exit %d, want 2 with Go's panic message and trace on stderr:\n%s", r.code, r.stderr)
+	}
+}
+
+func TestGoroutines(t *testing.T) {
+	needKVM(t)
+	expect(t, run(t, "run", image(t, "goroutines")), 0, "sum 1001000")
+}
+
+func TestGCChurn(t *testing.T) {
+	needKVM(t)
+	r := run(t, "run", "-m", "256M", image(t, "gcchurn"))
+	expect(t, r, 0, "allocated ")
+	m := regexp.MustCompile(`allocated (\d+) MiB in (\d+) GCs`).FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("no allocation summary in %q", r.stdout)
+	}
+	if mib, _ := strconv.Atoi(m[1]); mib < 200 {
+		t.Errorf("allocated %d MiB, want at least 200", mib)
+	}
+	if gcs, _ := strconv.Atoi(m[2]); gcs < 5 {
+		t.Errorf("%d GCs, want several", gcs)
+	}
+}
+
+func TestOutOfMemory(t *testing.T) {
+	needKVM(t)
+	r := run(t, "run", "-m", "64M", image(t, "oom"))
+	if r.code != 2 || !strings.Contains(r.stderr, "fatal error: runtime: out of memory") {
+		t.Fatalf("exit %d, want 2 with Go's out-of-memory error:\n%s", r.code, tail(r.stderr))
+	}
+}
+
+func TestClock(t *testing.T) {
+	needKVM(t)
+	r := run(t, "run", image(t, "clock"))
+	host := time.Now()
+	expect(t, r, 0, "now ")
+	for _, m := range regexp.MustCompile(`slept (\d+) us`).FindAllStringSubmatch(r.stdout, -1) {
+		us, _ := strconv.Atoi(m[1])
+		if us < 50000 || us > 60000 {
+			t.Errorf("time.Sleep(50ms) took %d us, want 50-60 ms", us)
+		}
+	}
+	m := regexp.MustCompile(`now (\d+)`).FindStringSubmatch(r.stdout)
+	ns, _ := strconv.ParseInt(m[1], 10, 64)
+	// The guest printed its time just before exiting; host is taken after.
+	if d := host.Sub(time.Unix(0, ns)); d < -time.Second || d > time.Second+r.elapsed {
+		t.Errorf("guest wall clock is %v off the host's", d)
+	}
+}
+
+func TestRandom(t *testing.T) {
+	needKVM(t)
+	img := image(t, "random")
+	a, b := run(t, "run", img), run(t, "run", img)
+	expect(t, a, 0, "distinct 256")
+	expect(t, b, 0, "distinct 256")
+	if a.stdout == b.stdout {
+		t.Fatalf("two boots read the same random bytes: %s", a.stdout)
+	}
+}
+
+func TestArgsEnv(t *testing.T) {
+	needKVM(t)
+	r := run(t, "run", "-e", "FOO=bar baz", image(t, "argsenv"), "--", "arg1", "two words", "")
+	expect(t, r, 0, `args ["arg1" "two words" ""]`)
+	expect(t, r, 0, `FOO="bar baz" BAR=""`)
+}
+
+func TestPreemption(t *testing.T) {
+	needKVM(t)
+	t.Skip("not implemented yet: preempting a spinning goroutine needs timer interrupts and SIGURG delivery")
+	r := run(t, "run", image(t, "preempt"))
+	expect(t, r, 0, "20 ticks in")
+}
+
+func TestBadImages(t *testing.T) {
+	needKVM(t)
+	good, err := os.ReadFile(image(t, "examples/hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	self, err := os.Executable() // a plain Linux ELF
+	if err != nil {
+		t.Fatal(err)
+	}
+	badPhoff := append([]byte(nil), good...)
+	copy(badPhoff[32:40], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0}) // e_phoff far outside the file
+	badMachine := append([]byte(nil), good...)
+	badMachine[18] = 0xb7 // e_machine = EM_AARCH64
+	for _, c := range []struct {
+		name, path, want string
+		args           []string
+	}{
+		{"plain Linux ELF", self, "no Unigo note", nil},
+		{"not ELF", write("text.img", []byte("hello, world\n")), "not a valid ELF", nil},
+		{"truncated", write("trunc.img", good[:len(good)/2]), "truncated image", nil},
+		{"program headers outside the file", write("phoff.img", badPhoff), "run past the end", nil},
+		{"other machine", write("arm.img", badMachine), "want an x86-64 ELF64 executable", nil},
+		{"segment outside memory", image(t, "examples/hello"), "does not fit in 4 MiB of guest memory", []string{"-m", "4M"}},
+		{"missing", filepath.Join(t.TempDir(), "none.img"), "no such file", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := run(t, append(append([]string{"run"}, c.args...), c.path)...)
+			if r.code != 125 || !strings.Contains(r.stderr, c.want) {
+				t.Fatalf("exit %d, want 125 with %q on stderr; stderr:\n%s", r.code, c.want, r.stderr)
+			}
+		})
+	}
+}
+
+func tail(s string) string {
+	if len(s) > 2000 {
+		return "..." + s[len(s)-2000:]
+	}
+	return s
+}

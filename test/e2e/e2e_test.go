@@ -1,0 +1,119 @@
+// Package e2e boots real images on the real monitor and checks what they print
+// and return. Every test needs /dev/kvm; without it the tests skip, saying so.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	unigoBin string // the unigo command under test
+	tmpDir   string
+	noKVM    string // why the tests cannot boot, if they cannot
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "unigo-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	tmpDir = dir
+	unigoBin = filepath.Join(dir, "unigo")
+	out, err := exec.Command("go", "build", "-o", unigoBin, "unigo.dev/unigo/cmd/unigo").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build unigo: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
+		noKVM = fmt.Sprintf("cannot boot images: %v", err)
+		fmt.Fprintln(os.Stderr, "e2e: KVM absent, tests skip:", noKVM)
+	} else {
+		f.Close()
+		fmt.Fprintln(os.Stderr, "e2e: KVM present: /dev/kvm")
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func needKVM(t *testing.T) {
+	t.Helper()
+	if noKVM != "" {
+		t.Skip(noKVM)
+	}
+}
+
+var (
+	imagesMu sync.Mutex
+	images   = map[string]string{}
+)
+
+// image builds the program in testdata/name (or a path relative to the
+// module root, such as examples/hello) once per test run.
+func image(t *testing.T, pkg string) string {
+	t.Helper()
+	imagesMu.Lock()
+	defer imagesMu.Unlock()
+	if img, ok := images[pkg]; ok {
+		return img
+	}
+	dir := filepath.Join("testdata", pkg)
+	if strings.Contains(pkg, "/") {
+		dir = filepath.Join("..", "..", pkg)
+	}
+	img := filepath.Join(tmpDir, strings.ReplaceAll(pkg, "/", "_")+".img")
+	out, err := exec.Command(unigoBin, "build", "-o", img, "./"+dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("unigo build %s: %v\n%s", pkg, err, out)
+	}
+	images[pkg] = img
+	return img
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+	elapsed        time.Duration
+}
+
+// run runs unigo with args and waits at most a minute.
+func run(t *testing.T, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, unigoBin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	t0 := time.Now()
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String(), elapsed: time.Since(t0)}
+	if ctx.Err() != nil {
+		t.Fatalf("unigo %q did not finish in a minute\nstdout:\n%s\nstderr:\n%s", args, r.stdout, r.stderr)
+	}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("unigo %q: %v", args, err)
+	}
+	return r
+}
+
+func expect(t *testing.T, r result, code int, stdout string) {
+	t.Helper()
+	if r.code != code || !strings.Contains(r.stdout, stdout) {
+		t.Fatalf("exit status %d, want %d; stdout should contain %q\nstdout:\n%s\nstderr:\n%s", r.code, code, stdout, r.stdout, r.stderr)
+	}
+}

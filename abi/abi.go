@@ -65,6 +65,59 @@ const (
 	HcHalt          = 3 // A0 = nanoseconds to wait at most (0 = no deadline). Ret = 0.
 	HcUnimplemented = 4 // A0 = system call number the kernel does not implement (debug only).
 	HcFatal         = 5 // A1 = length of a message at HcBufAddr. The kernel gave up. Does not return.
+	HcFault         = 6 // A0 = GPA of the faulting context (Frame* words). Does not return.
+)
+
+// Frame is the register context the kernel saves on a trap, in its memory
+// order (64-bit words); HcFault points at one.
+const (
+	FrameRAX = iota
+	FrameRBX
+	FrameRCX
+	FrameRDX
+	FrameRSI
+	FrameRDI
+	FrameRBP
+	FrameR8
+	FrameR9
+	FrameR10
+	FrameR11
+	FrameR12
+	FrameR13
+	FrameR14
+	FrameR15
+	FrameVector
+	FrameErrcode
+	FrameRIP
+	FrameCS
+	FrameRFLAGS
+	FrameRSP
+	FrameSS
+	FrameWords
+)
+
+// TimerVector is the interrupt vector the monitor injects on each tick.
+const TimerVector = 32
+
+// The CPU state block, in the upper half of the hypercall page, where the
+// kernel publishes what the monitor needs to deliver the timer interrupt on a
+// paging-based KVM. There the program runs in the context a SYSCALL lands in,
+// with the guest's interrupt flag off, so KVM never injects; instead, when the
+// vCPU is outside the kernel stacks the monitor writes the IRET frame the CPU
+// would have pushed (vector, 0, RIP, CS, RFLAGS, RSP, SS) below the current
+// kernel stack top and moves RIP to the soft-interrupt entry.
+const (
+	CPUStateAddr = HcPageAddr + 0x800
+
+	CsFlags       = 0  // u64 CsFlag*
+	CsSoftEntry   = 8  // u64 address that takes a soft interrupt frame at RSP
+	CsKstackTopVA = 16 // u64 address of the word holding the current kernel stack top
+	CsKstacksLo   = 24 // u64 the kernel stacks: the vCPU runs kernel code
+	CsKstacksHi   = 32 //     exactly when RSP is in [CsKstacksLo, CsKstacksHi)
+	CsUserCS      = 40 // u64 selectors for the frame
+	CsUserSS      = 48
+
+	CsFlagSoftIntr = 1 << 0 // deliver the timer by soft interrupts
 )
 
 // Offsets in the hypercall page, in bytes.

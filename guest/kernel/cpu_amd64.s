@@ -23,7 +23,37 @@ TEXT ·entry(SB),NOSPLIT|NOFRAME,$0
 	MOVW	$(const_gdtEntries*8-1), ·gdtr(SB)
 	LEAQ	·gdt(SB), AX
 	MOVQ	AX, ·gdtr+2(SB)
+	// TSS descriptor in GDT slots 8-9 (SDM Vol. 3A §8.2.3): base, limit 103,
+	// type 0x89 (present, 64-bit TSS available).
+	LEAQ	·tss(SB), AX
+	MOVQ	AX, BX
+	ANDQ	$0xffff, BX
+	SHLQ	$16, BX
+	ORQ	$103, BX
+	MOVQ	AX, CX
+	SHRQ	$16, CX
+	ANDQ	$0xff, CX
+	SHLQ	$32, CX
+	ORQ	CX, BX
+	MOVQ	$0x89, CX
+	SHLQ	$40, CX
+	ORQ	CX, BX
+	MOVQ	AX, CX
+	SHRQ	$24, CX
+	ANDQ	$0xff, CX
+	SHLQ	$56, CX
+	ORQ	CX, BX
+	MOVQ	BX, ·gdt+(const_selTSS)(SB)
+	MOVQ	AX, CX
+	SHRQ	$32, CX
+	MOVQ	CX, ·gdt+(const_selTSS+8)(SB)
 	LGDT	·gdtr(SB)
+	MOVW	$const_selTSS, AX
+	LTR	AX
+	MOVW	$(256*16-1), ·idtr(SB)
+	LEAQ	·idt(SB), AX
+	MOVQ	AX, ·idtr+2(SB)
+	LIDT	·idtr(SB)
 
 	MOVL	$MSR_STAR, CX
 	MOVL	$0, AX
@@ -90,11 +120,19 @@ TEXT ·start0(SB),NOSPLIT|NOFRAME,$0
 // On a paging-based KVM this runs outside architectural ring 0 (CS has RPL 3);
 // handlerCPL records which, for sysexit.
 TEXT ·syscallEntry(SB),NOSPLIT|NOFRAME,$0
-	MOVQ	SP, ·userSP(SB)
-	MOVQ	·kstackTop(SB), SP
+	// One instruction moves to the kernel stack, so that the vCPU is on the
+	// user stack or on a kernel stack and nowhere between: a soft interrupt
+	// (abi.CPUStateAddr) may arrive at any user-stack instruction. kstackTop
+	// holds the user RSP until it is restored below.
+	XCHGQ	SP, ·kstackTop(SB)
 	SUBQ	$trapFrame__size, SP
 	MOVQ	AX, trapFrame_rax(SP)
+	MOVQ	·kstackTop(SB), AX
+	MOVQ	AX, trapFrame_rsp(SP)
+	LEAQ	trapFrame__size(SP), AX
+	MOVQ	AX, ·kstackTop(SB)
 	MOVQ	BX, trapFrame_rbx(SP)
+	MOVQ	CX, trapFrame_rcx(SP)
 	MOVQ	CX, trapFrame_rip(SP)
 	MOVQ	DX, trapFrame_rdx(SP)
 	MOVQ	SI, trapFrame_rsi(SP)
@@ -103,13 +141,15 @@ TEXT ·syscallEntry(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	R8, trapFrame_r8(SP)
 	MOVQ	R9, trapFrame_r9(SP)
 	MOVQ	R10, trapFrame_r10(SP)
+	MOVQ	R11, trapFrame_r11(SP)
 	MOVQ	R11, trapFrame_rflags(SP)
 	MOVQ	R12, trapFrame_r12(SP)
 	MOVQ	R13, trapFrame_r13(SP)
 	MOVQ	R14, trapFrame_r14(SP)
 	MOVQ	R15, trapFrame_r15(SP)
-	MOVQ	·userSP(SB), AX
-	MOVQ	AX, trapFrame_rsp(SP)
+	MOVQ	$const_vecSyscall, trapFrame_vector(SP)
+	MOVQ	$const_selUserCode, trapFrame_cs(SP)
+	MOVQ	$const_selUserData, trapFrame_ss(SP)
 	MOVW	CS, AX
 	ANDL	$3, AX
 	MOVB	AX, ·handlerCPL(SB)
@@ -126,7 +166,8 @@ TEXT ·syscallEntry(SB),NOSPLIT|NOFRAME,$0
 // Returns to user mode from the trapFrame at SP: restores the registers and
 // the user FS base, then SYSRETQ in architectural ring 0, or a jump where the
 // handler runs at RPL 3 (paging-based KVM, where SYSRETQ raises #GP). RCX and
-// R11 are clobbered, as Linux does (rip and rflags).
+// R11 are clobbered, as Linux does (rip and rflags); user mode always runs
+// with interrupts on.
 TEXT ·sysexit(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	·userFS(SB), AX
 	WRFSBASE_AX
@@ -147,12 +188,357 @@ TEXT ·sysexit(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	trapFrame_r15(SP), R15
 	MOVQ	trapFrame_rip(SP), CX
 	MOVQ	trapFrame_rflags(SP), R11
+	ORQ	$const_rflagsIF, R11
 	MOVQ	trapFrame_rsp(SP), SP
 	CMPB	·handlerCPL(SB), $0
 	JNE	rpl3
 	SYSRETQ
 rpl3:
 	JMP	CX
+
+// func intrCommon()
+// Common path of every interrupt and exception stub. Trap context, interrupts
+// off (interrupt gates). The CPU has pushed the IRET frame on the kernel stack
+// from TSS.RSP0, the stub the error code and vector: together with the
+// registers saved here they form a trapFrame. The vector state is saved too,
+// since trap may switch threads and the interrupted code owns every register.
+TEXT ·intrCommon(SB),NOSPLIT|NOFRAME,$0
+	SUBQ	$(15*8), SP
+	MOVQ	AX, trapFrame_rax(SP)
+	MOVQ	BX, trapFrame_rbx(SP)
+	MOVQ	CX, trapFrame_rcx(SP)
+	MOVQ	DX, trapFrame_rdx(SP)
+	MOVQ	SI, trapFrame_rsi(SP)
+	MOVQ	DI, trapFrame_rdi(SP)
+	MOVQ	BP, trapFrame_rbp(SP)
+	MOVQ	R8, trapFrame_r8(SP)
+	MOVQ	R9, trapFrame_r9(SP)
+	MOVQ	R10, trapFrame_r10(SP)
+	MOVQ	R11, trapFrame_r11(SP)
+	MOVQ	R12, trapFrame_r12(SP)
+	MOVQ	R13, trapFrame_r13(SP)
+	MOVQ	R14, trapFrame_r14(SP)
+	MOVQ	R15, trapFrame_r15(SP)
+	MOVQ	·kernelFS(SB), AX
+	WRFSBASE_AX
+	MOVQ	·curXsave(SB), DI
+	MOVL	$-1, AX
+	MOVL	$-1, DX
+	CMPB	·useXsave(SB), $0
+	JEQ	fxsave
+	XSAVE64	(DI)
+	JMP	saved
+fxsave:
+	FXSAVE64	(DI)
+saved:
+	MOVQ	SP, AX
+	SUBQ	$8, SP
+	MOVQ	AX, 0(SP)
+	CALL	·trap(SB)
+	ADDQ	$8, SP
+	JMP	·intrExit(SB)
+
+// func intrExit()
+// Returns from an interrupt to the trapFrame at SP: every register, the
+// vector state and the user FS base come back, then IRETQ.
+TEXT ·intrExit(SB),NOSPLIT|NOFRAME,$0
+	MOVQ	·curXsave(SB), DI
+	MOVL	$-1, AX
+	MOVL	$-1, DX
+	CMPB	·useXsave(SB), $0
+	JEQ	fxrstor
+	XRSTOR64	(DI)
+	JMP	restored
+fxrstor:
+	FXRSTOR64	(DI)
+restored:
+	MOVQ	·userFS(SB), AX
+	WRFSBASE_AX
+	MOVQ	trapFrame_rax(SP), AX
+	MOVQ	trapFrame_rbx(SP), BX
+	MOVQ	trapFrame_rcx(SP), CX
+	MOVQ	trapFrame_rdx(SP), DX
+	MOVQ	trapFrame_rsi(SP), SI
+	MOVQ	trapFrame_rdi(SP), DI
+	XCHGQ	BP, trapFrame_rbp(SP) // see sysexit
+	MOVQ	trapFrame_r8(SP), R8
+	MOVQ	trapFrame_r9(SP), R9
+	MOVQ	trapFrame_r10(SP), R10
+	MOVQ	trapFrame_r11(SP), R11
+	MOVQ	trapFrame_r12(SP), R12
+	MOVQ	trapFrame_r13(SP), R13
+	MOVQ	trapFrame_r14(SP), R14
+	MOVQ	trapFrame_r15(SP), R15
+	ADDQ	$(17*8), SP // registers, vector, error code
+	IRETQ
+
+// Interrupt and exception stubs: vectors 0-31 (exceptions, SDM Vol. 3A
+// §7.3) and const_vecTimer. Each pushes an error code where the CPU does not,
+// and its vector.
+// func intr0()
+TEXT ·intr0(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$0
+	JMP	·intrCommon(SB)
+
+// func intr1()
+TEXT ·intr1(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$1
+	JMP	·intrCommon(SB)
+
+// func intr2()
+TEXT ·intr2(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$2
+	JMP	·intrCommon(SB)
+
+// func intr3()
+TEXT ·intr3(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$3
+	JMP	·intrCommon(SB)
+
+// func intr4()
+TEXT ·intr4(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$4
+	JMP	·intrCommon(SB)
+
+// func intr5()
+TEXT ·intr5(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$5
+	JMP	·intrCommon(SB)
+
+// func intr6()
+TEXT ·intr6(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$6
+	JMP	·intrCommon(SB)
+
+// func intr7()
+TEXT ·intr7(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$7
+	JMP	·intrCommon(SB)
+
+// func intr8()
+TEXT ·intr8(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$8
+	JMP	·intrCommon(SB)
+
+// func intr9()
+TEXT ·intr9(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$9
+	JMP	·intrCommon(SB)
+
+// func intr10()
+TEXT ·intr10(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$10
+	JMP	·intrCommon(SB)
+
+// func intr11()
+TEXT ·intr11(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$11
+	JMP	·intrCommon(SB)
+
+// func intr12()
+TEXT ·intr12(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$12
+	JMP	·intrCommon(SB)
+
+// func intr13()
+TEXT ·intr13(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$13
+	JMP	·intrCommon(SB)
+
+// func intr14()
+TEXT ·intr14(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$14
+	JMP	·intrCommon(SB)
+
+// func intr15()
+TEXT ·intr15(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$15
+	JMP	·intrCommon(SB)
+
+// func intr16()
+TEXT ·intr16(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$16
+	JMP	·intrCommon(SB)
+
+// func intr17()
+TEXT ·intr17(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$17
+	JMP	·intrCommon(SB)
+
+// func intr18()
+TEXT ·intr18(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$18
+	JMP	·intrCommon(SB)
+
+// func intr19()
+TEXT ·intr19(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$19
+	JMP	·intrCommon(SB)
+
+// func intr20()
+TEXT ·intr20(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$20
+	JMP	·intrCommon(SB)
+
+// func intr21()
+TEXT ·intr21(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$21
+	JMP	·intrCommon(SB)
+
+// func intr22()
+TEXT ·intr22(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$22
+	JMP	·intrCommon(SB)
+
+// func intr23()
+TEXT ·intr23(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$23
+	JMP	·intrCommon(SB)
+
+// func intr24()
+TEXT ·intr24(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$24
+	JMP	·intrCommon(SB)
+
+// func intr25()
+TEXT ·intr25(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$25
+	JMP	·intrCommon(SB)
+
+// func intr26()
+TEXT ·intr26(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$26
+	JMP	·intrCommon(SB)
+
+// func intr27()
+TEXT ·intr27(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$27
+	JMP	·intrCommon(SB)
+
+// func intr28()
+TEXT ·intr28(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$28
+	JMP	·intrCommon(SB)
+
+// func intr29()
+TEXT ·intr29(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$29
+	JMP	·intrCommon(SB)
+
+// func intr30()
+TEXT ·intr30(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$30
+	JMP	·intrCommon(SB)
+
+// func intr31()
+TEXT ·intr31(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$31
+	JMP	·intrCommon(SB)
+
+// func intr32()
+TEXT ·intr32(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$32
+	JMP	·intrCommon(SB)
+
+// func intrStubs(pcs *[nIntrStubs]uintptr)
+TEXT ·intrStubs(SB),NOSPLIT,$0-8
+	MOVQ	pcs+0(FP), DI
+	LEAQ	·intr0(SB), AX
+	MOVQ	AX, 0(DI)
+	LEAQ	·intr1(SB), AX
+	MOVQ	AX, 8(DI)
+	LEAQ	·intr2(SB), AX
+	MOVQ	AX, 16(DI)
+	LEAQ	·intr3(SB), AX
+	MOVQ	AX, 24(DI)
+	LEAQ	·intr4(SB), AX
+	MOVQ	AX, 32(DI)
+	LEAQ	·intr5(SB), AX
+	MOVQ	AX, 40(DI)
+	LEAQ	·intr6(SB), AX
+	MOVQ	AX, 48(DI)
+	LEAQ	·intr7(SB), AX
+	MOVQ	AX, 56(DI)
+	LEAQ	·intr8(SB), AX
+	MOVQ	AX, 64(DI)
+	LEAQ	·intr9(SB), AX
+	MOVQ	AX, 72(DI)
+	LEAQ	·intr10(SB), AX
+	MOVQ	AX, 80(DI)
+	LEAQ	·intr11(SB), AX
+	MOVQ	AX, 88(DI)
+	LEAQ	·intr12(SB), AX
+	MOVQ	AX, 96(DI)
+	LEAQ	·intr13(SB), AX
+	MOVQ	AX, 104(DI)
+	LEAQ	·intr14(SB), AX
+	MOVQ	AX, 112(DI)
+	LEAQ	·intr15(SB), AX
+	MOVQ	AX, 120(DI)
+	LEAQ	·intr16(SB), AX
+	MOVQ	AX, 128(DI)
+	LEAQ	·intr17(SB), AX
+	MOVQ	AX, 136(DI)
+	LEAQ	·intr18(SB), AX
+	MOVQ	AX, 144(DI)
+	LEAQ	·intr19(SB), AX
+	MOVQ	AX, 152(DI)
+	LEAQ	·intr20(SB), AX
+	MOVQ	AX, 160(DI)
+	LEAQ	·intr21(SB), AX
+	MOVQ	AX, 168(DI)
+	LEAQ	·intr22(SB), AX
+	MOVQ	AX, 176(DI)
+	LEAQ	·intr23(SB), AX
+	MOVQ	AX, 184(DI)
+	LEAQ	·intr24(SB), AX
+	MOVQ	AX, 192(DI)
+	LEAQ	·intr25(SB), AX
+	MOVQ	AX, 200(DI)
+	LEAQ	·intr26(SB), AX
+	MOVQ	AX, 208(DI)
+	LEAQ	·intr27(SB), AX
+	MOVQ	AX, 216(DI)
+	LEAQ	·intr28(SB), AX
+	MOVQ	AX, 224(DI)
+	LEAQ	·intr29(SB), AX
+	MOVQ	AX, 232(DI)
+	LEAQ	·intr30(SB), AX
+	MOVQ	AX, 240(DI)
+	LEAQ	·intr31(SB), AX
+	MOVQ	AX, 248(DI)
+	LEAQ	·intr32(SB), AX
+	MOVQ	AX, 256(DI)
+	RET
+
+// func softEntryPC() uintptr
+TEXT ·softEntryPC(SB),NOSPLIT,$0-8
+	LEAQ	·intrCommon(SB), AX
+	MOVQ	AX, ret+0(FP)
+	RET
 
 // func sysexitPC() uintptr
 TEXT ·sysexitPC(SB),NOSPLIT,$0-8
@@ -218,6 +604,16 @@ TEXT ·memmove(SB),NOSPLIT,$0-24
 // func rdtsc() uint64
 TEXT ·rdtsc(SB),NOSPLIT,$0-8
 	RDTSC
+	SHLQ	$32, DX
+	ORQ	DX, AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+// func xgetbv() uint64
+// XCR0, the enabled XSAVE components.
+TEXT ·xgetbv(SB),NOSPLIT,$0-8
+	MOVL	$0, CX
+	XGETBV
 	SHLQ	$32, DX
 	ORQ	DX, AX
 	MOVQ	AX, ret+0(FP)

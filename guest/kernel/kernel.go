@@ -45,7 +45,6 @@ var (
 	kstackTop  uintptr // top of its kernel stack
 	kernelFS   uintptr // its kernel TLS
 	userFS     uintptr // its user FS base
-	userSP     uintptr // scratch for syscallEntry
 	handlerCPL uint8   // CPL of the syscall handler: 0 architecturally, 3 on paging-based KVMs
 
 	debug bool // BootFlagDebug
@@ -58,7 +57,15 @@ func entry()
 func start0()
 func syscallEntry()
 func sysexit()
+func intrCommon()
+func intrExit()
+
+//go:noescape
+func intrStubs(pcs *[nIntrStubs]uintptr)
 func sysexitPC() uintptr
+func softEntryPC() uintptr
+
+//go:noescape
 func swtch(save *uintptr, sp, fs uintptr)
 func hypercall(nr uintptr)
 func load64(addr uintptr) uint64
@@ -66,6 +73,7 @@ func store64(addr uintptr, v uint64)
 func memclr(addr, n uintptr)
 func memmove(dst, src, n uintptr)
 func rdtsc() uint64
+func xgetbv() uint64
 func rdrand() (v uint64, ok bool)
 func cpuid(leaf, sub uint32) (a, b, c, d uint32)
 func invlpg(va uintptr)
@@ -74,12 +82,13 @@ func imageEnd() uintptr
 // GDT in Linux's layout (arch/x86/include/asm/segment.h), which paging-based
 // KVMs expect of a guest: selectors for SYSCALL/SYSRET come from STAR.
 const (
-	gdtEntries    = 8
+	gdtEntries    = 10
 	selKernelCode = 0x10
 	selKernelData = 0x18
 	selUser32Code = 0x23
 	selUserData   = 0x2b
 	selUserCode   = 0x33
+	selTSS        = 0x40 // two slots
 )
 
 var (
@@ -92,8 +101,13 @@ var (
 		0x00cff3000000ffff, // 0x28 user data: P, DPL 3
 		0x00affb000000ffff, // 0x30 user 64-bit code: P, DPL 3, L
 		0,
+		0, 0, // 0x40 TSS, written by entry
 	}
 	gdtr [2]uint64 // limit (16 bits) then base (64 bits), written by entry
+
+	// tss is the 64-bit TSS (SDM Vol. 3A §8.7): only RSP0, the kernel stack
+	// interrupts from CPL 3 land on, is used. 104 bytes, RSP0 at byte 4.
+	tss [26]uint32
 )
 
 // kinit sets up the kernel on thread 0 and returns the stack pointer the Go
@@ -107,6 +121,7 @@ func kinit(bootInfo uintptr) uintptr {
 	debug = load64(bootInfo+abi.BiFlags)&abi.BootFlagDebug != 0
 	clockInit(load64(bootInfo+abi.BiWallNs), load64(bootInfo+abi.BiTSC), load64(bootInfo+abi.BiTSCkHz))
 	memInit(uintptr(load64(bootInfo + abi.BiMemSize)))
+	trapInit()
 	threadInit()
 	return buildProcessStack(bootInfo)
 }

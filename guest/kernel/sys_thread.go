@@ -35,11 +35,11 @@ func sysClone(f *trapFrame) uintptr {
 
 	// The child resumes in sysexit with a copy of the parent's registers,
 	// RAX = 0 and its new stack; swtch pops BP and returns into sysexit.
-	top := kstackTopOf(i)
-	frame := top - unsafe.Sizeof(trapFrame{})
+	frame := kstackTopOf(i) - unsafe.Sizeof(trapFrame{})
 	child := (*trapFrame)(unsafe.Pointer(&kstacks[i][kstackSize-unsafe.Sizeof(trapFrame{})]))
 	*child = *f
 	child.rax = 0
+	memclr(xsaveArea(i), xsaveSize) // a clean vector state; XRSTOR wants a zero header
 	if stack != 0 {
 		child.rsp = uint64(stack)
 	}

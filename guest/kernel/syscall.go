@@ -5,12 +5,16 @@ import (
 	"unigo.dev/unigo/abi/linux"
 )
 
-// trapFrame holds the user registers saved by syscallEntry. Offsets are used
-// by cpu_amd64.s through go_asm.h.
+// trapFrame holds the registers of user code that made a system call or was
+// interrupted, as syscallEntry and intrCommon save them on the kernel stack.
+// The tail is the IRET frame the CPU pushes (SDM Vol. 3A §7.14.2). Offsets are
+// used by cpu_amd64.s through go_asm.h.
 type trapFrame struct {
-	rax, rbx, rdx, rsi, rdi, rbp uint64
-	r8, r9, r10, r12, r13, r14   uint64
-	r15, rip, rflags, rsp        uint64
+	rax, rbx, rcx, rdx, rsi, rdi, rbp uint64
+	r8, r9, r10, r11, r12, r13, r14   uint64
+	r15                               uint64
+	vector, errcode                   uint64 // vecSyscall for system calls
+	rip, cs, rflags, rsp, ss          uint64
 }
 
 // arg returns system call argument i (0-5) in the Linux order:
@@ -55,6 +59,11 @@ type sysEntry struct {
 //
 //go:nosplit
 func syscall(f *trapFrame) {
+	if handlerCPL != 0 {
+		// A paging-based KVM: the program runs with the guest's interrupt
+		// flag off, so the monitor delivers the timer by soft interrupts.
+		store64(abi.CPUStateAddr+abi.CsFlags, abi.CsFlagSoftIntr)
+	}
 	nr := uintptr(f.rax)
 	if nr < uintptr(len(table)) && table[nr].fn != nil {
 		f.rax = uint64(table[nr].fn(f))

@@ -3,6 +3,8 @@ package kernel
 import (
 	"testing"
 	"unsafe"
+
+	"unigo.dev/unigo/abi"
 )
 
 // The trap frame's layout is the contract with cpu_amd64.s; the argument
@@ -14,8 +16,26 @@ func TestTrapFrameArgs(t *testing.T) {
 			t.Errorf("arg(%d) = %d, want %d", i, got, i+1)
 		}
 	}
-	if unsafe.Sizeof(f) != 16*8 {
-		t.Errorf("trapFrame is %d bytes, want 16 words", unsafe.Sizeof(f))
+	// The monitor reads trap frames with abi's Frame* offsets.
+	for _, c := range []struct {
+		name string
+		off  uintptr
+		word int
+	}{
+		{"rax", unsafe.Offsetof(f.rax), abi.FrameRAX},
+		{"rbp", unsafe.Offsetof(f.rbp), abi.FrameRBP},
+		{"r15", unsafe.Offsetof(f.r15), abi.FrameR15},
+		{"vector", unsafe.Offsetof(f.vector), abi.FrameVector},
+		{"rip", unsafe.Offsetof(f.rip), abi.FrameRIP},
+		{"rsp", unsafe.Offsetof(f.rsp), abi.FrameRSP},
+		{"ss", unsafe.Offsetof(f.ss), abi.FrameSS},
+	} {
+		if c.off != uintptr(c.word)*8 {
+			t.Errorf("trapFrame.%s at byte %d, abi says word %d", c.name, c.off, c.word)
+		}
+	}
+	if unsafe.Sizeof(f) != abi.FrameWords*8 || unsafe.Sizeof(f)%16 != 0 {
+		t.Errorf("trapFrame is %d bytes, want %d and 16-byte multiple", unsafe.Sizeof(f), abi.FrameWords*8)
 	}
 }
 

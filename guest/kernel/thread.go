@@ -61,6 +61,8 @@ func threadInit() {
 	cur = 0
 	kstackTop = kstackTopOf(0)
 	kernelFS = uintptr(unsafe.Pointer(&ktls[0][1]))
+	curXsave = xsaveArea(0)
+	setRSP0(kstackTop)
 }
 
 //go:nosplit
@@ -164,6 +166,8 @@ func switchTo(i int) {
 	kstackTop = kstackTopOf(i)
 	kernelFS = uintptr(unsafe.Pointer(&ktls[i][1]))
 	userFS = threads[i].fsbase
+	curXsave = xsaveArea(i)
+	setRSP0(kstackTop)
 	swtch(&threads[old].ksp, threads[i].ksp, kernelFS)
 }
 

@@ -23,6 +23,7 @@ const (
 	kvmSetUserMemoryRegion = 0x4020AE46
 	kvmSetTSSAddr          = 0xAE47
 	kvmRun                 = 0xAE80
+	kvmInterrupt           = 0x4004AE86
 	kvmGetRegs             = 0x8090AE81
 	kvmSetRegs             = 0x4090AE82
 	kvmGetSregs            = 0x8138AE83
@@ -45,6 +46,7 @@ const (
 	ExitDebug         = 4
 	ExitHLT           = 5
 	ExitMMIO          = 6
+	ExitIRQWindowOpen = 7
 	ExitShutdown      = 8
 	ExitFailEntry     = 9
 	ExitIntr          = 10
@@ -67,6 +69,8 @@ func ExitName(r uint32) string {
 		return "KVM_EXIT_HLT"
 	case ExitMMIO:
 		return "KVM_EXIT_MMIO"
+	case ExitIRQWindowOpen:
+		return "KVM_EXIT_IRQ_WINDOW_OPEN"
 	case ExitShutdown:
 		return "KVM_EXIT_SHUTDOWN (triple fault)"
 	case ExitFailEntry:

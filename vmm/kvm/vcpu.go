@@ -220,3 +220,10 @@ func (c *VCPU) TSCkHz() (uint64, error) {
 	}
 	return uint64(r), nil
 }
+
+// Interrupt injects an external interrupt with vector vec (api.rst 4.16).
+// Only without an in-kernel irqchip, and only when Run.ReadyForInterruptInj
+// and Run.IFFlag say the guest can take one.
+func (c *VCPU) Interrupt(vec uint32) error {
+	return c.ptr(kvmInterrupt, unsafe.Pointer(&vec), "KVM_INTERRUPT")
+}

@@ -1,21 +1,60 @@
 package machine
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strings"
+
+	"unigo.dev/unigo/abi"
+	"unigo.dev/unigo/vmm/kvm"
 )
 
 // crash builds the report of a guest that stopped abnormally: the reason, the
 // registers, and a backtrace symbolized from the image's symbol table by
 // following frame pointers (the Go toolchain keeps them on amd64).
 func (m *Machine) crash(reason string) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "unigo: guest stopped: %s\n", reason)
 	r, err := m.cpu.GetRegs()
 	if err != nil {
-		fmt.Fprintf(&b, "  (registers unavailable: %v)\n", err)
-		return &ExitError{b.String()}
+		return &ExitError{fmt.Sprintf("unigo: guest stopped: %s\n  (registers unavailable: %v)\n", reason, err)}
 	}
+	return m.report(reason, r)
+}
+
+// exceptionNames are the x86 exception mnemonics (SDM Vol. 3A §7.3, Table 7-1).
+var exceptionNames = [32]string{
+	"#DE divide error", "#DB debug", "NMI", "#BP breakpoint", "#OF overflow", "#BR bound range",
+	"#UD invalid opcode", "#NM device not available", "#DF double fault", "coprocessor overrun",
+	"#TS invalid TSS", "#NP segment not present", "#SS stack fault", "#GP general protection",
+	"#PF page fault", "reserved 15", "#MF x87 error", "#AC alignment check", "#MC machine check",
+	"#XM SIMD exception", "#VE virtualization exception", "#CP control protection",
+}
+
+// fault reports the exception the kernel caught, from the trap frame at gpa.
+func (m *Machine) fault(gpa uint64) error {
+	b, err := m.mem.Slice(gpa, abi.FrameWords*8)
+	if err != nil {
+		return m.crash("exception with a trap frame outside memory: " + err.Error())
+	}
+	w := func(i int) uint64 { return binary.LittleEndian.Uint64(b[i*8:]) }
+	vec := w(abi.FrameVector)
+	name := fmt.Sprintf("vector %d", vec)
+	if vec < 32 && exceptionNames[vec] != "" {
+		name = exceptionNames[vec]
+	}
+	r := kvm.Regs{
+		RAX: w(abi.FrameRAX), RBX: w(abi.FrameRBX), RCX: w(abi.FrameRCX), RDX: w(abi.FrameRDX),
+		RSI: w(abi.FrameRSI), RDI: w(abi.FrameRDI), RBP: w(abi.FrameRBP), RSP: w(abi.FrameRSP),
+		R8: w(abi.FrameR8), R9: w(abi.FrameR9), R10: w(abi.FrameR10), R11: w(abi.FrameR11),
+		R12: w(abi.FrameR12), R13: w(abi.FrameR13), R14: w(abi.FrameR14), R15: w(abi.FrameR15),
+		RIP: w(abi.FrameRIP), RFLAGS: w(abi.FrameRFLAGS),
+	}
+	return m.report(fmt.Sprintf("CPU exception %s, error code %#x, at CS %#x", name, w(abi.FrameErrcode), w(abi.FrameCS)), r)
+}
+
+// report formats registers r and the backtrace from r.RBP.
+func (m *Machine) report(reason string, r kvm.Regs) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "unigo: guest stopped: %s\n", reason)
 	s, err := m.cpu.GetSregs()
 	if err != nil {
 		fmt.Fprintf(&b, "  (special registers unavailable: %v)\n", err)

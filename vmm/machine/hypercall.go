@@ -53,6 +53,8 @@ func (m *Machine) hypercall(nr uint64) (done bool, status int, err error) {
 		n := min(arg(abi.HcA1), abi.HcBufSize)
 		b, _ := m.mem.Slice(abi.HcBufAddr, n)
 		return false, 0, fmt.Errorf("kernel: %s", b)
+	case abi.HcFault:
+		return false, 0, m.fault(arg(abi.HcA0))
 	default:
 		return false, 0, fmt.Errorf("unknown hypercall %d", nr)
 	}

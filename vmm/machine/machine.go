@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,6 +39,33 @@ type Machine struct {
 	info []byte
 	// reported holds the system calls already reported as unimplemented.
 	reported map[uint64]bool
+	inRun    atomic.Bool // the vCPU thread is in KVM_RUN
+}
+
+// tick is the period of the guest's timer interrupt.
+const tick = 10 * time.Millisecond
+
+// startTicker kicks the calling thread (the vCPU's) out of KVM_RUN every tick
+// with a signal, so that Run can inject the timer interrupt. SIGURG is the
+// signal the Go runtime already ignores where it was not asked for.
+func (m *Machine) startTicker() (stop func()) {
+	pid, tid := syscall.Getpid(), syscall.Gettid()
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(tick)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if m.inRun.Load() {
+					syscall.Tgkill(pid, tid, syscall.SIGURG)
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // New creates the VM, loads img and prepares the vCPU.
@@ -222,8 +250,39 @@ func (m *Machine) Run() (int, error) {
 	}
 	abi.SetClock(m.info, uint64(time.Now().UnixNano()), tsc)
 	run := m.cpu.Run
+	stop := m.startTicker()
+	defer stop()
+	lastTick := time.Now()
+	pending := false
 	for {
-		if err := m.cpu.RunOnce(); err != nil {
+		// The timer: one interrupt per tick, injected when the guest can
+		// take it (api.rst 4.16 and 5, request_interrupt_window).
+		if now := time.Now(); now.Sub(lastTick) >= tick {
+			pending, lastTick = true, now
+		}
+		if pending && m.softIntr() {
+			ok, err := m.softInterrupt()
+			if err != nil {
+				return 0, m.crash(err.Error())
+			}
+			if ok {
+				pending = false
+			}
+		} else if pending {
+			if run.ReadyForInterruptInj != 0 && run.IFFlag != 0 {
+				if err := m.cpu.Interrupt(abi.TimerVector); err != nil {
+					return 0, m.crash(err.Error())
+				}
+				pending = false
+				run.RequestInterruptWindow = 0
+			} else {
+				run.RequestInterruptWindow = 1
+			}
+		}
+		m.inRun.Store(true)
+		err := m.cpu.RunOnce()
+		m.inRun.Store(false)
+		if err != nil {
 			if errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) {
 				continue
 			}
@@ -243,7 +302,7 @@ func (m *Machine) Run() (int, error) {
 			if done {
 				return status, nil
 			}
-		case kvm.ExitIntr:
+		case kvm.ExitIntr, kvm.ExitIRQWindowOpen:
 			continue
 		case kvm.ExitFailEntry:
 			return 0, m.crash(fmt.Sprintf("KVM_EXIT_FAIL_ENTRY: hardware entry failure reason %#x", run.FailEntryReason()))

@@ -1,0 +1,112 @@
+package kernel
+
+import (
+	"unsafe"
+
+	"unigo.dev/unigo/abi"
+)
+
+// Interrupts and exceptions. The monitor injects vecTimer every tick while the
+// vCPU runs; the handler lets the next runnable thread run (preemption).
+// Exceptions are reported to the monitor, which prints them and stops.
+
+const (
+	vecTimer   = abi.TimerVector
+	nIntrStubs = 33
+	vecSyscall = 0x100 // trapFrame.vector of a system call: no hardware vector
+
+	rflagsIF = 1 << 9
+
+	// Vector state save area per thread: XSAVE needs 64-byte alignment and
+	// as much as the components in XCR0 take (2440 bytes with AVX, AVX-512
+	// and PKRU here); FXSAVE 512 bytes.
+	xsaveSize = 4096
+)
+
+var (
+	idt  [256][2]uint64 // 16-byte interrupt gates (SDM Vol. 3A §7.14.1)
+	idtr [2]uint64
+
+	useXsave bool    // XSAVE is enabled (CR4.OSXSAVE); otherwise FXSAVE
+	curXsave uintptr // save area of the running thread
+	xsaveMem [maxThreads*xsaveSize + 64]byte
+	ticks    uint64
+)
+
+//go:nosplit
+func xsaveArea(i int) uintptr {
+	base := (uintptr(unsafe.Pointer(&xsaveMem[0])) + 63) &^ 63
+	return base + uintptr(i)*xsaveSize
+}
+
+//go:nosplit
+func setRSP0(sp uintptr) {
+	tss[1] = uint32(sp)
+	tss[2] = uint32(sp >> 32)
+}
+
+// trapInit fills the IDT that entry loaded: interrupt gates (type 0xE,
+// present, DPL 0) through the kernel code segment.
+//
+//go:nosplit
+func trapInit() {
+	var pcs [nIntrStubs]uintptr
+	intrStubs(&pcs)
+	for i, pc := range pcs {
+		vec := i
+		if i == 32 {
+			vec = vecTimer
+		}
+		idt[vec][0] = uint64(pc&0xffff) | selKernelCode<<16 | 0x8e<<40 | uint64(pc>>16&0xffff)<<48
+		idt[vec][1] = uint64(pc >> 32)
+	}
+	cs := uintptr(abi.CPUStateAddr)
+	store64(cs+abi.CsSoftEntry, uint64(softEntryPC()))
+	store64(cs+abi.CsKstackTopVA, uint64(uintptr(unsafe.Pointer(&kstackTop))))
+	store64(cs+abi.CsKstacksLo, uint64(uintptr(unsafe.Pointer(&kstacks[0][0]))))
+	store64(cs+abi.CsKstacksHi, uint64(uintptr(unsafe.Pointer(&kstacks[0][0]))+maxThreads*kstackSize))
+	store64(cs+abi.CsUserCS, selUserCode)
+	store64(cs+abi.CsUserSS, selUserData)
+
+	_, _, c, _ := cpuid(1, 0)
+	useXsave = c&(1<<27) != 0 // OSXSAVE
+	if xs := xsaveNeed(); useXsave && xs > xsaveSize {
+		fatal("the enabled XSAVE state is larger than the save area")
+	}
+}
+
+// xsaveNeed computes the XSAVE area size of the components enabled in XCR0
+// from CPUID leaf 0xD: the legacy area and header, then each component's
+// offset and size (SDM Vol. 1 §13.2). Leaf 0xD.0's EBX would give it, but is
+// not updated after XSETBV by every hypervisor.
+//
+//go:nosplit
+func xsaveNeed() uintptr {
+	need := uintptr(512 + 64)
+	xcr0 := xgetbv()
+	for i := uint32(2); i < 63; i++ {
+		if xcr0&(1<<i) == 0 {
+			continue
+		}
+		size, off, _, _ := cpuid(0xd, i)
+		need = max(need, uintptr(off)+uintptr(size))
+	}
+	return need
+}
+
+// trap handles the interrupt or exception in f. Trap context.
+//
+//go:nosplit
+func trap(f *trapFrame) {
+	switch {
+	case f.vector == vecTimer:
+		ticks++
+		schedule() // the running thread stays runnable: round robin
+	default:
+		// An exception. Until signals are delivered, any fault stops the
+		// machine with a report.
+		for {
+			hcall(abi.HcFault, uint64(uintptr(unsafe.Pointer(f))), 0)
+		}
+	}
+}

@@ -96,8 +96,58 @@ const (
 	SIG_UNBLOCK = 1
 	SIG_SETMASK = 2
 
+	SS_ONSTACK = 1
 	SS_DISABLE = 2
+
+	SIG_DFL = 0
+	SIG_IGN = 1
+
+	SA_SIGINFO  = 0x4
+	SA_NODEFER  = 0x40000000
+	SA_RESTART  = 0x10000000
+	SA_ONSTACK  = 0x08000000
+	SA_RESTORER = 0x04000000
+
+	SI_USER  = 0
+	SI_TKILL = -6
 )
+
+// Sigcontext is struct sigcontext of x86-64 (arch/x86/include/uapi/asm/sigcontext.h),
+// the uc_mcontext of a signal frame.
+type Sigcontext struct {
+	R8, R9, R10, R11, R12, R13, R14, R15 uint64
+	Rdi, Rsi, Rbp, Rbx, Rdx, Rax, Rcx    uint64
+	Rsp, Rip, Eflags                     uint64
+	Cs, Gs, Fs, Ss                       uint16
+	Err, Trapno, Oldmask, Cr2            uint64
+	Fpstate                              uint64
+	_                                    [8]uint64
+}
+
+// Ucontext is struct ucontext of x86-64 (include/uapi/asm-generic/ucontext.h).
+type Ucontext struct {
+	Flags    uint64
+	Link     uint64
+	Stack    StackT
+	Mcontext Sigcontext
+	Sigmask  uint64
+}
+
+// Siginfo is the 128-byte siginfo_t, with the fields of a kill(2)-style signal.
+type Siginfo struct {
+	Signo, Errno, Code int32
+	_                  int32
+	Pid, Uid           int32
+	_                  [26]int32
+}
+
+// RtSigframe is the frame Linux pushes for a handler (arch/x86/include/asm/sigframe.h):
+// the return address (sa_restorer), the context and the signal information.
+type RtSigframe struct {
+	Pretcode uint64
+	Uc       Ucontext
+	Info     Siginfo
+}
 
 // Sigaction is struct sigaction as rt_sigaction(2) takes it on x86-64
 // (kernel layout: handler, flags, restorer, mask).

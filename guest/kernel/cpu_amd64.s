@@ -160,7 +160,12 @@ TEXT ·syscallEntry(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	AX, 0(SP)
 	CALL	·syscall(SB)
 	ADDQ	$8, SP
+	CMPB	·fullReturn(SB), $0
+	JNE	full
 	JMP	·sysexit(SB)
+full:
+	MOVB	$0, ·fullReturn(SB)
+	JMP	·intrExit(SB)
 
 // func sysexit()
 // Returns to user mode from the trapFrame at SP: restores the registers and

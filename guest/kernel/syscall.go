@@ -67,9 +67,10 @@ func syscall(f *trapFrame) {
 	nr := uintptr(f.rax)
 	if nr < uintptr(len(table)) && table[nr].fn != nil {
 		f.rax = uint64(table[nr].fn(f))
-		return
+	} else {
+		f.rax = uint64(enosys(nr))
 	}
-	f.rax = uint64(enosys(nr))
+	deliverSignals(f)
 }
 
 //go:nosplit
@@ -119,6 +120,9 @@ var table = [linux.NumSyscalls]sysEntry{
 	linux.SYS_RT_SIGACTION:   {sysRtSigaction, supPartial},
 	linux.SYS_RT_SIGPROCMASK: {sysRtSigprocmask, supFull},
 	linux.SYS_SIGALTSTACK:    {sysSigaltstack, supFull},
+	linux.SYS_RT_SIGRETURN:   {sysRtSigreturn, supFull},
+	linux.SYS_TGKILL:         {sysTgkill, supFull},
+	linux.SYS_TKILL:          {sysTkill, supFull},
 	// sys_time.go
 	linux.SYS_CLOCK_GETTIME: {sysClockGettime, supPartial},
 	linux.SYS_NANOSLEEP:     {sysNanosleep, supFull},

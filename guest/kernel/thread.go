@@ -39,6 +39,7 @@ type thread struct {
 	waitAddr uintptr // futex word or epoll fd being waited on
 	deadline int64   // nanotime at which a wait times out; 0 = never
 	sigmask  uint64
+	pending  uint64 // signals sent to the thread, bit sig-1
 	altstack linux.StackT
 }
 

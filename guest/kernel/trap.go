@@ -102,6 +102,7 @@ func trap(f *trapFrame) {
 	case f.vector == vecTimer:
 		ticks++
 		schedule() // the running thread stays runnable: round robin
+		deliverSignals(f)
 	default:
 		// An exception. Until signals are delivered, any fault stops the
 		// machine with a report.

@@ -92,6 +92,7 @@ func cmdRun(args []string) error {
 	if err != nil {
 		return err
 	}
+	defer img.Close()
 	name := strings.TrimSuffix(filepath.Base(imgPath), ".img")
 	m, err := machine.New(img, machine.Config{
 		MemSize: mem,

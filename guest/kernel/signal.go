@@ -73,16 +73,16 @@ func deliverSignals(f *trapFrame) {
 	// at a system call it is dead (the Go ABI treats it as clobbered).
 	var fpstate uintptr
 	if f.vector != vecSyscall {
-		sp = (sp - xsaveNeed()) &^ 63
+		sp = (sp - xsaveLen) &^ 63
 		fpstate = sp
 	}
 	const frameSize = unsafe.Sizeof(linux.RtSigframe{})
 	frame := (sp-frameSize)&^15 - 8 // at entry, RSP+8 is 16-aligned as after a CALL
-	if !userRange(frame, sp-frame) || (fpstate != 0 && !userRange(fpstate, xsaveNeed())) {
+	if !userRange(frame, sp-frame) || (fpstate != 0 && !userRange(fpstate, xsaveLen)) {
 		exit(128 + linux.SIGSEGV) // Linux forces SIGSEGV when the frame cannot be written
 	}
 	if fpstate != 0 {
-		memmove(fpstate, curXsave, xsaveNeed())
+		memmove(fpstate, curXsave, xsaveLen)
 	}
 	fr := &sigframe
 	*fr = linux.RtSigframe{}
@@ -138,10 +138,10 @@ func sysRtSigreturn(f *trapFrame) uintptr {
 	f.cs, f.ss = selUserCode, selUserData
 	threads[cur].sigmask = uc.Sigmask &^ (1<<(linux.SIGKILL-1) | 1<<(linux.SIGSTOP-1))
 	if fp := uintptr(mc.Fpstate); fp != 0 {
-		if !userRange(fp, xsaveNeed()) {
+		if !userRange(fp, xsaveLen) {
 			exit(128 + linux.SIGSEGV)
 		}
-		memmove(curXsave, fp, xsaveNeed())
+		memmove(curXsave, fp, xsaveLen)
 	}
 	fullReturn = 1
 	return uintptr(mc.Rax)

@@ -29,6 +29,7 @@ var (
 
 	useXsave bool    // XSAVE is enabled (CR4.OSXSAVE); otherwise FXSAVE
 	curXsave uintptr // save area of the running thread
+	xsaveLen uintptr // bytes of vector state that XSAVE or FXSAVE writes
 	xsaveMem [maxThreads*xsaveSize + 64]byte
 	ticks    uint64
 )
@@ -70,7 +71,11 @@ func trapInit() {
 
 	_, _, c, _ := cpuid(1, 0)
 	useXsave = c&(1<<27) != 0 // OSXSAVE
-	if xs := xsaveNeed(); useXsave && xs > xsaveSize {
+	xsaveLen = 512
+	if useXsave {
+		xsaveLen = xsaveNeed()
+	}
+	if xsaveLen > xsaveSize {
 		fatal("the enabled XSAVE state is larger than the save area")
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"sort"
+	"syscall"
+	"unsafe"
 
 	"unigo.dev/unigo/abi"
 )
@@ -19,14 +21,19 @@ type Image struct {
 	Path     string
 	Entry    uint64
 	Segments []Segment
-	syms     []elf.Symbol // function symbols sorted by address, for crash reports
+	file     *os.File     // the image file, mapped into guest memory by load
+	src      io.ReaderAt  // the image's bytes
+	elf      *elf.File    // for the symbol table, read only if a crash report needs it
+	syms     []elf.Symbol // function symbols sorted by address, once read
+	symsRead bool
 }
 
 // Segment is one PT_LOAD segment to copy into guest memory.
 type Segment struct {
-	Addr    uint64 // guest-physical load address
-	Data    []byte // file bytes; the rest of MemSize is zero
-	MemSize uint64
+	Addr     uint64 // guest-physical load address
+	Off      uint64 // file offset of the segment's bytes
+	FileSize uint64 // bytes from the file; the rest of MemSize is zero
+	MemSize  uint64
 }
 
 // ErrNotUnigo is wrapped by errors about images that are not Unigo images.
@@ -34,26 +41,37 @@ var ErrNotUnigo = errors.New("not a Unigo image")
 
 // LoadImage reads and validates the image at path.
 func LoadImage(path string) (*Image, error) {
-	raw, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	img, err := ParseImage(raw)
+	st, err := f.Stat()
 	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	img, err := parseImage(f, st.Size())
+	if err != nil {
+		f.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	img.Path = path
+	img.Path, img.file = path, f
 	return img, nil
 }
 
 // ParseImage validates an image held in memory.
 func ParseImage(raw []byte) (*Image, error) {
-	if !bytes.HasPrefix(raw, []byte(elf.ELFMAG)) {
+	return parseImage(bytes.NewReader(raw), int64(len(raw)))
+}
+
+func parseImage(r io.ReaderAt, size int64) (*Image, error) {
+	magic := make([]byte, len(elf.ELFMAG))
+	if _, err := r.ReadAt(magic, 0); err != nil || string(magic) != elf.ELFMAG {
 		return nil, fmt.Errorf("%w: not a valid ELF file; build one with 'unigo build'", ErrNotUnigo)
 	}
-	f, err := elf.NewFile(bytes.NewReader(raw))
+	f, err := elf.NewFile(r)
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return nil, fmt.Errorf("truncated image: the ELF headers run past the end of its %d bytes", len(raw))
+		return nil, fmt.Errorf("truncated image: the ELF headers run past the end of its %d bytes", size)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: not a valid ELF file (%v); build one with 'unigo build'", ErrNotUnigo, err)
@@ -68,7 +86,7 @@ func ParseImage(raw []byte) (*Image, error) {
 	if ver != abi.Version {
 		return nil, fmt.Errorf("image speaks Unigo ABI version %d, this monitor version %d: rebuild it with this unigo", ver, abi.Version)
 	}
-	img := &Image{Entry: f.Entry}
+	img := &Image{Entry: f.Entry, src: r}
 	entryOK := false
 	for _, p := range f.Progs {
 		if p.Type != elf.PT_LOAD {
@@ -77,13 +95,13 @@ func ParseImage(raw []byte) (*Image, error) {
 		if p.Filesz > p.Memsz {
 			return nil, fmt.Errorf("corrupt image: segment at %#x has file size %#x above memory size %#x", p.Paddr, p.Filesz, p.Memsz)
 		}
-		if p.Off > uint64(len(raw)) || p.Filesz > uint64(len(raw))-p.Off {
-			return nil, fmt.Errorf("truncated image: segment at %#x needs file bytes [%#x, +%#x), the file has %#x", p.Paddr, p.Off, p.Filesz, len(raw))
+		if p.Off > uint64(size) || p.Filesz > uint64(size)-p.Off {
+			return nil, fmt.Errorf("truncated image: segment at %#x needs file bytes [%#x, +%#x), the file has %#x", p.Paddr, p.Off, p.Filesz, size)
 		}
 		if p.Paddr < abi.ImageMinAddr || p.Paddr+p.Memsz < p.Paddr {
 			return nil, fmt.Errorf("image segment at %#x overlaps the boot area below %#x", p.Paddr, abi.ImageMinAddr)
 		}
-		img.Segments = append(img.Segments, Segment{Addr: p.Paddr, Data: raw[p.Off : p.Off+p.Filesz], MemSize: p.Memsz})
+		img.Segments = append(img.Segments, Segment{Addr: p.Paddr, Off: p.Off, FileSize: p.Filesz, MemSize: p.Memsz})
 		if p.Flags&elf.PF_X != 0 && f.Entry >= p.Vaddr && f.Entry < p.Vaddr+p.Memsz {
 			entryOK = true
 		}
@@ -94,14 +112,7 @@ func ParseImage(raw []byte) (*Image, error) {
 	if !entryOK {
 		return nil, fmt.Errorf("corrupt image: entry point %#x is in no executable segment", f.Entry)
 	}
-	if syms, err := f.Symbols(); err == nil {
-		for _, s := range syms {
-			if elf.ST_TYPE(s.Info) == elf.STT_FUNC && s.Value != 0 {
-				img.syms = append(img.syms, s)
-			}
-		}
-		sort.Slice(img.syms, func(i, j int) bool { return img.syms[i].Value < img.syms[j].Value })
-	}
+	img.elf = f
 	return img, nil
 }
 
@@ -136,22 +147,63 @@ func findNote(f *elf.File) (uint32, error) {
 
 func align4(n uint64) uint64 { return (n + 3) &^ 3 }
 
-// load copies the segments into guest memory.
+// load puts the segments into guest memory. Page-aligned segments of an
+// image file are mapped copy-on-write from the file over guest memory, so
+// loading copies nothing and the guest faults in only the pages it touches;
+// the rest is copied. BSS stays as it is: guest memory is fresh, hence zero.
 func (img *Image) load(m *Memory) error {
 	for _, s := range img.Segments {
 		dst, err := m.Slice(s.Addr, s.MemSize)
 		if err != nil {
 			return fmt.Errorf("image segment [%#x, +%#x) does not fit in %d MiB of guest memory: use a larger -m", s.Addr, s.MemSize, m.Size()>>20)
 		}
-		// The rest of the segment (BSS) stays as it is: guest memory is
-		// freshly mapped and zero, and touching it would cost host pages.
-		copy(dst, s.Data)
+		mapped := uint64(0)
+		if img.file != nil && s.Addr%abi.PageSize == 0 && s.Off%abi.PageSize == 0 {
+			mapped = s.FileSize &^ (abi.PageSize - 1)
+			if mapped > 0 {
+				if err := mapFile(dst[:mapped], img.file, s.Off); err != nil {
+					return err
+				}
+			}
+		}
+		if _, err := img.src.ReadAt(dst[mapped:s.FileSize], int64(s.Off+mapped)); err != nil {
+			return fmt.Errorf("read image segment at %#x: %w", s.Addr, err)
+		}
+	}
+	return nil
+}
+
+// mapFile maps len(dst) bytes of f at off over dst, private and writable.
+func mapFile(dst []byte, f *os.File, off uint64) error {
+	_, _, e := syscall.Syscall6(syscall.SYS_MMAP, uintptr(unsafe.Pointer(&dst[0])), uintptr(len(dst)),
+		syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_FIXED, f.Fd(), uintptr(off))
+	if e != 0 {
+		return fmt.Errorf("map image into guest memory: %w", e)
+	}
+	return nil
+}
+
+// Close releases the image file.
+func (img *Image) Close() error {
+	if img.file != nil {
+		return img.file.Close()
 	}
 	return nil
 }
 
 // Symbolize names the function containing pc, as "name+0xoff".
 func (img *Image) Symbolize(pc uint64) string {
+	if !img.symsRead {
+		img.symsRead = true
+		if syms, err := img.elf.Symbols(); err == nil {
+			for _, s := range syms {
+				if elf.ST_TYPE(s.Info) == elf.STT_FUNC && s.Value != 0 {
+					img.syms = append(img.syms, s)
+				}
+			}
+			sort.Slice(img.syms, func(i, j int) bool { return img.syms[i].Value < img.syms[j].Value })
+		}
+	}
 	i := sort.Search(len(img.syms), func(i int) bool { return img.syms[i].Value > pc }) - 1
 	if i < 0 {
 		return "?"

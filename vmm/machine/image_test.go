@@ -57,7 +57,7 @@ func TestParseImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if img.Entry != 0x400000 || len(img.Segments) != 1 || img.Segments[0].MemSize != 0x2000 || img.Segments[0].Data[0] != 0xf4 {
+	if img.Entry != 0x400000 || len(img.Segments) != 1 || img.Segments[0].MemSize != 0x2000 || img.Segments[0].FileSize != 1 {
 		t.Fatalf("parsed %+v", img)
 	}
 }

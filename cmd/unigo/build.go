@@ -13,6 +13,7 @@ import (
 type buildOpts struct {
 	output, tags, ldflags string
 	verbose, trimpath     bool
+	test                  bool // build the package's tests
 }
 
 func buildFlags(o *buildOpts) *flag.FlagSet {
@@ -63,6 +64,7 @@ func doBuild(pkg string, o buildOpts) error {
 		Tags:     o.tags,
 		LDFlags:  o.ldflags,
 		TrimPath: o.trimpath,
+		Test:     o.test,
 	}
 	if o.verbose {
 		bo.Verbose = os.Stderr

@@ -16,6 +16,7 @@ const usage = `unigo builds ordinary Go programs into unikernel images and runs 
 Usage:
   unigo build [-o image] [-v] [-tags t] [-ldflags f] [-trimpath] [package]
   unigo run [-m size] [-e KEY=VAL]... [--debug] image-or-package [-- args...]
+  unigo test [-m size] [package] [-test.run=Regexp -test.v ...]
   unigo version
   unigo help [command]
 
@@ -42,6 +43,8 @@ func main() {
 		err = cmdBuild(args)
 	case "run":
 		err = cmdRun(args)
+	case "test":
+		err = cmdTest(args)
 	case "version":
 		fmt.Printf("unigo %s (image ABI %d)\n", version(), abi.Version)
 	case "help", "-h", "-help", "--help":
@@ -73,6 +76,9 @@ func help(args []string) {
 			return
 		case "run":
 			runFlags(new(runOpts)).Usage()
+			return
+		case "test":
+			testFlags(new(testOpts)).Usage()
 			return
 		}
 	}

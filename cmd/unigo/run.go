@@ -88,15 +88,21 @@ func cmdRun(args []string) error {
 			return err
 		}
 	}
+	name := strings.TrimSuffix(filepath.Base(imgPath), ".img")
+	return boot(imgPath, append([]string{name}, guestArgs...), mem, o)
+}
+
+// boot runs the image at imgPath with args as its os.Args and returns an
+// exitError with the guest's exit status.
+func boot(imgPath string, args []string, mem uint64, o runOpts) error {
 	img, err := machine.LoadImage(imgPath)
 	if err != nil {
 		return err
 	}
 	defer img.Close()
-	name := strings.TrimSuffix(filepath.Base(imgPath), ".img")
 	m, err := machine.New(img, machine.Config{
 		MemSize: mem,
-		Args:    append([]string{name}, guestArgs...),
+		Args:    args,
 		Env:     o.env,
 		Debug:   o.debug,
 	})

@@ -1,5 +1,7 @@
 package kernel
 
+import "unsafe"
+
 // The file-descriptor table. Files are kept in a static array so that trap
 // context can create and close them without allocating.
 
@@ -10,6 +12,8 @@ const (
 	fdConsole          // 0, 1, 2: stdin reads EOF; stdout and stderr go to the host
 	fdEventfd
 	fdEpoll
+	fdPipeR // the read end of a pipe
+	fdPipeW // the write end
 )
 
 const maxFiles = 256
@@ -20,7 +24,12 @@ type file struct {
 	flags   uint32 // O_ flags visible through F_GETFL
 	count   uint64 // eventfd counter
 	sema    bool   // EFD_SEMAPHORE
+	pipe    uint8  // pipe index of a pipe end
+	gen     uint32 // bumped on each change of readiness, for EPOLLET
 }
+
+//go:nosplit
+func uintptrOf(p *byte) uintptr { return uintptr(unsafe.Pointer(p)) }
 
 var files = [maxFiles]file{
 	{kind: fdConsole, flags: 0},

@@ -17,6 +17,7 @@ type epollReg struct {
 	fd     int32
 	events uint32
 	data   [8]byte
+	gen    uint32 // the file's gen when last reported (EPOLLET)
 }
 
 var epollRegs [maxEpollRegs]epollReg
@@ -66,7 +67,7 @@ func sysEpollCtl(f *trapFrame) uintptr {
 		}
 		for i := range epollRegs {
 			if !epollRegs[i].used {
-				epollRegs[i] = epollReg{used: true, epfd: int32(epfd), fd: int32(fd), events: ev.Events, data: ev.Data}
+				epollRegs[i] = epollReg{used: true, epfd: int32(epfd), fd: int32(fd), events: ev.Events, data: ev.Data, gen: files[fd].gen - 1}
 				return 0
 			}
 		}
@@ -75,7 +76,7 @@ func sysEpollCtl(f *trapFrame) uintptr {
 		if r == nil {
 			return errno(linux.ENOENT)
 		}
-		r.events, r.data = ev.Events, ev.Data
+		r.events, r.data, r.gen = ev.Events, ev.Data, files[fd].gen-1
 		return 0
 	case linux.EPOLL_CTL_DEL:
 		if r == nil {
@@ -132,6 +133,8 @@ func readiness(fd int) uint32 {
 		return ev
 	case fdConsole:
 		return linux.EPOLLOUT
+	case fdPipeR, fdPipeW:
+		return pipeReadiness(fl)
 	}
 	return 0
 }
@@ -178,6 +181,15 @@ func epollWait(epfd, events, maxevents uintptr, timeout int32) uintptr {
 			ready := readiness(int(r.fd)) & (r.events | linux.EPOLLERR | linux.EPOLLHUP)
 			if ready == 0 {
 				continue
+			}
+			// Edge-triggered: report a ready file again only after its
+			// state changed (any change: Go tolerates spurious events).
+			g := files[r.fd%maxFiles].gen
+			if r.events&linux.EPOLLET != 0 {
+				if r.gen == g {
+					continue
+				}
+				r.gen = g
 			}
 			ev := linux.EpollEvent{Events: ready, Data: r.data}
 			memmove(events+n*evSize, uintptr(unsafe.Pointer(&ev)), evSize)

@@ -1,6 +1,10 @@
 package kernel
 
-import "unigo.dev/unigo/abi/linux"
+import (
+	"unsafe"
+
+	"unigo.dev/unigo/abi/linux"
+)
 
 // File system calls. There is no file system yet: every path is absent, and
 // the descriptors are the console, eventfds and epoll instances.
@@ -24,6 +28,8 @@ func sysRead(f *trapFrame) uintptr {
 		return 0 // stdin has no input device yet: end of file
 	case fdEventfd:
 		return eventfdRead(fl, buf, n)
+	case fdPipeR:
+		return pipeRead(fl, buf, n)
 	}
 	return errno(linux.EINVAL)
 }
@@ -50,6 +56,8 @@ func sysWrite(f *trapFrame) uintptr {
 		return consoleWrite(int(fd), buf, n)
 	case fdEventfd:
 		return eventfdWrite(fl, buf, n)
+	case fdPipeW:
+		return pipeWrite(fl, buf, n)
 	}
 	return errno(linux.EINVAL)
 }
@@ -73,10 +81,14 @@ func sysClose(f *trapFrame) uintptr {
 	if fl == nil {
 		return errno(linux.EBADF)
 	}
-	if fl.kind == fdEpoll {
+	kind := fl.kind
+	if kind == fdEpoll {
 		epollCloseInstance(int(fd))
 	}
 	epollForget(int(fd))
+	if kind == fdPipeR || kind == fdPipeW {
+		pipeClose(fl)
+	}
 	*fl = file{}
 	return 0
 }
@@ -163,6 +175,7 @@ func eventfdRead(fl *file, buf, n uintptr) uintptr {
 		v = 1
 	}
 	fl.count -= v
+	fl.gen++
 	store64(buf, v)
 	return 8
 }
@@ -182,6 +195,25 @@ func eventfdWrite(fl *file, buf, n uintptr) uintptr {
 		return errno(linux.EAGAIN) // would overflow; a blocking writer would wait
 	}
 	fl.count += v
+	fl.gen++
 	wakeWaiters(waitEpoll)
 	return 8
+}
+
+// sysGetcwd implements Linux syscall getcwd(2): the working directory is the
+// root, the only directory there is.
+//
+//go:nosplit
+func sysGetcwd(f *trapFrame) uintptr {
+	buf := f.arg(0)
+	size := f.arg(1)
+	if size < 2 {
+		return errno(linux.ERANGE)
+	}
+	if !userRange(buf, 2) {
+		return errno(linux.EFAULT)
+	}
+	root := [2]byte{'/', 0}
+	memmove(buf, uintptr(unsafe.Pointer(&root)), 2)
+	return 2
 }

@@ -96,6 +96,8 @@ var table = [linux.NumSyscalls]sysEntry{
 	linux.SYS_PREAD64:  {sysPread64, supPartial},
 	linux.SYS_FCNTL:    {sysFcntl, supPartial},
 	linux.SYS_EVENTFD2: {sysEventfd2, supFull},
+	linux.SYS_PIPE2:    {sysPipe2, supFull},
+	linux.SYS_GETCWD:   {sysGetcwd, supFull},
 	// sys_epoll.go
 	linux.SYS_EPOLL_CREATE1: {sysEpollCreate1, supFull},
 	linux.SYS_EPOLL_CTL:     {sysEpollCtl, supPartial},

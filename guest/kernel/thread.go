@@ -27,6 +27,7 @@ const (
 	waitFutex
 	waitSleep
 	waitEpoll
+	waitPipe
 )
 
 type thread struct {

@@ -181,3 +181,38 @@ func tail(s string) string {
 	}
 	return s
 }
+
+func TestUnigoTest(t *testing.T) {
+	needKVM(t)
+	r := run(t, "test", "./testdata/unittest", "-test.v")
+	for _, want := range []string{"--- PASS: TestAdd", "--- SKIP: TestSkipped", "--- PASS: TestEnv", "--- PASS: ExampleAdd", "\nPASS\n"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q", want)
+		}
+	}
+	if r.code != 0 {
+		t.Errorf("exit %d, want 0", r.code)
+	}
+	if t.Failed() {
+		t.Fatalf("stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+	}
+
+	r = run(t, "test", "-e", "UNIGO_FAIL=1", "./testdata/unittest", "-test.run=TestEnv")
+	if r.code != 1 || !strings.Contains(r.stdout, "--- FAIL: TestEnv") || !strings.Contains(r.stdout, "failing on request") {
+		t.Fatalf("exit %d, want 1 with TestEnv failing:\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestUnigoTestStd runs a standard library package's own tests inside Unigo.
+func TestUnigoTestStd(t *testing.T) {
+	needKVM(t)
+	r := run(t, "test", "strings", "-test.run=^(TestIndex|TestSplit|ExampleFields)$", "-test.v")
+	for _, want := range []string{"--- PASS: TestIndex", "--- PASS: TestSplit", "--- PASS: ExampleFields"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q", want)
+		}
+	}
+	if r.code != 0 || t.Failed() {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -108,8 +108,15 @@ const (
 	SA_ONSTACK  = 0x08000000
 	SA_RESTORER = 0x04000000
 
-	SI_USER  = 0
-	SI_TKILL = -6
+	SI_USER     = 0
+	SI_TKILL    = -6
+	SEGV_MAPERR = 1
+	SEGV_ACCERR = 2
+
+	SIGILL  = 4
+	SIGTRAP = 5
+	SIGBUS  = 7
+	SIGFPE  = 8
 )
 
 // Sigcontext is struct sigcontext of x86-64 (arch/x86/include/uapi/asm/sigcontext.h),
@@ -133,12 +140,13 @@ type Ucontext struct {
 	Sigmask  uint64
 }
 
-// Siginfo is the 128-byte siginfo_t, with the fields of a kill(2)-style signal.
+// Siginfo is the 128-byte siginfo_t. Union is its first union word: si_addr
+// of a fault, or si_pid and si_uid of a kill(2)-style signal.
 type Siginfo struct {
 	Signo, Errno, Code int32
 	_                  int32
-	Pid, Uid           int32
-	_                  [26]int32
+	Union              uint64
+	_                  [13]uint64
 }
 
 // RtSigframe is the frame Linux pushes for a handler (arch/x86/include/asm/sigframe.h):

@@ -205,8 +205,11 @@ rpl3:
 // Common path of every interrupt and exception stub. Trap context, interrupts
 // off (interrupt gates). The CPU has pushed the IRET frame on the kernel stack
 // from TSS.RSP0, the stub the error code and vector: together with the
-// registers saved here they form a trapFrame. The vector state is saved too,
-// since trap may switch threads and the interrupted code owns every register.
+// registers saved here they form a trapFrame.
+//
+// On a paging-based KVM an exception arrives in ring 0, which is emulated and
+// whose emulator knows no SSE, so no Go code can run there: intrCommon
+// IRETQs at once to intrNative at CPL 3, on the same kernel stack.
 TEXT ·intrCommon(SB),NOSPLIT|NOFRAME,$0
 	SUBQ	$(15*8), SP
 	MOVQ	AX, trapFrame_rax(SP)
@@ -224,8 +227,38 @@ TEXT ·intrCommon(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	R13, trapFrame_r13(SP)
 	MOVQ	R14, trapFrame_r14(SP)
 	MOVQ	R15, trapFrame_r15(SP)
+	CMPB	·handlerCPL(SB), $0
+	JEQ	native // architectural: ring 0 runs at full speed
+	MOVW	CS, AX
+	ANDL	$3, AX
+	JNE	native // a soft interrupt: already outside ring 0
+	CMPQ	trapFrame_vector(SP), $14
+	JNE	nocr2
+	MOVQ	CR2, AX // only ring 0 can read it
+	MOVQ	AX, ·faultCR2(SB)
+nocr2:
+	MOVQ	SP, AX
+	PUSHQ	$const_selUserData
+	PUSHQ	AX
+	PUSHQ	$2
+	PUSHQ	$const_selUserCode
+	LEAQ	·intrNative(SB), AX
+	PUSHQ	AX
+	IRETQ
+native:
+	JMP	·intrNative(SB)
+
+// func intrNative()
+// The rest of intrCommon, outside emulated ring 0: kernel TLS, the vector
+// state (interrupts only, since trap may switch threads and the interrupted
+// code owns every register), then trap.
+TEXT ·intrNative(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	·kernelFS(SB), AX
 	WRFSBASE_AX
+	// Exceptions leave the vector state alone: the signal a fault becomes
+	// does not return to the faulting instruction.
+	CMPQ	trapFrame_vector(SP), $32
+	JLT	saved
 	MOVQ	·curXsave(SB), DI
 	MOVL	$-1, AX
 	MOVL	$-1, DX
@@ -247,6 +280,8 @@ saved:
 // Returns from an interrupt to the trapFrame at SP: every register, the
 // vector state and the user FS base come back, then IRETQ.
 TEXT ·intrExit(SB),NOSPLIT|NOFRAME,$0
+	CMPQ	trapFrame_vector(SP), $32
+	JLT	restored
 	MOVQ	·curXsave(SB), DI
 	MOVL	$-1, AX
 	MOVL	$-1, DX
@@ -640,6 +675,13 @@ TEXT ·cpuid(SB),NOSPLIT,$0-24
 	MOVL	BX, b+12(FP)
 	MOVL	CX, c+16(FP)
 	MOVL	DX, d+20(FP)
+	RET
+
+// func readCR2() uintptr
+// The faulting address of the last page fault; in ring 0 only.
+TEXT ·readCR2(SB),NOSPLIT,$0-8
+	MOVQ	CR2, AX
+	MOVQ	AX, ret+0(FP)
 	RET
 
 // func invlpg(va uintptr)

@@ -58,6 +58,7 @@ func start0()
 func syscallEntry()
 func sysexit()
 func intrCommon()
+func intrNative()
 func intrExit()
 
 //go:noescape
@@ -77,6 +78,7 @@ func xgetbv() uint64
 func rdrand() (v uint64, ok bool)
 func cpuid(leaf, sub uint32) (a, b, c, d uint32)
 func invlpg(va uintptr)
+func readCR2() uintptr
 func imageEnd() uintptr
 
 // GDT in Linux's layout (arch/x86/include/asm/segment.h), which paging-based

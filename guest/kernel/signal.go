@@ -34,6 +34,15 @@ func sigSend(i int, sig uintptr) {
 	}
 }
 
+// forceSignal delivers the signal a fault in user code raises, blocked or
+// not, as Linux's force_sig_fault does.
+//
+//go:nosplit
+func forceSignal(f *trapFrame, sig uintptr, code int32, addr uint64) {
+	threads[cur].sigmask &^= 1 << (sig - 1)
+	deliver(f, sig, code, addr)
+}
+
 // deliverSignals delivers one pending signal of the running thread, whose
 // user context is f. Trap context.
 //
@@ -50,6 +59,14 @@ func deliverSignals(f *trapFrame) {
 		sig++
 	}
 	t.pending &^= 1 << (sig - 1)
+	deliver(f, sig, linux.SI_TKILL, 1) // si_pid 1, si_uid 0
+}
+
+// deliver enters the handler of sig with a signal frame for context f.
+//
+//go:nosplit
+func deliver(f *trapFrame, sig uintptr, code int32, union uint64) {
+	t := &threads[cur]
 	sa := &sigactions[sig%(linux.NSIG+1)]
 	switch sa.Handler {
 	case linux.SIG_IGN:
@@ -69,10 +86,11 @@ func deliverSignals(f *trapFrame) {
 	if sa.Flags&linux.SA_ONSTACK != 0 && alt.Flags&linux.SS_DISABLE == 0 && !onAlt {
 		sp = alt.SP + alt.Size
 	}
-	// The vector state of interrupted code is live only after an interrupt;
-	// at a system call it is dead (the Go ABI treats it as clobbered).
+	// The vector state of interrupted code is saved only for interrupts; at
+	// a system call it is dead (the Go ABI treats it as clobbered), and a
+	// fault does not resume (see intrCommon).
 	var fpstate uintptr
-	if f.vector != vecSyscall {
+	if f.vector == vecTimer {
 		sp = (sp - xsaveLen) &^ 63
 		fpstate = sp
 	}
@@ -101,8 +119,12 @@ func deliverSignals(f *trapFrame) {
 	mc.Fpstate = uint64(fpstate)
 	fr.Uc.Sigmask = t.sigmask
 	fr.Info.Signo = int32(sig)
-	fr.Info.Code = linux.SI_TKILL
-	fr.Info.Pid = 1
+	fr.Info.Code = code
+	fr.Info.Union = union
+	mc.Trapno, mc.Err = f.vector, f.errcode
+	if f.vector == 14 {
+		mc.Cr2 = union
+	}
 	memmove(frame, uintptr(unsafe.Pointer(fr)), frameSize)
 
 	if sa.Flags&linux.SA_NODEFER == 0 {

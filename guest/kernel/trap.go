@@ -4,6 +4,7 @@ import (
 	"unsafe"
 
 	"unigo.dev/unigo/abi"
+	"unigo.dev/unigo/abi/linux"
 )
 
 // Interrupts and exceptions. The monitor injects vecTimer every tick while the
@@ -99,20 +100,56 @@ func xsaveNeed() uintptr {
 	return need
 }
 
+// faultCR2 is CR2 as intrCommon read it in emulated ring 0, before leaving it.
+var faultCR2 uintptr
+
+// faultAddr returns the address of the page fault being handled.
+//
+//go:nosplit
+func faultAddr() uintptr {
+	if handlerCPL != 0 {
+		return faultCR2
+	}
+	return readCR2()
+}
+
 // trap handles the interrupt or exception in f. Trap context.
 //
 //go:nosplit
 func trap(f *trapFrame) {
-	switch {
-	case f.vector == vecTimer:
+	if f.vector == vecTimer {
 		ticks++
 		schedule() // the running thread stays runnable: round robin
 		deliverSignals(f)
-	default:
-		// An exception. Until signals are delivered, any fault stops the
-		// machine with a report.
+		return
+	}
+	// An exception. In user code it becomes the signal Linux sends (Go turns
+	// a SIGSEGV into a nil-dereference panic); in the kernel it stops the
+	// machine with a report.
+	sig, code, addr := uintptr(0), int32(0), uint64(f.rip)
+	switch f.vector {
+	case 14: // #PF
+		sig, code, addr = linux.SIGSEGV, linux.SEGV_MAPERR, uint64(faultAddr())
+		if f.errcode&1 != 0 { // present: a protection fault
+			code = linux.SEGV_ACCERR
+		}
+	case 13, 12: // #GP, #SS: non-canonical addresses among others
+		sig, addr = linux.SIGSEGV, 0
+	case 0, 16, 19: // #DE, #MF, #XM
+		sig = linux.SIGFPE
+	case 6: // #UD
+		sig = linux.SIGILL
+	case 1, 3: // #DB, #BP
+		sig = linux.SIGTRAP
+	case 17: // #AC
+		sig = linux.SIGBUS
+	}
+	lo := uintptr(unsafe.Pointer(&kstacks[0][0]))
+	inKernel := uintptr(f.rsp) >= lo && uintptr(f.rsp) < lo+maxThreads*kstackSize
+	if sig == 0 || inKernel {
 		for {
 			hcall(abi.HcFault, uint64(uintptr(unsafe.Pointer(f))), 0)
 		}
 	}
+	forceSignal(f, sig, code, addr)
 }

@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -214,5 +217,60 @@ func TestUnigoTestStd(t *testing.T) {
 	}
 	if r.code != 0 || t.Failed() {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestNilDereference(t *testing.T) {
+	needKVM(t)
+	r := run(t, "run", image(t, "nilderef"))
+	for _, want := range []string{"panic: runtime error: invalid memory address or nil pointer dereference", "[signal SIGSEGV: segmentation violation", "main.get("} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q", want)
+		}
+	}
+	if r.code != 2 || t.Failed() {
+		t.Fatalf("exit %d, want 2 as on Linux; stderr:\n%s", r.code, r.stderr)
+	}
+}
+
+// TestCrashReport boots an image whose entry point is runtime.abort, an
+// INT3 before any handler exists: a triple fault, which the monitor reports
+// with registers and a symbolized program counter.
+func TestCrashReport(t *testing.T) {
+	needKVM(t)
+	raw, err := os.ReadFile(image(t, "examples/hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.NewFile(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var abort uint64
+	for _, s := range syms {
+		if s.Name == "runtime.abort.abi0" {
+			abort = s.Value
+		}
+	}
+	if abort == 0 {
+		t.Fatal("no runtime.abort.abi0 in the image")
+	}
+	binary.LittleEndian.PutUint64(raw[24:], abort) // e_entry
+	p := filepath.Join(t.TempDir(), "abort.img")
+	if err := os.WriteFile(p, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, "run", p)
+	for _, want := range []string{"unigo: guest stopped:", "rip 0x", "runtime.abort", "backtrace:", "cr3 0x3000"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("crash report lacks %q", want)
+		}
+	}
+	if r.code != 134 || t.Failed() {
+		t.Fatalf("exit %d, want 134; stderr:\n%s", r.code, r.stderr)
 	}
 }

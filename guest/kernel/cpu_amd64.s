@@ -232,6 +232,19 @@ TEXT ·intrCommon(SB),NOSPLIT|NOFRAME,$0
 	MOVW	CS, AX
 	ANDL	$3, AX
 	JNE	native // a soft interrupt: already outside ring 0
+	// The #GP of invlpgAX's INVLPG: do it here, in ring 0, and go on after
+	// it (INVLPG (RAX) is 3 bytes: 0F 01 38).
+	CMPQ	trapFrame_vector(SP), $13
+	JNE	notinvlpg
+	LEAQ	·invlpgAX(SB), AX
+	CMPQ	AX, trapFrame_rip(SP)
+	JNE	notinvlpg
+	MOVQ	trapFrame_rax(SP), AX
+	INVLPG	(AX)
+	ADDQ	$3, trapFrame_rip(SP)
+	ADDQ	$(17*8), SP // AX is the only register changed
+	IRETQ
+notinvlpg:
 	CMPQ	trapFrame_vector(SP), $14
 	JNE	nocr2
 	MOVQ	CR2, AX // only ring 0 can read it
@@ -687,6 +700,13 @@ TEXT ·readCR2(SB),NOSPLIT,$0-8
 // func invlpg(va uintptr)
 TEXT ·invlpg(SB),NOSPLIT,$0-8
 	MOVQ	va+0(FP), AX
+	CALL	·invlpgAX(SB)
+	RET
+
+// func invlpgAX()
+// INVLPG (RAX). Outside ring 0 (paging-based KVM) it raises #GP, and
+// intrCommon completes it in ring 0: see there.
+TEXT ·invlpgAX(SB),NOSPLIT|NOFRAME,$0
 	INVLPG	(AX)
 	RET
 

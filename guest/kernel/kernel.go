@@ -78,6 +78,7 @@ func xgetbv() uint64
 func rdrand() (v uint64, ok bool)
 func cpuid(leaf, sub uint32) (a, b, c, d uint32)
 func invlpg(va uintptr)
+func invlpgAX()
 func readCR2() uintptr
 func imageEnd() uintptr
 

@@ -19,6 +19,7 @@ const (
 	pteLarge    = 1 << 7
 	pteAddrMask = 0x000f_ffff_ffff_f000
 	pteUserRW   = ptePresent | pteWrite | pteUser
+	pteProtNone = 1 << 9 // software bit: a frame kept while PROT_NONE (P clear)
 
 	maxVMAs = 512
 )
@@ -148,10 +149,11 @@ func populate(start, end uintptr, zero bool) bool {
 			return false
 		}
 		v := uintptr(load64(e))
-		if v&ptePresent != 0 {
+		if v&(ptePresent|pteProtNone) != 0 {
 			if zero {
 				memclr(v&pteAddrMask, pageSize)
 			}
+			store64(e, uint64(v&pteAddrMask|pteUserRW))
 			continue
 		}
 		f := allocFrame()
@@ -173,12 +175,31 @@ func unmap(start, end uintptr) {
 			va = (va + abi.LargePageSize) &^ (abi.LargePageSize - 1) // no page table here
 			continue
 		}
-		if v := uintptr(load64(e)); v&ptePresent != 0 {
+		if v := uintptr(load64(e)); v&(ptePresent|pteProtNone) != 0 {
 			store64(e, 0)
-			invlpg(va)
+			if v&ptePresent != 0 {
+				invlpg(va)
+			}
 			freeFrame(v & pteAddrMask)
 		}
 		va += pageSize
+	}
+}
+
+// protectNone makes the mapped pages of [start, end) inaccessible, keeping
+// their frames and contents for a later mprotect.
+//
+//go:nosplit
+func protectNone(start, end uintptr) {
+	for va := start; va < end; va += pageSize {
+		e := pte(va, false)
+		if e == 0 {
+			continue
+		}
+		if v := uintptr(load64(e)); v&ptePresent != 0 {
+			store64(e, uint64(v&pteAddrMask|pteProtNone))
+			invlpg(va)
+		}
 	}
 }
 

@@ -17,9 +17,8 @@ func sysMmap(f *trapFrame) uintptr {
 	length := f.arg(1)
 	prot := f.arg(2)
 	flags := f.arg(3)
-	fd := int32(f.arg(4))
-	if flags&linux.MAP_ANONYMOUS == 0 || fd != -1 {
-		return errno(linux.ENODEV) // no file can be mapped yet
+	if flags&linux.MAP_ANONYMOUS == 0 {
+		return errno(linux.ENODEV) // no file can be mapped yet; fd is ignored otherwise
 	}
 	if flags&linux.MAP_SHARED != 0 {
 		return errno(linux.EINVAL) // shared anonymous memory: no fork, so not needed yet
@@ -67,8 +66,8 @@ func sysMunmap(f *trapFrame) uintptr {
 	return 0
 }
 
-// sysMprotect implements Linux syscall mprotect(2) for making memory
-// accessible. Taking access away (PROT_NONE) is not implemented yet.
+// sysMprotect implements Linux syscall mprotect(2). Memory is readable and
+// writable, or not accessible at all (PROT_NONE keeps the contents).
 //
 //go:nosplit
 func sysMprotect(f *trapFrame) uintptr {
@@ -80,7 +79,8 @@ func sysMprotect(f *trapFrame) uintptr {
 		return errno(linux.EINVAL)
 	}
 	if prot == linux.PROT_NONE {
-		return enosys(linux.SYS_MPROTECT)
+		protectNone(addr, addr+n)
+		return 0
 	}
 	if !populate(addr, addr+n, false) {
 		return errno(linux.ENOMEM)

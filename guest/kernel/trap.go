@@ -59,9 +59,19 @@ func trapInit() {
 		if i == 32 {
 			vec = vecTimer
 		}
-		idt[vec][0] = uint64(pc&0xffff) | selKernelCode<<16 | 0x8e<<40 | uint64(pc>>16&0xffff)<<48
+		// Exceptions run on IST1, never on the kernel stack: on a
+		// paging-based KVM one raised by the system-call handler (INVLPG's
+		// #GP) would land at TSS.RSP0, over the frame of the call in
+		// progress. Interrupts use RSP0: the timer may switch threads.
+		ist := uint64(0)
+		if vec < 32 {
+			ist = 1
+		}
+		idt[vec][0] = uint64(pc&0xffff) | selKernelCode<<16 | ist<<32 | 0x8e<<40 | uint64(pc>>16&0xffff)<<48
 		idt[vec][1] = uint64(pc >> 32)
 	}
+	top := uintptr(unsafe.Pointer(&istStack[0])) + uintptr(len(istStack))
+	tss[9], tss[10] = uint32(top), uint32(top>>32) // IST1, at byte 36 of the TSS
 	cs := uintptr(abi.CPUStateAddr)
 	store64(cs+abi.CsSoftEntry, uint64(softEntryPC()))
 	store64(cs+abi.CsKstackTopVA, uint64(uintptr(unsafe.Pointer(&kstackTop))))
@@ -99,6 +109,9 @@ func xsaveNeed() uintptr {
 	}
 	return need
 }
+
+// istStack is the exception stack (IST1).
+var istStack [8 << 10]byte
 
 // faultCR2 is CR2 as intrCommon read it in emulated ring 0, before leaving it.
 var faultCR2 uintptr

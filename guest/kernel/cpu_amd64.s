@@ -716,3 +716,50 @@ TEXT ·imageEnd(SB),NOSPLIT,$0-8
 	LEAQ	runtime·end(SB), AX
 	MOVQ	AX, ret+0(FP)
 	RET
+
+// func vdsoClockGettime()
+// __vdso_clock_gettime of the vDSO (vdso.go), C calling convention: DI =
+// clock id, SI = *timespec, returns 0 in AX; uses only caller-saved
+// registers. The same arithmetic as nanotime and walltime in time.go; other
+// clocks go to the system call.
+TEXT ·vdsoClockGettime(SB),NOSPLIT|NOFRAME,$0
+	XORL	R8, R8
+	CMPL	DI, $1 // CLOCK_MONOTONIC
+	JEQ	compute
+	CMPL	DI, $4 // CLOCK_MONOTONIC_RAW
+	JEQ	compute
+	CMPL	DI, $6 // CLOCK_MONOTONIC_COARSE
+	JEQ	compute
+	CMPL	DI, $7 // CLOCK_BOOTTIME
+	JEQ	compute
+	MOVQ	·wall0(SB), R8
+	CMPL	DI, $0 // CLOCK_REALTIME
+	JEQ	compute
+	CMPL	DI, $5 // CLOCK_REALTIME_COARSE
+	JEQ	compute
+	MOVL	$228, AX // SYS_clock_gettime
+	SYSCALL
+	RET
+compute:
+	RDTSC
+	SHLQ	$32, DX
+	ORQ	DX, AX
+	SUBQ	·tsc0(SB), AX
+	MULQ	·tscMult(SB)
+	SHRQ	$32, AX
+	SHLQ	$32, DX
+	ORQ	DX, AX
+	ADDQ	R8, AX
+	XORL	DX, DX
+	MOVQ	$1000000000, CX
+	DIVQ	CX
+	MOVQ	AX, 0(SI)
+	MOVQ	DX, 8(SI)
+	XORL	AX, AX
+	RET
+
+// func vdsoClockGettimePC() uintptr
+TEXT ·vdsoClockGettimePC(SB),NOSPLIT,$0-8
+	LEAQ	·vdsoClockGettime(SB), AX
+	MOVQ	AX, ret+0(FP)
+	RET

@@ -126,7 +126,7 @@ func kinit(bootInfo uintptr) uintptr {
 	memInit(uintptr(load64(bootInfo + abi.BiMemSize)))
 	trapInit()
 	threadInit()
-	return buildProcessStack(bootInfo)
+	return buildProcessStack(bootInfo, vdsoInit())
 }
 
 // buildProcessStack lays out argc, argv, envp and auxv at the top of bootStack
@@ -134,7 +134,7 @@ func kinit(bootInfo uintptr) uintptr {
 // monitor put them, in memory the kernel never reuses.
 //
 //go:nosplit
-func buildProcessStack(bootInfo uintptr) uintptr {
+func buildProcessStack(bootInfo, vdso uintptr) uintptr {
 	argc := uintptr(uint32(load64(bootInfo + abi.BiArgc)))
 	envc := uintptr(uint32(load64(bootInfo + abi.BiEnvc)))
 	str := uintptr(load64(bootInfo + abi.BiStrings))
@@ -149,6 +149,7 @@ func buildProcessStack(bootInfo uintptr) uintptr {
 
 	_, _, _, hwcap := cpuid(1, 0)
 	auxv := [...]uintptr{
+		linux.AT_SYSINFO_EHDR, vdso,
 		linux.AT_PAGESZ, abi.PageSize,
 		linux.AT_CLKTCK, 100,
 		linux.AT_HWCAP, uintptr(hwcap),

@@ -85,8 +85,46 @@ func enosys(nr uintptr) uintptr {
 func errno(e linux.Errno) uintptr { return e.Ret() }
 
 // The system call table: every call the kernel answers, with its support
-// level. Calls not listed return ENOSYS.
+// level. The supNone entries are calls Go programs are known to make that are
+// not implemented yet; they, and calls not listed, return ENOSYS.
 var table = [linux.NumSyscalls]sysEntry{
+	// Files beyond the console, pipes and eventfds: the file system issue.
+	linux.SYS_LSEEK:      {nil, supNone},
+	linux.SYS_FSTAT:      {nil, supNone},
+	linux.SYS_NEWFSTATAT: {nil, supNone},
+	linux.SYS_STATX:      {nil, supNone},
+	linux.SYS_GETDENTS64: {nil, supNone},
+	linux.SYS_READLINKAT: {nil, supNone},
+	linux.SYS_MKDIRAT:    {nil, supNone},
+	linux.SYS_UNLINKAT:   {nil, supNone},
+	linux.SYS_RENAMEAT2:  {nil, supNone},
+	linux.SYS_IOCTL:      {nil, supNone},
+	linux.SYS_DUP3:       {nil, supNone},
+	linux.SYS_READV:      {nil, supNone},
+	linux.SYS_WRITEV:     {nil, supNone},
+	// Sockets: the networking issue.
+	linux.SYS_SOCKET:      {nil, supNone},
+	linux.SYS_CONNECT:     {nil, supNone},
+	linux.SYS_BIND:        {nil, supNone},
+	linux.SYS_LISTEN:      {nil, supNone},
+	linux.SYS_ACCEPT4:     {nil, supNone},
+	linux.SYS_SETSOCKOPT:  {nil, supNone},
+	linux.SYS_GETSOCKOPT:  {nil, supNone},
+	linux.SYS_GETSOCKNAME: {nil, supNone},
+	linux.SYS_GETPEERNAME: {nil, supNone},
+	// Profiling timers (runtime/pprof, SIGPROF).
+	linux.SYS_TIMER_CREATE:  {nil, supNone},
+	linux.SYS_TIMER_SETTIME: {nil, supNone},
+	linux.SYS_TIMER_DELETE:  {nil, supNone},
+	linux.SYS_SETITIMER:     {nil, supNone},
+	// Processes: a unikernel runs one program; exec and fork cannot be had.
+	linux.SYS_EXECVE: {nil, supNone},
+	linux.SYS_FORK:   {nil, supNone},
+	linux.SYS_VFORK:  {nil, supNone},
+	linux.SYS_WAIT4:  {nil, supNone},
+	linux.SYS_WAITID: {nil, supNone},
+	linux.SYS_CLONE3: {nil, supNone}, // Go falls back to clone
+
 	// sys_fs.go
 	linux.SYS_READ:     {sysRead, supPartial},
 	linux.SYS_WRITE:    {sysWrite, supPartial},

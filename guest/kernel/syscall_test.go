@@ -50,3 +50,12 @@ func TestTableHasRuntimeCalls(t *testing.T) {
 		}
 	}
 }
+
+// An explicit ENOSYS entry (supNone) has no handler: it must not succeed.
+func TestTableEntriesConsistent(t *testing.T) {
+	for nr, e := range table {
+		if e.fn != nil && e.sup == supNone {
+			t.Errorf("system call %d has a handler but says supNone", nr)
+		}
+	}
+}

@@ -1,15 +1,19 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"debug/elf"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -272,5 +276,76 @@ func TestCrashReport(t *testing.T) {
 	}
 	if r.code != 134 || t.Failed() {
 		t.Fatalf("exit %d, want 134; stderr:\n%s", r.code, r.stderr)
+	}
+}
+
+func TestUnimplementedSyscall(t *testing.T) {
+	needKVM(t)
+	img := image(t, "unimpl")
+	r := run(t, "run", img)
+	expect(t, r, 0, "acct: function not implemented")
+	if r.stderr != "" {
+		t.Errorf("without --debug stderr should be empty, got %q", r.stderr)
+	}
+	r = run(t, "run", "--debug", img)
+	expect(t, r, 0, "acct: function not implemented")
+	if n := strings.Count(r.stderr, "unimplemented system call acct (163)"); n != 1 {
+		t.Errorf("--debug reported acct %d times, want once:\n%s", n, r.stderr)
+	}
+}
+
+// TestStopSignals checks that SIGINT and SIGTERM to unigo run stop the VM
+// with the shell's exit status for the signal.
+func TestStopSignals(t *testing.T) {
+	needKVM(t)
+	img := image(t, "sleeper")
+	for _, c := range []struct {
+		sig  syscall.Signal
+		code int
+	}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}} {
+		cmd := exec.Command(unigoBin, "run", img)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil || line != "sleeping\n" {
+			t.Fatalf("first line %q, %v", line, err)
+		}
+		t0 := time.Now()
+		cmd.Process.Signal(c.sig)
+		err = cmd.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != c.code {
+			t.Errorf("%v: %v, want exit status %d", c.sig, err, c.code)
+		}
+		if d := time.Since(t0); d > 5*time.Second {
+			t.Errorf("%v: took %v to stop", c.sig, d)
+		}
+	}
+}
+
+// TestNoKVM hides /dev/kvm in a private mount namespace and checks the
+// one-line error.
+func TestNoKVM(t *testing.T) {
+	needKVM(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a mount namespace")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare(1)")
+	}
+	img := image(t, "examples/hello")
+	cmd := exec.Command("unshare", "-m", "sh", "-c", `mount -t tmpfs none /dev && exec "$0" run "$1"`, unigoBin, img)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("unigo run without /dev/kvm: %v\n%s", err, out)
+	}
+	if ee.ExitCode() != 125 || !strings.Contains(string(out), "/dev/kvm does not exist") || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 {
+		t.Fatalf("exit %d, want 125 and one line naming /dev/kvm:\n%s", ee.ExitCode(), out)
 	}
 }

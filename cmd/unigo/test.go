@@ -11,6 +11,7 @@ import (
 type testOpts struct {
 	runOpts
 	verbose bool
+	tags    string
 }
 
 func testFlags(o *testOpts) *flag.FlagSet {
@@ -19,6 +20,7 @@ func testFlags(o *testOpts) *flag.FlagSet {
 	fs.Var(&o.env, "e", "set `KEY=VAL` in the guest's environment (repeatable)")
 	fs.BoolVar(&o.debug, "debug", false, "report each unimplemented system call the tests make, once")
 	fs.BoolVar(&o.verbose, "v", false, "say what the build does")
+	fs.StringVar(&o.tags, "tags", "", "build `tags`, passed to go test -c")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: unigo test [flags] [package] [-test.flags...]
 
@@ -76,7 +78,7 @@ func cmdTest(args []string) error {
 		name = "pkg"
 	}
 	img := filepath.Join(tmp, name+".test")
-	if err := doBuild(pkg, buildOpts{output: img, verbose: o.verbose, test: true}); err != nil {
+	if err := doBuild(pkg, buildOpts{output: img, verbose: o.verbose, tags: o.tags, test: true}); err != nil {
 		return err
 	}
 	return boot(img, append([]string{name + ".test"}, testArgs...), mem, o.runOpts)

@@ -37,7 +37,10 @@ type kg struct {
 }
 
 var (
-	kstacks [maxThreads][kstackSize]byte
+	// kstacks are the kernel stacks of the threads, and after them the
+	// exception stack (IST1), so that one range covers every stack kernel
+	// code runs on (abi.CsKstacksLo).
+	kstacks [maxThreads + 1][kstackSize]byte
 	kgs     [maxThreads]kg
 	ktls    [maxThreads][2]uintptr // [0] = &kgs[i]; FS base = &ktls[i][1]
 
@@ -161,20 +164,23 @@ func buildProcessStack(bootInfo, vdso uintptr) uintptr {
 	sp := (random - words*8) &^ 15
 	p := sp
 	push := func(v uintptr) { store64(p, uint64(v)); p += 8 }
-	push(argc)
+	// next returns the string at s and moves s past its NUL.
 	s := str
-	for i := uintptr(0); i < argc+envc; i++ {
-		if i == argc {
-			push(0)
-		}
-		push(s)
+	next := func() uintptr {
+		start := s
 		for s < strEnd && byte(load64(s)) != 0 {
 			s++
 		}
 		s++
+		return start
 	}
-	if argc+envc == argc {
-		push(0)
+	push(argc)
+	for i := uintptr(0); i < argc; i++ {
+		push(next())
+	}
+	push(0)
+	for i := uintptr(0); i < envc; i++ {
+		push(next())
 	}
 	push(0)
 	for _, v := range auxv {

@@ -70,13 +70,13 @@ func trapInit() {
 		idt[vec][0] = uint64(pc&0xffff) | selKernelCode<<16 | ist<<32 | 0x8e<<40 | uint64(pc>>16&0xffff)<<48
 		idt[vec][1] = uint64(pc >> 32)
 	}
-	top := uintptr(unsafe.Pointer(&istStack[0])) + uintptr(len(istStack))
+	top := kstackTopOf(maxThreads)
 	tss[9], tss[10] = uint32(top), uint32(top>>32) // IST1, at byte 36 of the TSS
 	cs := uintptr(abi.CPUStateAddr)
 	store64(cs+abi.CsSoftEntry, uint64(softEntryPC()))
 	store64(cs+abi.CsKstackTopVA, uint64(uintptr(unsafe.Pointer(&kstackTop))))
 	store64(cs+abi.CsKstacksLo, uint64(uintptr(unsafe.Pointer(&kstacks[0][0]))))
-	store64(cs+abi.CsKstacksHi, uint64(uintptr(unsafe.Pointer(&kstacks[0][0]))+maxThreads*kstackSize))
+	store64(cs+abi.CsKstacksHi, uint64(kstackTopOf(maxThreads)))
 	store64(cs+abi.CsUserCS, selUserCode)
 	store64(cs+abi.CsUserSS, selUserData)
 
@@ -109,9 +109,6 @@ func xsaveNeed() uintptr {
 	}
 	return need
 }
-
-// istStack is the exception stack (IST1).
-var istStack [8 << 10]byte
 
 // faultCR2 is CR2 as intrCommon read it in emulated ring 0, before leaving it.
 var faultCR2 uintptr
@@ -158,7 +155,7 @@ func trap(f *trapFrame) {
 		sig = linux.SIGBUS
 	}
 	lo := uintptr(unsafe.Pointer(&kstacks[0][0]))
-	inKernel := uintptr(f.rsp) >= lo && uintptr(f.rsp) < lo+maxThreads*kstackSize
+	inKernel := uintptr(f.rsp) >= lo && uintptr(f.rsp) < kstackTopOf(maxThreads)
 	if sig == 0 || inKernel {
 		for {
 			hcall(abi.HcFault, uint64(uintptr(unsafe.Pointer(f))), 0)

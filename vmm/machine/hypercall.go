@@ -36,7 +36,10 @@ func (m *Machine) hypercall(nr uint64) (done bool, status int, err error) {
 		if ns == 0 {
 			return false, 0, fmt.Errorf("guest deadlock: every thread waits and no timer or device can wake one")
 		}
+		// No ticks while the guest waits: an idle guest costs no host CPU.
+		m.ticker.Stop()
 		time.Sleep(time.Duration(ns))
+		m.ticker.Reset(tick)
 		ret(0)
 	case abi.HcUnimplemented:
 		sys := arg(abi.HcA0)

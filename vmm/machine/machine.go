@@ -40,6 +40,7 @@ type Machine struct {
 	// reported holds the system calls already reported as unimplemented.
 	reported map[uint64]bool
 	inRun    atomic.Bool // the vCPU thread is in KVM_RUN
+	ticker   *time.Ticker
 }
 
 // tick is the period of the guest's timer interrupt.
@@ -51,8 +52,9 @@ const tick = 10 * time.Millisecond
 func (m *Machine) startTicker() (stop func()) {
 	pid, tid := syscall.Getpid(), syscall.Gettid()
 	done := make(chan struct{})
+	t := time.NewTicker(tick)
+	m.ticker = t
 	go func() {
-		t := time.NewTicker(tick)
 		defer t.Stop()
 		for {
 			select {

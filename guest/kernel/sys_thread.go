@@ -39,7 +39,7 @@ func sysClone(f *trapFrame) uintptr {
 	child := (*trapFrame)(unsafe.Pointer(&kstacks[i][kstackSize-unsafe.Sizeof(trapFrame{})]))
 	*child = *f
 	child.rax = 0
-	memclr(xsaveArea(i), xsaveSize) // a clean vector state; XRSTOR wants a zero header
+	initVectorState(i)
 	if stack != 0 {
 		child.rsp = uint64(stack)
 	}

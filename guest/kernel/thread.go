@@ -64,6 +64,7 @@ func threadInit() {
 	kstackTop = kstackTopOf(0)
 	kernelFS = uintptr(unsafe.Pointer(&ktls[0][1]))
 	curXsave = xsaveArea(0)
+	initVectorState(0)
 	setRSP0(kstackTop)
 }
 

@@ -4,6 +4,7 @@
 package machine
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -262,24 +263,12 @@ func (m *Machine) Run() (int, error) {
 		if now := time.Now(); now.Sub(lastTick) >= tick {
 			pending, lastTick = true, now
 		}
-		if pending && m.softIntr() {
-			ok, err := m.softInterrupt()
+		if pending {
+			delivered, err := m.injectTimer()
 			if err != nil {
 				return 0, m.crash(err.Error())
 			}
-			if ok {
-				pending = false
-			}
-		} else if pending {
-			if run.ReadyForInterruptInj != 0 && run.IFFlag != 0 {
-				if err := m.cpu.Interrupt(abi.TimerVector); err != nil {
-					return 0, m.crash(err.Error())
-				}
-				pending = false
-				run.RequestInterruptWindow = 0
-			} else {
-				run.RequestInterruptWindow = 1
-			}
+			pending = !delivered
 		}
 		m.inRun.Store(true)
 		err := m.cpu.RunOnce()
@@ -296,7 +285,7 @@ func (m *Machine) Run() (int, error) {
 			if mm.IsWrite == 0 || mm.PhysAddr != abi.DoorbellAddr || mm.Len != 8 {
 				return 0, m.crash(fmt.Sprintf("guest accessed %#x outside memory (len %d, write %v)", mm.PhysAddr, mm.Len, mm.IsWrite != 0))
 			}
-			nr := leU64(mm.Data[:])
+			nr := binary.LittleEndian.Uint64(mm.Data[:])
 			done, status, err := m.hypercall(nr)
 			if err != nil {
 				return 0, m.crash(err.Error())
@@ -320,10 +309,17 @@ func (m *Machine) Run() (int, error) {
 	}
 }
 
-func leU64(b []byte) uint64 {
-	var v uint64
-	for i := 7; i >= 0; i-- {
-		v = v<<8 | uint64(b[i])
+// injectTimer delivers the timer interrupt if the guest can take it now, and
+// reports whether it did; otherwise it asks KVM to exit when it can.
+func (m *Machine) injectTimer() (bool, error) {
+	if m.softIntr() {
+		return m.softInterrupt()
 	}
-	return v
+	run := m.cpu.Run
+	if run.ReadyForInterruptInj != 0 && run.IFFlag != 0 {
+		run.RequestInterruptWindow = 0
+		return true, m.cpu.Interrupt(abi.TimerVector)
+	}
+	run.RequestInterruptWindow = 1
+	return false, nil
 }

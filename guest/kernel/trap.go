@@ -41,19 +41,18 @@ func xsaveArea(i int) uintptr {
 	return base + uintptr(i)*xsaveSize
 }
 
-// initVectorState gives thread slot i the initial vector state: an XSAVE
-// area with a zero header means every component in its initial state; an
-// FXSAVE area needs the x87 control word and MXCSR of the initial state
-// (SDM Vol. 1 §10.5.1: FCW 0x37F, MXCSR 0x1F80 at bytes 0 and 24).
+// initVectorState gives thread slot i the initial vector state. The x87
+// control word and MXCSR of the initial state (FCW 0x37F, MXCSR 0x1F80 at
+// bytes 0 and 24 of the legacy area, SDM Vol. 1 §10.5.1) must be written even
+// for XSAVE: XRSTOR loads MXCSR from memory whatever the header says
+// (§13.8.1), and a zero MXCSR unmasks every floating-point exception.
 //
 //go:nosplit
 func initVectorState(i int) {
 	a := xsaveArea(i)
 	memclr(a, xsaveSize)
-	if !useXsave {
-		store64(a, 0x37f)
-		store64(a+24, 0x1f80)
-	}
+	store64(a, 0x37f)
+	store64(a+24, 0x1f80|0xffff<<32) // MXCSR, MXCSR_MASK
 }
 
 //go:nosplit

@@ -263,15 +263,11 @@ native:
 
 // func intrNative()
 // The rest of intrCommon, outside emulated ring 0: kernel TLS, the vector
-// state (interrupts only, since trap may switch threads and the interrupted
-// code owns every register), then trap.
+// state (the interrupted code owns every register, and trap runs Go code and
+// may switch threads), then trap.
 TEXT ·intrNative(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	·kernelFS(SB), AX
 	WRFSBASE_AX
-	// Exceptions leave the vector state alone: the signal a fault becomes
-	// does not return to the faulting instruction.
-	CMPQ	trapFrame_vector(SP), $32
-	JLT	saved
 	MOVQ	·curXsave(SB), DI
 	MOVL	$-1, AX
 	MOVL	$-1, DX
@@ -293,8 +289,6 @@ saved:
 // Returns from an interrupt to the trapFrame at SP: every register, the
 // vector state and the user FS base come back, then IRETQ.
 TEXT ·intrExit(SB),NOSPLIT|NOFRAME,$0
-	CMPQ	trapFrame_vector(SP), $32
-	JLT	restored
 	MOVQ	·curXsave(SB), DI
 	MOVL	$-1, AX
 	MOVL	$-1, DX

@@ -22,6 +22,12 @@ const (
 	pteProtNone = 1 << 9 // software bit: a frame kept while PROT_NONE (P clear)
 
 	maxVMAs = 512
+
+	// Anonymous mappings of at least lazyMin bytes that mmap places itself
+	// are backed on first touch (demand paging) rather than when mapped: the
+	// runtime maps a 32 MiB arena index of which it uses a few pages.
+	lazyMin = 1 << 20
+	maxLazy = 64
 )
 
 var (
@@ -130,7 +136,7 @@ func userRange(va, n uintptr) bool {
 		return false
 	}
 	for p := va &^ (pageSize - 1); p < va+n; p += pageSize {
-		if !mapped(p) {
+		if !mapped(p) && !lazyFault(p) {
 			return false
 		}
 	}
@@ -143,10 +149,14 @@ func userRange(va, n uintptr) bool {
 //
 //go:nosplit
 func populate(start, end uintptr, zero bool) bool {
-	for va := start; va < end; va += pageSize {
-		e := pte(va, true)
-		if e == 0 {
-			return false
+	var e uintptr
+	for va := start; va < end; va, e = va+pageSize, e+8 {
+		// Walk the tables once per page table (2 MiB); within it the
+		// entries follow each other.
+		if e == 0 || va&(abi.LargePageSize-1) == 0 {
+			if e = pte(va, true); e == 0 {
+				return false
+			}
 		}
 		v := uintptr(load64(e))
 		if v&(ptePresent|pteProtNone) != 0 {
@@ -201,6 +211,70 @@ func protectNone(start, end uintptr) {
 			invlpg(va)
 		}
 	}
+}
+
+// Lazy ranges: mapped readable and writable, each page backed by a zeroed
+// frame when first touched (a page fault, or userRange for the kernel).
+var (
+	lazy  [maxLazy]struct{ start, end uintptr }
+	nlazy int
+)
+
+//go:nosplit
+func lazyAdd(start, end uintptr) bool {
+	if nlazy == maxLazy {
+		return false
+	}
+	lazy[nlazy].start, lazy[nlazy].end = start, end
+	nlazy++
+	return true
+}
+
+// lazyRemove takes [start, end) out of every lazy range, splitting one that
+// contains it: munmap, MAP_FIXED and mprotect decide those pages themselves.
+//
+//go:nosplit
+func lazyRemove(start, end uintptr) {
+	for i := 0; i < nlazy; i++ {
+		r := &lazy[i]
+		if end <= r.start || r.end <= start {
+			continue
+		}
+		switch {
+		case start <= r.start && r.end <= end: // all of it
+			nlazy--
+			lazy[i] = lazy[nlazy]
+			i--
+		case start <= r.start:
+			r.start = end
+		case r.end <= end:
+			r.end = start
+		default: // the middle: split
+			if nlazy == maxLazy {
+				// No slot for the upper part: back it now.
+				populate(end, r.end, false)
+				r.end = start
+				continue
+			}
+			lazy[nlazy].start, lazy[nlazy].end = end, r.end
+			nlazy++
+			r.end = start
+		}
+	}
+}
+
+// lazyFault backs the page at va if it lies in a lazy range, and reports
+// whether it did.
+//
+//go:nosplit
+func lazyFault(va uintptr) bool {
+	for i := 0; i < nlazy; i++ {
+		if va >= lazy[i].start && va < lazy[i].end {
+			p := va &^ (pageSize - 1)
+			return populate(p, p+pageSize, false)
+		}
+	}
+	return false
 }
 
 // vaFree reports whether [start, end) overlaps no reserved range.

@@ -86,11 +86,10 @@ func deliver(f *trapFrame, sig uintptr, code int32, union uint64) {
 	if sa.Flags&linux.SA_ONSTACK != 0 && alt.Flags&linux.SS_DISABLE == 0 && !onAlt {
 		sp = alt.SP + alt.Size
 	}
-	// The vector state of interrupted code is saved only for interrupts; at
-	// a system call it is dead (the Go ABI treats it as clobbered), and a
-	// fault does not resume (see intrCommon).
+	// The vector state of interrupted code was saved by intrNative; at a
+	// system call it is dead (the Go ABI treats it as clobbered).
 	var fpstate uintptr
-	if f.vector == vecTimer {
+	if f.vector != vecSyscall {
 		sp = (sp - xsaveLen) &^ 63
 		fpstate = sp
 	}

@@ -27,7 +27,8 @@ func sysMmap(f *trapFrame) uintptr {
 	if length == 0 || n < length {
 		return errno(linux.EINVAL)
 	}
-	if flags&(linux.MAP_FIXED|linux.MAP_FIXED_NOREPLACE) != 0 {
+	fixed := flags&(linux.MAP_FIXED|linux.MAP_FIXED_NOREPLACE) != 0
+	if fixed {
 		if addr&(pageSize-1) != 0 || addr < userBase || addr+n < addr || addr+n > userTop {
 			return errno(linux.EINVAL)
 		}
@@ -39,6 +40,11 @@ func sysMmap(f *trapFrame) uintptr {
 	}
 	if !vaReserve(addr, addr+n) {
 		return errno(linux.ENOMEM)
+	}
+	if fixed {
+		lazyRemove(addr, addr+n)
+	} else if prot != linux.PROT_NONE && n >= lazyMin && lazyAdd(addr, addr+n) {
+		return addr
 	}
 	if prot == linux.PROT_NONE {
 		unmap(addr, addr+n)
@@ -61,6 +67,7 @@ func sysMunmap(f *trapFrame) uintptr {
 		return errno(linux.EINVAL)
 	}
 	if addr >= userBase {
+		lazyRemove(addr, addr+n)
 		unmap(addr, min(addr+n, userTop))
 	}
 	return 0
@@ -78,6 +85,7 @@ func sysMprotect(f *trapFrame) uintptr {
 	if addr&(pageSize-1) != 0 || n < length || addr+n < addr || addr < userBase || addr+n > userTop {
 		return errno(linux.EINVAL)
 	}
+	lazyRemove(addr, addr+n)
 	if prot == linux.PROT_NONE {
 		protectNone(addr, addr+n)
 		return 0

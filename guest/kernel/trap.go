@@ -154,6 +154,9 @@ func trap(f *trapFrame) {
 	switch f.vector {
 	case 14: // #PF
 		sig, code, addr = linux.SIGSEGV, linux.SEGV_MAPERR, uint64(faultAddr())
+		if f.errcode&1 == 0 && lazyFault(uintptr(addr)) {
+			return // demand paging: the page is there now
+		}
 		if f.errcode&1 != 0 { // present: a protection fault
 			code = linux.SEGV_ACCERR
 		}

@@ -349,3 +349,12 @@ func TestNoKVM(t *testing.T) {
 		t.Fatalf("exit %d, want 125 and one line naming /dev/kvm:\n%s", ee.ExitCode(), out)
 	}
 }
+
+// TestDemandPaging maps more memory than the guest has and uses a little of
+// it, as the Go runtime does with its arena index.
+func TestDemandPaging(t *testing.T) {
+	needKVM(t)
+	r := run(t, "run", "-m", "64M", image(t, "lazymap"))
+	// 0+1+...+255 = 32640; then four zero bytes from an untouched page.
+	expect(t, r, 0, "sum 32640\n\x00\x00\x00\x00\nwrote 4 <nil>\nunmapped\n")
+}

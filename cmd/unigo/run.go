@@ -77,9 +77,9 @@ func cmdRun(args []string) error {
 	if strings.HasSuffix(target, ".img") && !isFile(target) {
 		return fmt.Errorf("image %s: no such file", target)
 	}
+	var tmp string
 	if !isFile(target) {
-		tmp, err := os.MkdirTemp("", "unigo-run-")
-		if err != nil {
+		if tmp, err = os.MkdirTemp("", "unigo-run-"); err != nil {
 			return err
 		}
 		defer os.RemoveAll(tmp)
@@ -89,12 +89,14 @@ func cmdRun(args []string) error {
 		}
 	}
 	name := strings.TrimSuffix(filepath.Base(imgPath), ".img")
-	return boot(imgPath, append([]string{name}, guestArgs...), mem, o)
+	return boot(imgPath, append([]string{name}, guestArgs...), mem, o, tmp)
 }
 
 // boot runs the image at imgPath with args as its os.Args and returns an
-// exitError with the guest's exit status.
-func boot(imgPath string, args []string, mem uint64, o runOpts) error {
+// exitError with the guest's exit status. A temporary folder tmp holding a
+// freshly built image is removed as soon as the image is in guest memory, so
+// that nothing is left behind when a signal ends unigo.
+func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) error {
 	img, err := machine.LoadImage(imgPath)
 	if err != nil {
 		return err
@@ -110,6 +112,9 @@ func boot(imgPath string, args []string, mem uint64, o runOpts) error {
 		return err
 	}
 	defer m.Close()
+	if tmp != "" {
+		os.RemoveAll(tmp) // the mapped image stays readable
+	}
 
 	// Until signals are forwarded into the guest, SIGINT and SIGTERM stop the
 	// VM: the process exits and the kernel releases it.

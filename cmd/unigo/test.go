@@ -81,5 +81,5 @@ func cmdTest(args []string) error {
 	if err := doBuild(pkg, buildOpts{output: img, verbose: o.verbose, tags: o.tags, test: true}); err != nil {
 		return err
 	}
-	return boot(img, append([]string{name + ".test"}, testArgs...), mem, o.runOpts)
+	return boot(img, append([]string{name + ".test"}, testArgs...), mem, o.runOpts, tmp)
 }

@@ -117,7 +117,7 @@ func Build(o Options) error {
 		args = append(args, "-trimpath")
 	}
 	args = append(args, o.Package)
-	logf("kernel component: %s (threads, memory, time, console, epoll)", KernelPackage)
+	logf("kernel component: %s (threads, memory, clocks and vDSO, signals, console, pipes, epoll)", KernelPackage)
 	logf("GOOS=linux GOARCH=amd64 CGO_ENABLED=0 go %s", strings.Join(args, " "))
 	cmd := exec.Command("go", args...)
 	cmd.Dir = o.Dir

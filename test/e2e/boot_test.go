@@ -358,3 +358,56 @@ func TestDemandPaging(t *testing.T) {
 	// 0+1+...+255 = 32640; then four zero bytes from an untouched page.
 	expect(t, r, 0, "sum 32640\n\x00\x00\x00\x00\nwrote 4 <nil>\nunmapped\n")
 }
+
+// TestExternalModule builds and boots a program of another module, from its
+// own folder, with an installed unigo: the kernel comes from the unigo
+// binary, and the program's folder is left as it was.
+func TestExternalModule(t *testing.T) {
+	needKVM(t)
+	dir := t.TempDir()
+	files := map[string]string{
+		"go.mod": "module example.com/app\n\ngo 1.26\n",
+		"main.go": `package main
+
+import (
+	"fmt"
+	"os"
+)
+
+var version = "unset"
+
+func main() { fmt.Println("external", version, os.Args[1:]) }
+`,
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	img := filepath.Join(t.TempDir(), "app.img")
+	build := exec.Command(unigoBin, "build", "-o", img, "-trimpath", "-ldflags", "-X main.version=1.2.3", ".")
+	build.Dir = dir
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("unigo build in %s: %v\n%s", dir, err, out)
+	}
+	expect(t, run(t, "run", img, "--", "x"), 0, "external 1.2.3 [x]\n")
+
+	cmd := exec.Command(unigoBin, "run", ".", "--", "y")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil || string(out) != "external unset [y]\n" {
+		t.Fatalf("unigo run . in %s: %v\n%s", dir, err, out)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != len(files) {
+		t.Errorf("the program's folder now holds %d files, want its %d", len(entries), len(files))
+	}
+	for name, body := range files {
+		if b, _ := os.ReadFile(filepath.Join(dir, name)); string(b) != body {
+			t.Errorf("%s changed", name)
+		}
+	}
+}

@@ -1,0 +1,45 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+)
+
+// stdlibPackages are COMPAT.md's packages, each with the tests that cannot
+// pass in Unigo yet and why (COMPAT.md).
+var stdlibPackages = []struct {
+	pkg, skip string
+	flags     []string
+}{
+	{pkg: "strings"}, {pkg: "strconv"}, {pkg: "sort"}, {pkg: "bytes"}, {pkg: "unicode/utf8"},
+	{pkg: "math"}, {pkg: "math/big", skip: "^TestLinkerGC$"}, // needs a file system and the go tool
+	{pkg: "container/heap"},
+	{pkg: "encoding/json", skip: "^TestHTTPDecoding$"}, // needs networking
+	{pkg: "encoding/binary"},
+	{pkg: "regexp", skip: "^(TestRE2Exhaustive|TestRE2Search)$"},                // testdata files
+	{pkg: "sync", skip: "^(ExampleOnceValues|TestIssue76126|TestMutexMisuse)$"}, // files; child processes
+	{pkg: "sync/atomic"},
+	{pkg: "context", skip: "^ExampleAfterFunc_connection$"}, // networking
+	{pkg: "time", skip: "^(TestEnvTZUsage|TestLoadLocationFromTZData|TestLoadLocationFromTZDataSlim)$",
+		flags: []string{"-tags", "timetzdata"}}, // zoneinfo files
+	{pkg: "errors"}, {pkg: "fmt"},
+}
+
+// TestStdlib runs the standard library's own tests of COMPAT.md's packages
+// inside Unigo (in -short mode, to keep CI quick) and wants them all to pass
+// but the listed ones.
+func TestStdlib(t *testing.T) {
+	needKVM(t)
+	for _, p := range stdlibPackages {
+		t.Run(strings.ReplaceAll(p.pkg, "/", "_"), func(t *testing.T) {
+			args := append(append([]string{"test"}, p.flags...), p.pkg, "-test.short")
+			if p.skip != "" {
+				args = append(args, "-test.skip="+p.skip)
+			}
+			r := run(t, args...)
+			if r.code != 0 || !strings.Contains(r.stdout, "PASS") {
+				t.Fatalf("unigo %s: exit %d\n%s\n%s", strings.Join(args, " "), r.code, tail(r.stdout), tail(r.stderr))
+			}
+		})
+	}
+}

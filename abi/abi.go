@@ -65,7 +65,7 @@ const (
 	HcHalt          = 3 // A0 = nanoseconds to wait at most (0 = no deadline). Ret = 0.
 	HcUnimplemented = 4 // A0 = system call number the kernel does not implement (debug only).
 	HcFatal         = 5 // A1 = length of a message at HcBufAddr. The kernel gave up. Does not return.
-	HcFault         = 6 // A0 = GPA of the faulting context (Frame* words). Does not return.
+	HcFault         = 6 // A0 = GPA of the faulting context (Frame* words), A1 = faulting address. Does not return.
 )
 
 // Frame is the register context the kernel saves on a trap, in its memory

@@ -175,7 +175,7 @@ func trap(f *trapFrame) {
 	inKernel := uintptr(f.rsp) >= lo && uintptr(f.rsp) < kstackTopOf(maxThreads)
 	if sig == 0 || inKernel {
 		for {
-			hcall(abi.HcFault, uint64(uintptr(unsafe.Pointer(f))), 0)
+			hcall(abi.HcFault, uint64(uintptr(unsafe.Pointer(f))), addr)
 		}
 	}
 	forceSignal(f, sig, code, addr)

@@ -30,7 +30,7 @@ var exceptionNames = [32]string{
 }
 
 // fault reports the exception the kernel caught, from the trap frame at gpa.
-func (m *Machine) fault(gpa uint64) error {
+func (m *Machine) fault(gpa, addr uint64) error {
 	b, err := m.mem.Slice(gpa, abi.FrameWords*8)
 	if err != nil {
 		return m.crash("exception with a trap frame outside memory: " + err.Error())
@@ -48,7 +48,8 @@ func (m *Machine) fault(gpa uint64) error {
 		R12: w(abi.FrameR12), R13: w(abi.FrameR13), R14: w(abi.FrameR14), R15: w(abi.FrameR15),
 		RIP: w(abi.FrameRIP), RFLAGS: w(abi.FrameRFLAGS),
 	}
-	return m.report(fmt.Sprintf("CPU exception %s, error code %#x, at CS %#x", name, w(abi.FrameErrcode), w(abi.FrameCS)), r)
+	return m.report(fmt.Sprintf("CPU exception %s in kernel code, error code %#x, faulting address %#x, at CS %#x",
+		name, w(abi.FrameErrcode), addr, w(abi.FrameCS)), r)
 }
 
 // report formats registers r and the backtrace from r.RBP.

@@ -57,7 +57,7 @@ func (m *Machine) hypercall(nr uint64) (done bool, status int, err error) {
 		b, _ := m.mem.Slice(abi.HcBufAddr, n)
 		return false, 0, fmt.Errorf("kernel: %s", b)
 	case abi.HcFault:
-		return false, 0, m.fault(arg(abi.HcA0))
+		return false, 0, m.fault(arg(abi.HcA0), arg(abi.HcA1))
 	default:
 		return false, 0, fmt.Errorf("unknown hypercall %d", nr)
 	}

@@ -43,13 +43,19 @@ func (m *Machine) hypercall(nr uint64) (done bool, status int, err error) {
 		ret(0)
 	case abi.HcUnimplemented:
 		sys := arg(abi.HcA0)
+		if sys >= linux.NumSyscalls {
+			sys = linux.NumSyscalls // one entry for every number out of range: the map stays small
+		}
 		if !m.reported[sys] {
 			m.reported[sys] = true
-			name := "?"
-			if sys < linux.NumSyscalls && linux.SyscallNames[sys] != "" {
-				name = linux.SyscallNames[sys]
+			name := "a number out of range"
+			if sys < linux.NumSyscalls {
+				name = fmt.Sprintf("%s (%d)", linux.SyscallNames[sys], sys)
+				if linux.SyscallNames[sys] == "" {
+					name = fmt.Sprintf("%d", sys)
+				}
 			}
-			fmt.Fprintf(m.cfg.Stderr, "unigo: unimplemented system call %s (%d) returned ENOSYS\n", name, sys)
+			fmt.Fprintf(m.cfg.Stderr, "unigo: unimplemented system call %s returned ENOSYS\n", name)
 		}
 		ret(0)
 	case abi.HcFatal:

@@ -1,6 +1,10 @@
 package kernel
 
-import "unigo.dev/unigo/abi"
+import (
+	"unsafe"
+
+	"unigo.dev/unigo/abi"
+)
 
 // Memory. Guest-physical RAM is identity-mapped below 4 GiB by the monitor's
 // page tables (package abi). Memory that mmap(2) hands out lives at user
@@ -320,4 +324,26 @@ func vaAlloc(hint, n uintptr) uintptr {
 		}
 	}
 	return 0
+}
+
+// copyIn copies n bytes from user address src to the kernel object dst.
+//
+//go:nosplit
+func copyIn(dst unsafe.Pointer, src, n uintptr) bool {
+	if !userRange(src, n) {
+		return false
+	}
+	memmove(uintptr(dst), src, n)
+	return true
+}
+
+// copyOut copies n bytes of the kernel object src to user address dst.
+//
+//go:nosplit
+func copyOut(dst uintptr, src unsafe.Pointer, n uintptr) bool {
+	if !userRange(dst, n) {
+		return false
+	}
+	memmove(dst, uintptr(src), n)
+	return true
 }

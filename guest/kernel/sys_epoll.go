@@ -221,25 +221,3 @@ func wakeWaiters(kind waitKind) {
 		}
 	}
 }
-
-// copyIn copies n bytes from user address src to the kernel object dst.
-//
-//go:nosplit
-func copyIn(dst unsafe.Pointer, src, n uintptr) bool {
-	if !userRange(src, n) {
-		return false
-	}
-	memmove(uintptr(dst), src, n)
-	return true
-}
-
-// copyOut copies n bytes of the kernel object src to user address dst.
-//
-//go:nosplit
-func copyOut(dst uintptr, src unsafe.Pointer, n uintptr) bool {
-	if !userRange(dst, n) {
-		return false
-	}
-	memmove(dst, uintptr(src), n)
-	return true
-}

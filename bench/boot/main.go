@@ -46,13 +46,21 @@ func main() {
 	sh(unigo, "build", "-o", sysImg, "./bench/guest/syscall")
 	gapImg := filepath.Join(dir, "gaps.img")
 	sh(unigo, "build", "-o", gapImg, "./bench/guest/gaps")
-	var sc, gp []string
+	touchImg := filepath.Join(dir, "touch.img")
+	sh(unigo, "build", "-o", touchImg, "./bench/guest/touch")
+	touchNat := filepath.Join(dir, "touch")
+	sh("go", "build", "-o", touchNat, "./bench/guest/touch")
+	var sc, gp, ti, tn []string
 	for i := 0; i < 5; i++ {
 		sc = append(sc, field(output(unigo, "run", sysImg), "syscall_ns"))
 		gp = append(gp, field(output(unigo, "run", gapImg), "median_us"))
+		ti = append(ti, field(output(unigo, "run", touchImg), "first_us"))
+		tn = append(tn, field(output(touchNat), "first_us"))
 	}
 	sort.Strings(sc)
 	sort.Strings(gp)
+	sort.Strings(ti)
+	sort.Strings(tn)
 
 	host, _ := os.Hostname()
 	fmt.Printf("date %s, host %s, %d runs each, medians\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), host, *n)
@@ -61,6 +69,7 @@ func main() {
 	fmt.Printf("| hello size | %d bytes | %d bytes | +%d KiB |\n", si, sn, (si-sn)/1024)
 	fmt.Printf("| getppid round trip (in guest) | %s ns | | |\n", sc[len(sc)/2])
 	fmt.Printf("| timer interrupt, seen as a gap in a clock loop | %s µs | | |\n", gp[len(gp)/2])
+	fmt.Printf("| first touch of a demand-paged page (32 MiB mmap) | %s µs | %s µs | |\n", ti[len(ti)/2], tn[len(tn)/2])
 }
 
 func timeRun(name string, args ...string) time.Duration {

@@ -411,3 +411,25 @@ func main() { fmt.Println("external", version, os.Args[1:]) }
 		}
 	}
 }
+
+// TestBadPointers passes ridiculous pointers to system calls: each gets
+// EFAULT (14), as on Linux, and the guest goes on.
+func TestBadPointers(t *testing.T) {
+	needKVM(t)
+	r := run(t, "run", image(t, "badptr"))
+	expect(t, r, 0, "survived")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 6 {
+		t.Fatalf("want 5 result lines and survived:\n%s", r.stdout)
+	}
+	for i, l := range lines[:5] {
+		for _, f := range strings.Fields(strings.Trim(l, "[]")) {
+			if i == 0 && f == "rt_sigaction=0" {
+				continue // a NULL old action is no pointer at all
+			}
+			if !strings.HasSuffix(f, "=14") {
+				t.Errorf("%s, want EFAULT (14)", f)
+			}
+		}
+	}
+}

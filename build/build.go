@@ -24,8 +24,12 @@ import (
 // KernelPackage is the import path of the kernel linked into every image.
 const KernelPackage = unigo.ModulePath + "/guest/kernel"
 
-// EntrySymbol is the ELF entry point of an image.
-const EntrySymbol = KernelPackage + ".entry"
+// EntrySymbol is the ELF entry point of an image (the 64-bit boot); the PVH
+// note names PVHEntrySymbol (the 32-bit boot of standard hypervisors).
+const (
+	EntrySymbol    = KernelPackage + ".entry"
+	PVHEntrySymbol = KernelPackage + ".pvhEntry.abi0"
+)
 
 // Options configure a build.
 type Options struct {

@@ -14,7 +14,8 @@ import (
 // a .note.gnu.build-id note (name "GNU") with a descriptor of our chosen size,
 // inside the PT_NOTE segment. After linking, the reserved bytes are rewritten
 // in place into Unigo's notes (the post-link note rewrite is TamaGo's idea).
-// The space holds the Unigo note and one more note of equal size for later use.
+// The space holds the Unigo note and the PVH note (XEN_ELFNOTE_PHYS32_ENTRY,
+// Xen's include/public/elfnote.h), which standard hypervisors boot through.
 const (
 	noteSpace   = 48             // bytes of the reserved note, header included
 	reserveDesc = noteSpace - 16 // -B descriptor bytes: 12-byte header + "GNU\0"
@@ -30,10 +31,13 @@ func reserveFlag() string {
 	return "-B " + string(b)
 }
 
+// xenPhys32Entry is XEN_ELFNOTE_PHYS32_ENTRY: the 32-bit physical entry.
+const xenPhys32Entry = 18
+
 // notes returns the noteSpace bytes that replace the reserved note: the Unigo
-// note (abi.NoteName, abi.NoteType, {abi.Version, flags}) and a spare note of
-// type 0 that readers skip.
-func notes() []byte {
+// note (abi.NoteName, abi.NoteType, {abi.Version, flags}) and the PVH note
+// with the kernel's 32-bit entry pvhEntry.
+func notes(pvhEntry uint32) []byte {
 	b := make([]byte, 0, noteSpace)
 	add := func(name string, typ uint32, desc []byte) {
 		n := append([]byte(name), 0)
@@ -49,7 +53,7 @@ func notes() []byte {
 	desc := binary.LittleEndian.AppendUint32(nil, abi.Version)
 	desc = binary.LittleEndian.AppendUint32(desc, 0)
 	add(abi.NoteName, abi.NoteType, desc)
-	add(abi.NoteName, 0, make([]byte, noteSpace-len(b)-12-8))
+	add("Xen", xenPhys32Entry, binary.LittleEndian.AppendUint32(nil, pvhEntry))
 	return b
 }
 
@@ -84,7 +88,20 @@ func writeNotes(path string) error {
 		return err
 	}
 	defer out.Close()
-	if _, err := out.WriteAt(notes(), int64(s.Offset)); err != nil {
+	var entry uint64
+	syms, err := f.Symbols()
+	if err != nil {
+		return fmt.Errorf("read symbols: %w", err)
+	}
+	for _, sym := range syms {
+		if sym.Name == PVHEntrySymbol {
+			entry = sym.Value
+		}
+	}
+	if entry == 0 || entry > 0xffffffff {
+		return fmt.Errorf("no 32-bit address for %s in the linked program", PVHEntrySymbol)
+	}
+	if _, err := out.WriteAt(notes(uint32(entry)), int64(s.Offset)); err != nil {
 		return err
 	}
 	// ELF64: e_phoff at byte 32 of the header; in each 56-byte Elf64_Phdr,

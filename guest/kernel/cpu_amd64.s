@@ -74,7 +74,7 @@ TEXT ·entry(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	AX, SP
 	PUSHQ	$const_selUserData
 	PUSHQ	AX
-	PUSHQ	$2
+	PUSHQ	·iretFlags(SB)
 	PUSHQ	$const_selUserCode
 	LEAQ	·start0(SB), AX
 	PUSHQ	AX
@@ -253,7 +253,7 @@ nocr2:
 	MOVQ	SP, AX
 	PUSHQ	$const_selUserData
 	PUSHQ	AX
-	PUSHQ	$2
+	PUSHQ	·iretFlags(SB)
 	PUSHQ	$const_selUserCode
 	LEAQ	·intrNative(SB), AX
 	PUSHQ	AX
@@ -756,4 +756,32 @@ compute:
 TEXT ·vdsoClockGettimePC(SB),NOSPLIT,$0-8
 	LEAQ	·vdsoClockGettime(SB), AX
 	MOVQ	AX, ret+0(FP)
+	RET
+
+// func pvhEntryPC() uintptr
+TEXT ·pvhEntryPC(SB),NOSPLIT,$0-8
+	LEAQ	·pvhEntry(SB), AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
+// func outb(port uint16, v uint8)
+TEXT ·outb(SB),NOSPLIT,$0-3
+	MOVW	port+0(FP), DX
+	MOVB	v+2(FP), AX
+	OUTB
+	RET
+
+// func inb(port uint16) uint8
+TEXT ·inb(SB),NOSPLIT,$0-9
+	MOVW	port+0(FP), DX
+	XORL	AX, AX
+	INB
+	MOVB	AX, ret+8(FP)
+	RET
+
+// func outl(port uint16, v uint32)
+TEXT ·outl(SB),NOSPLIT,$0-8
+	MOVW	port+0(FP), DX
+	MOVL	v+4(FP), AX
+	OUTL
 	RET

@@ -10,6 +10,9 @@ import (
 
 //go:nosplit
 func hcall(nr uintptr, a0, a1 uint64) uint64 {
+	if pvh {
+		return pvhHcall(nr, a0, a1)
+	}
 	store64(abi.HcPageAddr+abi.HcA0, a0)
 	store64(abi.HcPageAddr+abi.HcA1, a1)
 	hypercall(nr)

@@ -121,6 +121,10 @@ var (
 //
 //go:nosplit
 func kinit(bootInfo uintptr) uintptr {
+	pvhEntryAddr = pvhEntryPC()
+	if pvhStartInfo != 0 {
+		bootInfo = pvhBootInfo(pvhStartInfo)
+	}
 	if load64(bootInfo+abi.BiMagic) != abi.BootMagic || uint32(load64(bootInfo+abi.BiVersion)) != abi.Version {
 		fatal("boot info has a wrong magic or version")
 	}

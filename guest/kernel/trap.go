@@ -66,9 +66,8 @@ func setRSP0(sp uintptr) {
 //
 //go:nosplit
 func trapInit() {
-	var pcs [nIntrStubs]uintptr
-	intrStubs(&pcs)
-	for i, pc := range pcs {
+	intrStubs(&stubPCs)
+	for i, pc := range stubPCs {
 		vec := i
 		if i == 32 {
 			vec = vecTimer
@@ -123,6 +122,9 @@ func xsaveNeed() uintptr {
 	}
 	return need
 }
+
+// stubPCs is trapInit's scratch (too big for a nosplit frame).
+var stubPCs [nIntrStubs]uintptr
 
 // faultCR2 is CR2 as intrCommon read it in emulated ring 0, before leaving it.
 var faultCR2 uintptr

@@ -1,0 +1,250 @@
+package kernel
+
+import (
+	"unsafe"
+
+	"unigo.dev/unigo/abi"
+)
+
+// The PVH platform: booted by a standard hypervisor (QEMU, Firecracker,
+// cloud-hypervisor) through the PVH entry, not by Unigo's monitor. The
+// kernel builds its own boot info from the hvm_start_info, and the
+// hypercalls become the platform's devices: the COM1 16550 UART for the
+// console, QEMU's isa-debug-exit for the exit status, a calibrated TSC.
+// There is no timer interrupt on this platform yet.
+
+func pvhEntry()
+func pvhEntryPC() uintptr
+func outb(port uint16, v uint8)
+func inb(port uint16) uint8
+func outl(port uint16, v uint32)
+
+var (
+	pvhStartInfo uintptr     // set by pvhEntry
+	iretFlags    uint64  = 2 // RFLAGS of the first CPL 3 code; pvhEntry adds IOPL 3
+	pvh          bool
+	pvhEntryAddr uintptr // keeps pvhEntry linked: its address goes in the PVH note
+)
+
+// hvm_start_info (xen/include/public/arch-x86/hvm/start_info.h).
+const (
+	hvmStartMagic  = 0x336ec578
+	hvmCmdline     = 24    // u64 physical address of the command line
+	hvmMemmap      = 40    // u64 physical address of the memory map (version 1)
+	hvmMemmapCount = 48    // u32
+	hvmMemmapEntry = 24    // {u64 addr, u64 size, u32 type, u32 reserved}
+	comPort        = 0x3f8 // COM1
+	debugExitPort  = 0xf4  // -device isa-debug-exit,iobase=0xf4
+	pitHz          = 1193182
+)
+
+// pvhBootInfo writes the boot info at abi.BootInfoAddr from the hvm_start_info
+// at si, as the monitor would, and returns its address.
+//
+//go:nosplit
+func pvhBootInfo(si uintptr) uintptr {
+	pvh = true
+	if uint32(load64(si)) != hvmStartMagic {
+		fatal("PVH: no hvm_start_info")
+	}
+	bi := uintptr(abi.BootInfoAddr)
+	memclr(bi, abi.BiSize)
+	var mem uintptr
+	mm := uintptr(load64(si + hvmMemmap))
+	for i := uintptr(0); i < uintptr(uint32(load64(si+hvmMemmapCount))); i++ {
+		e := mm + i*hvmMemmapEntry
+		if uint32(load64(e+16)) != abi.MemRAM {
+			continue
+		}
+		end := uintptr(load64(e)) + uintptr(load64(e+8))
+		if end <= abi.MaxMemSize && end > mem {
+			mem = end
+		}
+	}
+	store64(bi+abi.BiMagic, abi.BootMagic)
+	store64(bi+abi.BiVersion, abi.Version)
+	store64(bi+abi.BiMemSize, uint64(mem&^(abi.LargePageSize-1)))
+	khz := pitCalibrate()
+	store64(bi+abi.BiTSCkHz, khz)
+	store64(bi+abi.BiWallNs, uint64(rtcNow())*1e9)
+	store64(bi+abi.BiTSC, rdtsc())
+	pvhCmdline(bi, uintptr(load64(si+hvmCmdline)))
+	return bi
+}
+
+// pvhCmdline turns the command line into args and environment: space
+// separated words "a:ARG" and "e:KEY=VAL", percent-encoded, and "debug".
+//
+//go:nosplit
+func pvhCmdline(bi, cmd uintptr) {
+	out := uintptr(abi.StringsAddr)
+	end := out + abi.StringsSize - 1
+	var argc, envc uint64
+	for pass := 0; pass < 2; pass++ { // args first, then the environment
+		p := cmd
+		for cmd != 0 {
+			for byte(load64(p)) == ' ' {
+				p++
+			}
+			c := byte(load64(p))
+			if c == 0 {
+				break
+			}
+			kind := c
+			start := p
+			for c := byte(load64(p)); c != 0 && c != ' '; c = byte(load64(p)) {
+				p++
+			}
+			if p-start == 5 && kind == 'd' && pass == 0 {
+				store64(bi+abi.BiFlags, abi.BootFlagDebug)
+				continue
+			}
+			if p-start < 2 || byte(load64(start+1)) != ':' || (pass == 0) != (kind == 'a') || (kind != 'a' && kind != 'e') {
+				continue
+			}
+			for q := start + 2; q < p && out < end; q++ {
+				b := byte(load64(q))
+				if b == '%' && q+2 < p {
+					b = unhex(byte(load64(q+1)))<<4 | unhex(byte(load64(q+2)))
+					q += 2
+				}
+				putByte(out, b)
+				out++
+			}
+			putByte(out, 0)
+			out++
+			if pass == 0 {
+				argc++
+			} else {
+				envc++
+			}
+		}
+	}
+	store64(bi+abi.BiArgc, argc|envc<<32)
+	store64(bi+abi.BiStrings, abi.StringsAddr)
+	store64(bi+abi.BiStrLen, uint64(out-abi.StringsAddr))
+}
+
+//go:nosplit
+func putByte(a uintptr, b byte) {
+	v := load64(a &^ 7)
+	sh := 8 * (a & 7)
+	store64(a&^7, v&^(0xff<<sh)|uint64(b)<<sh)
+}
+
+//go:nosplit
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10
+	}
+	return 0
+}
+
+// pitCalibrate measures the TSC against 10 ms of the 8254 PIT's channel 2
+// and returns its frequency in kHz.
+//
+//go:nosplit
+func pitCalibrate() uint64 {
+	const latch = pitHz / 100
+	outb(0x61, inb(0x61)&^0x02|0x01) // gate on, speaker off
+	outb(0x43, 0xb0)                 // channel 2, lobyte/hibyte, mode 0
+	outb(0x42, latch&0xff)
+	outb(0x42, latch>>8)
+	t0 := rdtsc()
+	for inb(0x61)&0x20 == 0 {
+	}
+	return (rdtsc() - t0) / 10
+}
+
+// rtcNow reads the CMOS real-time clock (MC146818) as Unix seconds.
+//
+//go:nosplit
+func rtcNow() int64 {
+	reg := func(r uint8) uint8 { outb(0x70, r); return inb(0x71) }
+	for reg(0x0a)&0x80 != 0 { // update in progress
+	}
+	sec, min, hour := reg(0), reg(2), reg(4)
+	day, mon, year := reg(7), reg(8), reg(9)
+	if reg(0x0b)&0x04 == 0 { // BCD
+		bcd := func(v uint8) uint8 { return v&0x0f + v>>4*10 }
+		sec, min, day, mon, year = bcd(sec), bcd(min), bcd(day), bcd(mon), bcd(year)
+		hour = bcd(hour&0x7f) | hour&0x80
+	}
+	if reg(0x0b)&0x02 == 0 && hour&0x80 != 0 { // 12-hour clock, PM
+		hour = (hour&0x7f)%12 + 12
+	}
+	// Days from civil date (Howard Hinnant's algorithm), for years 2000-2099.
+	y, m, d := int64(year)+2000, int64(mon), int64(day)
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	days := era*146097 + doe - 719468
+	return days*86400 + int64(hour)*3600 + int64(min)*60 + int64(sec)
+}
+
+// pvhHcall does what the monitor does for hypercall nr, with the platform's
+// devices.
+//
+//go:nosplit
+func pvhHcall(nr uintptr, a0, a1 uint64) uint64 {
+	switch nr {
+	case abi.HcConsoleWrite:
+		uartWrite(abi.HcBufAddr, uintptr(a1))
+		return a1
+	case abi.HcExit:
+		pvhExit(uint32(a0))
+	case abi.HcHalt:
+		// No timer interrupt to wake a HLT yet: wait on the clock.
+		if a0 == 0 {
+			uartString("unigo: guest deadlock: every thread waits and nothing can wake one\n")
+			pvhExit(134)
+		}
+		for deadline := nanotime() + int64(a0); nanotime() < deadline; {
+		}
+	case abi.HcUnimplemented:
+		uartString("unigo: unimplemented system call returned ENOSYS\n")
+	case abi.HcFatal:
+		uartString("unigo: kernel: ")
+		uartWrite(abi.HcBufAddr, uintptr(a1))
+		uartString("\n")
+		pvhExit(134)
+	case abi.HcFault:
+		uartString("unigo: CPU exception in kernel code\n")
+		pvhExit(134)
+	}
+	return 0
+}
+
+// pvhExit ends the machine through QEMU's isa-debug-exit, whose exit status
+// is code*2+1.
+//
+//go:nosplit
+func pvhExit(code uint32) {
+	outl(debugExitPort, code)
+	for { // no isa-debug-exit device: stop here
+	}
+}
+
+//go:nosplit
+func uartWrite(buf, n uintptr) {
+	for i := uintptr(0); i < n; i++ {
+		for inb(comPort+5)&0x20 == 0 { // THR empty
+		}
+		outb(comPort, byte(load64((buf+i)&^7)>>(8*((buf+i)&7))))
+	}
+}
+
+//go:nosplit
+func uartString(s string) {
+	uartWrite(uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(len(s)))
+}

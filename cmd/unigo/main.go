@@ -15,7 +15,7 @@ const usage = `unigo builds ordinary Go programs into unikernel images and runs 
 
 Usage:
   unigo build [-o image] [-v] [-tags t] [-ldflags f] [-trimpath] [package]
-  unigo run [-m size] [-e KEY=VAL]... [--debug] image-or-package [-- args...]
+  unigo run [-m size] [-e KEY=VAL]... [--debug] [--vmm kvm|qemu] image-or-package [-- args...]
   unigo test [-m size] [package] [-test.run=Regexp -test.v ...]
   unigo version
   unigo help [command]

@@ -12,12 +12,14 @@ import (
 	"syscall"
 
 	"unigo.dev/unigo/vmm/machine"
+	"unigo.dev/unigo/vmm/qemu"
 )
 
 type runOpts struct {
 	mem   string
 	env   listFlag
 	debug bool
+	vmm   string
 }
 
 type listFlag []string
@@ -30,6 +32,7 @@ func runFlags(o *runOpts) *flag.FlagSet {
 	fs.StringVar(&o.mem, "m", "128M", "guest memory `size` (K, M or G suffix; a plain number is MiB)")
 	fs.Var(&o.env, "e", "set `KEY=VAL` in the guest's environment (repeatable); the host's is not passed")
 	fs.BoolVar(&o.debug, "debug", false, "report each unimplemented system call the guest makes, once")
+	fs.StringVar(&o.vmm, "vmm", "", "`monitor`: kvm (Unigo's own, the default) or qemu (QEMU microvm, TCG);\nwithout /dev/kvm, qemu if it is installed")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: unigo run [flags] image-or-package [-- args...]
 
@@ -97,6 +100,31 @@ func cmdRun(args []string) error {
 // freshly built image is removed as soon as the image is in guest memory, so
 // that nothing is left behind when a signal ends unigo.
 func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) error {
+	switch o.vmm {
+	case "", "kvm":
+		if o.vmm == "" && qemu.Available() {
+			if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
+				fmt.Fprintf(os.Stderr, "unigo: /dev/kvm cannot be used (%v): running under QEMU (TCG) instead\n", errors.Unwrap(err))
+				o.vmm = "qemu"
+			} else {
+				f.Close()
+			}
+		}
+	case "qemu":
+	default:
+		return fmt.Errorf("--vmm %q: want kvm or qemu", o.vmm)
+	}
+	if o.vmm == "qemu" {
+		status, err := qemu.Run(imgPath, qemu.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug})
+		if errors.Is(err, qemu.ErrNoStatus) {
+			fmt.Fprintln(os.Stderr, "unigo:", err)
+			return exitError(exitCrash)
+		}
+		if err != nil {
+			return err
+		}
+		return exitError(status)
+	}
 	img, err := machine.LoadImage(imgPath)
 	if err != nil {
 		return err

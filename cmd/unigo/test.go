@@ -20,6 +20,7 @@ func testFlags(o *testOpts) *flag.FlagSet {
 	fs.Var(&o.env, "e", "set `KEY=VAL` in the guest's environment (repeatable)")
 	fs.BoolVar(&o.debug, "debug", false, "report each unimplemented system call the tests make, once")
 	fs.BoolVar(&o.verbose, "v", false, "say what the build does")
+	fs.StringVar(&o.vmm, "vmm", "", "`monitor`: kvm or qemu, as for unigo run")
 	fs.StringVar(&o.tags, "tags", "", "build `tags`, passed to go test -c")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: unigo test [flags] [package] [-test.flags...]

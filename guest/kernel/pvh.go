@@ -23,6 +23,7 @@ var (
 	pvhStartInfo uintptr     // set by pvhEntry
 	iretFlags    uint64  = 2 // RFLAGS of the first CPL 3 code; pvhEntry adds IOPL 3
 	pvh          bool
+	com2         bool    // stderr has its own UART
 	pvhEntryAddr uintptr // keeps pvhEntry linked: its address goes in the PVH note
 )
 
@@ -33,7 +34,8 @@ const (
 	hvmMemmap      = 40    // u64 physical address of the memory map (version 1)
 	hvmMemmapCount = 48    // u32
 	hvmMemmapEntry = 24    // {u64 addr, u64 size, u32 type, u32 reserved}
-	comPort        = 0x3f8 // COM1
+	comPort        = 0x3f8 // COM1: the console, stdout
+	com2Port       = 0x2f8 // COM2: stderr where there is one
 	debugExitPort  = 0xf4  // -device isa-debug-exit,iobase=0xf4
 	pitHz          = 1193182
 )
@@ -44,6 +46,7 @@ const (
 //go:nosplit
 func pvhBootInfo(si uintptr) uintptr {
 	pvh = true
+	com2 = uartPresent(com2Port)
 	if uint32(load64(si)) != hvmStartMagic {
 		fatal("PVH: no hvm_start_info")
 	}
@@ -145,20 +148,31 @@ func unhex(c byte) byte {
 	return 0
 }
 
-// pitCalibrate measures the TSC against 10 ms of the 8254 PIT's channel 2
-// and returns its frequency in kHz.
+// pitCalibrate measures the TSC against 10 ms of the 8254 PIT and returns
+// its frequency in kHz. It polls channel 0's count (latched through the
+// mode port), which needs no speaker port: microvm has none.
 //
 //go:nosplit
 func pitCalibrate() uint64 {
-	const latch = pitHz / 100
-	outb(0x61, inb(0x61)&^0x02|0x01) // gate on, speaker off
-	outb(0x43, 0xb0)                 // channel 2, lobyte/hibyte, mode 0
-	outb(0x42, latch&0xff)
-	outb(0x42, latch>>8)
+	outb(0x43, 0x34) // channel 0, lobyte/hibyte, mode 2, binary
+	outb(0x40, 0xff)
+	outb(0x40, 0xff)
+	prev := pitCount()
 	t0 := rdtsc()
-	for inb(0x61)&0x20 == 0 {
+	var ticks uint64
+	for ticks < pitHz/100 {
+		c := pitCount()
+		ticks += uint64(prev - c) // counts down; uint16 arithmetic wraps
+		prev = c
 	}
-	return (rdtsc() - t0) / 10
+	return (rdtsc() - t0) * pitHz / ticks / 1000
+}
+
+//go:nosplit
+func pitCount() uint16 {
+	outb(0x43, 0x00) // latch channel 0
+	lo := inb(0x40)
+	return uint16(inb(0x40))<<8 | uint16(lo)
 }
 
 // rtcNow reads the CMOS real-time clock (MC146818) as Unix seconds.
@@ -199,7 +213,11 @@ func rtcNow() int64 {
 func pvhHcall(nr uintptr, a0, a1 uint64) uint64 {
 	switch nr {
 	case abi.HcConsoleWrite:
-		uartWrite(abi.HcBufAddr, uintptr(a1))
+		port := uint16(comPort)
+		if a0 == 2 && com2 {
+			port = com2Port
+		}
+		uartWriteTo(port, abi.HcBufAddr, uintptr(a1))
 		return a1
 	case abi.HcExit:
 		pvhExit(uint32(a0))
@@ -230,18 +248,35 @@ func pvhHcall(nr uintptr, a0, a1 uint64) uint64 {
 //
 //go:nosplit
 func pvhExit(code uint32) {
+	if code > 126 {
+		// isa-debug-exit makes QEMU exit with code*2+1: 7 bits.
+		uartString("unigo: the exit status does not fit QEMU's isa-debug-exit; reported as 127\n")
+		code = 127
+	}
 	outl(debugExitPort, code)
 	for { // no isa-debug-exit device: stop here
 	}
 }
 
 //go:nosplit
-func uartWrite(buf, n uintptr) {
+func uartWrite(buf, n uintptr) { uartWriteTo(comPort, buf, n) }
+
+//go:nosplit
+func uartWriteTo(port uint16, buf, n uintptr) {
 	for i := uintptr(0); i < n; i++ {
-		for inb(comPort+5)&0x20 == 0 { // THR empty
+		for inb(port+5)&0x20 == 0 { // THR empty
 		}
-		outb(comPort, byte(load64((buf+i)&^7)>>(8*((buf+i)&7))))
+		outb(port, byte(load64((buf+i)&^7)>>(8*((buf+i)&7))))
 	}
+}
+
+// uartPresent reports whether a 16550 answers at port: its scratch
+// register keeps what is written to it.
+//
+//go:nosplit
+func uartPresent(port uint16) bool {
+	outb(port+7, 0x5a)
+	return inb(port+7) == 0x5a
 }
 
 //go:nosplit

@@ -25,6 +25,19 @@ start:
 	addl $0x200000, %eax
 	addl $8, %edi
 	loop 1b
+	# The first 2 MiB through a page table with page 0 absent, as the monitor
+	# maps them (abi): nil dereferences fault.
+	movl $0x9007, 0x5000            # PD[0] = PT0 | P|RW|US
+	movl $0, 0x9000
+	movl $0, 0x9004
+	movl $0x9008, %edi
+	movl $0x1007, %eax
+	movl $511, %ecx
+7:	movl %eax, (%edi)
+	movl $0, 4(%edi)
+	addl $0x1000, %eax
+	addl $8, %edi
+	loop 7b
 	# CR4: PAE, OSFXSR, OSXMMEXCPT; FSGSBASE and OSXSAVE where CPUID has them.
 	# (CR4 bits collect in EBP: CPUID writes EAX, EBX, ECX and EDX.)
 	movl $0x620, %ebp

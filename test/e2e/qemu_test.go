@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -80,4 +81,29 @@ func TestQEMU(t *testing.T) {
 	t.Run("preemption", func(t *testing.T) {
 		t.Skip("not on the PVH platform yet: no timer interrupt there (the PVH issue's local APIC timer)")
 	})
+}
+
+// TestQEMUFallback hides /dev/kvm in a private mount namespace: unigo run
+// falls back to QEMU and says so once on stderr.
+func TestQEMUFallback(t *testing.T) {
+	needKVM(t)
+	needQEMU(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a mount namespace")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("needs unshare(1)")
+	}
+	img := image(t, "examples/hello")
+	script := `mount -t tmpfs none /dev && mknod /dev/null c 1 3 && mknod /dev/urandom c 1 9 && mknod /dev/zero c 1 5 &&
+chmod 666 /dev/null /dev/urandom /dev/zero && exec "$0" run "$1"`
+	cmd := exec.Command("unshare", "-m", "sh", "-c", script, unigoBin, img)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	if stdout.String() != "hello\n" || strings.Count(stderr.String(), "running under QEMU") != 1 {
+		t.Fatalf("stdout %q, stderr %q", stdout.String(), stderr.String())
+	}
 }

@@ -20,6 +20,7 @@ type runOpts struct {
 	env   listFlag
 	debug bool
 	vmm   string
+	qemuM string
 }
 
 type listFlag []string
@@ -32,7 +33,8 @@ func runFlags(o *runOpts) *flag.FlagSet {
 	fs.StringVar(&o.mem, "m", "128M", "guest memory `size` (K, M or G suffix; a plain number is MiB)")
 	fs.Var(&o.env, "e", "set `KEY=VAL` in the guest's environment (repeatable); the host's is not passed")
 	fs.BoolVar(&o.debug, "debug", false, "report each unimplemented system call the guest makes, once")
-	fs.StringVar(&o.vmm, "vmm", "", "`monitor`: kvm (Unigo's own, the default) or qemu (QEMU microvm, TCG);\nwithout /dev/kvm, qemu if it is installed")
+	fs.StringVar(&o.vmm, "vmm", "", "`monitor`: kvm (Unigo's own, the default) or qemu (QEMU, TCG);\nwithout /dev/kvm, qemu if it is installed")
+	fs.StringVar(&o.qemuM, "qemu-machine", "microvm", "QEMU `machine` for --vmm qemu: microvm, q35 or pc")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: unigo run [flags] image-or-package [-- args...]
 
@@ -115,7 +117,12 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 		return fmt.Errorf("--vmm %q: want kvm or qemu", o.vmm)
 	}
 	if o.vmm == "qemu" {
-		status, err := qemu.Run(imgPath, qemu.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug})
+		switch o.qemuM {
+		case "", "microvm", "q35", "pc":
+		default:
+			return fmt.Errorf("--qemu-machine %q: want microvm, q35 or pc", o.qemuM)
+		}
+		status, err := qemu.Run(imgPath, qemu.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug, Machine: o.qemuM})
 		if errors.Is(err, qemu.ErrNoStatus) {
 			fmt.Fprintln(os.Stderr, "unigo:", err)
 			return exitError(exitCrash)

@@ -23,6 +23,7 @@ var (
 	pvhStartInfo uintptr     // set by pvhEntry
 	iretFlags    uint64  = 2 // RFLAGS of the first CPL 3 code; pvhEntry adds IOPL 3
 	pvh          bool
+	pvhPage0     bool    // page 0 is still mapped (pvh32.asm)
 	com2         bool    // stderr has its own UART
 	pvhEntryAddr uintptr // keeps pvhEntry linked: its address goes in the PVH note
 )
@@ -45,13 +46,18 @@ const (
 //
 //go:nosplit
 func pvhBootInfo(si uintptr) uintptr {
-	pvh = true
+	pvh, pvhPage0 = true, true
+	// Firmware (SeaBIOS on q35 and pc) leaves the 8259 PICs with the timer
+	// on vectors 8-15, where it would look like exceptions: mask them all.
+	outb(0x21, 0xff)
+	outb(0xa1, 0xff)
 	com2 = uartPresent(com2Port)
 	if uint32(load64(si)) != hvmStartMagic {
 		fatal("PVH: no hvm_start_info")
 	}
-	bi := uintptr(abi.BootInfoAddr)
-	memclr(bi, abi.BiSize)
+	// Read everything from the start info first: firmware may have put it,
+	// the memory map and the command line in the pages the boot info and
+	// the hypercall page take (SeaBIOS's PVH option ROM does).
 	var mem uintptr
 	mm := uintptr(load64(si + hvmMemmap))
 	for i := uintptr(0); i < uintptr(uint32(load64(si+hvmMemmapCount))); i++ {
@@ -64,25 +70,46 @@ func pvhBootInfo(si uintptr) uintptr {
 			mem = end
 		}
 	}
+	argc, envc, strLen, dbg := pvhCmdline(uintptr(load64(si + hvmCmdline)))
+	khz := pitCalibrate()
+	wall := uint64(rtcNow()) * 1e9
+
+	bi := uintptr(abi.BootInfoAddr)
+	memclr(bi, abi.BiSize)
 	store64(bi+abi.BiMagic, abi.BootMagic)
 	store64(bi+abi.BiVersion, abi.Version)
+	if dbg {
+		store64(bi+abi.BiFlags, abi.BootFlagDebug)
+	}
 	store64(bi+abi.BiMemSize, uint64(mem&^(abi.LargePageSize-1)))
-	khz := pitCalibrate()
 	store64(bi+abi.BiTSCkHz, khz)
-	store64(bi+abi.BiWallNs, uint64(rtcNow())*1e9)
+	store64(bi+abi.BiWallNs, wall)
 	store64(bi+abi.BiTSC, rdtsc())
-	pvhCmdline(bi, uintptr(load64(si+hvmCmdline)))
+	store64(bi+abi.BiArgc, argc|envc<<32)
+	store64(bi+abi.BiStrings, abi.StringsAddr)
+	store64(bi+abi.BiStrLen, strLen)
 	return bi
 }
 
-// pvhCmdline turns the command line into args and environment: space
-// separated words "a:ARG" and "e:KEY=VAL", percent-encoded, and "debug".
+// pvhUnmapPage0 takes page 0 away, so that nil dereferences fault, once the
+// start info has been read. It runs in the first system call: INVLPG needs
+// ring 0, where the handler runs on this platform.
 //
 //go:nosplit
-func pvhCmdline(bi, cmd uintptr) {
+func pvhUnmapPage0() {
+	pvhPage0 = false
+	store64(abi.PT0Addr, 0)
+	invlpg(0)
+}
+
+// pvhCmdline turns the command line into args and environment at
+// abi.StringsAddr: space separated words "a:ARG" and "e:KEY=VAL",
+// percent-encoded, and "debug".
+//
+//go:nosplit
+func pvhCmdline(cmd uintptr) (argc, envc, strLen uint64, debug bool) {
 	out := uintptr(abi.StringsAddr)
 	end := out + abi.StringsSize - 1
-	var argc, envc uint64
 	for pass := 0; pass < 2; pass++ { // args first, then the environment
 		p := cmd
 		for cmd != 0 {
@@ -99,7 +126,7 @@ func pvhCmdline(bi, cmd uintptr) {
 				p++
 			}
 			if p-start == 5 && kind == 'd' && pass == 0 {
-				store64(bi+abi.BiFlags, abi.BootFlagDebug)
+				debug = true
 				continue
 			}
 			if p-start < 2 || byte(load64(start+1)) != ':' || (pass == 0) != (kind == 'a') || (kind != 'a' && kind != 'e') {
@@ -123,9 +150,7 @@ func pvhCmdline(bi, cmd uintptr) {
 			}
 		}
 	}
-	store64(bi+abi.BiArgc, argc|envc<<32)
-	store64(bi+abi.BiStrings, abi.StringsAddr)
-	store64(bi+abi.BiStrLen, uint64(out-abi.StringsAddr))
+	return argc, envc, uint64(out - abi.StringsAddr), debug
 }
 
 //go:nosplit

@@ -25,14 +25,13 @@ start:
 	addl $0x200000, %eax
 	addl $8, %edi
 	loop 1b
-	# The first 2 MiB through a page table with page 0 absent, as the monitor
-	# maps them (abi): nil dereferences fault.
+	# The first 2 MiB through a page table, as the monitor maps them (abi).
+	# Page 0 stays mapped until the kernel has read the start info, which
+	# firmware may have put there; the first system call unmaps it.
 	movl $0x9007, 0x5000            # PD[0] = PT0 | P|RW|US
-	movl $0, 0x9000
-	movl $0, 0x9004
-	movl $0x9008, %edi
-	movl $0x1007, %eax
-	movl $511, %ecx
+	movl $0x9000, %edi
+	movl $0x0007, %eax
+	movl $512, %ecx
 7:	movl %eax, (%edi)
 	movl $0, 4(%edi)
 	addl $0x1000, %eax

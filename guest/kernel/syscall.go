@@ -64,6 +64,9 @@ func syscall(f *trapFrame) {
 		// flag off, so the monitor delivers the timer by soft interrupts.
 		store64(abi.CPUStateAddr+abi.CsFlags, abi.CsFlagSoftIntr)
 	}
+	if pvhPage0 {
+		pvhUnmapPage0()
+	}
 	nr := uintptr(f.rax)
 	if nr < uintptr(len(table)) && table[nr].fn != nil {
 		f.rax = uint64(table[nr].fn(f))

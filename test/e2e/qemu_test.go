@@ -78,6 +78,18 @@ func TestQEMU(t *testing.T) {
 	t.Run("bad pointers", func(t *testing.T) {
 		expect(t, run(t, q(image(t, "badptr"))...), 0, "survived")
 	})
+	for _, m := range []string{"q35", "pc"} {
+		t.Run("machine "+m, func(t *testing.T) {
+			qm := func(args ...string) []string { return append([]string{"run", "--vmm", "qemu", "--qemu-machine", m}, args...) }
+			r := run(t, qm("-e", "FOO=bar", image(t, "argsenv"), "--", "x y")...)
+			expect(t, r, 0, `args ["x y"]`)
+			expect(t, r, 0, `FOO="bar"`)
+			r = run(t, qm(image(t, "nilderef"))...)
+			if r.code != 2 || !strings.Contains(r.stderr, "nil pointer dereference") {
+				t.Fatalf("nil dereference on %s: exit %d\n%s", m, r.code, r.stderr)
+			}
+		})
+	}
 	t.Run("preemption", func(t *testing.T) {
 		t.Skip("not on the PVH platform yet: no timer interrupt there (the PVH issue's local APIC timer)")
 	})

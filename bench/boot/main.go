@@ -39,6 +39,12 @@ func main() {
 		tImg = append(tImg, timeRun(unigo, "run", img))
 		tNat = append(tNat, timeRun(native))
 	}
+	// The same image under QEMU (TCG), through the PVH entry.
+	var tMicro, tQ35 []time.Duration
+	for i := 0; i < *n; i++ {
+		tMicro = append(tMicro, timeRun(unigo, "run", "--vmm", "qemu", img))
+		tQ35 = append(tQ35, timeRun(unigo, "run", "--vmm", "qemu", "--qemu-machine", "q35", img))
+	}
 	mi, mn := median(tImg), median(tNat)
 	si, sn := size(img), size(native)
 
@@ -64,8 +70,10 @@ func main() {
 
 	host, _ := os.Hostname()
 	fmt.Printf("date %s, host %s, %d runs each, medians\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), host, *n)
-	fmt.Printf("| measurement | Unigo (own monitor) | Linux process | ratio |\n|---|---|---|---|\n")
-	fmt.Printf("| hello exec→exit | %.1f ms | %.2f ms | %.1f× |\n", ms(mi), ms(mn), float64(mi)/float64(mn))
+	fmt.Printf("| measurement | Unigo | Linux process | ratio to the process |\n|---|---|---|---|\n")
+	fmt.Printf("| hello exec→exit, own monitor (KVM) | %.1f ms | %.2f ms | %.1f× |\n", ms(mi), ms(mn), float64(mi)/float64(mn))
+	fmt.Printf("| hello exec→exit, QEMU microvm (TCG, PVH) | %.1f ms | | %.1f× |\n", ms(median(tMicro)), float64(median(tMicro))/float64(mn))
+	fmt.Printf("| hello exec→exit, QEMU q35 (TCG, SeaBIOS, PVH) | %.1f ms | | %.1f× |\n", ms(median(tQ35)), float64(median(tQ35))/float64(mn))
 	fmt.Printf("| hello size | %d bytes | %d bytes | +%d KiB |\n", si, sn, (si-sn)/1024)
 	fmt.Printf("| getppid round trip (in guest) | %s ns | | |\n", sc[len(sc)/2])
 	fmt.Printf("| timer interrupt, seen as a gap in a clock loop | %s µs | | |\n", gp[len(gp)/2])

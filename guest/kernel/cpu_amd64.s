@@ -785,3 +785,18 @@ TEXT ·outl(SB),NOSPLIT,$0-8
 	MOVL	v+4(FP), AX
 	OUTL
 	RET
+
+// func load32(addr uintptr) uint32
+// A 32-bit load: device registers (the local APIC) take no wider access.
+TEXT ·load32(SB),NOSPLIT,$0-12
+	MOVQ	addr+0(FP), AX
+	MOVL	0(AX), AX
+	MOVL	AX, ret+8(FP)
+	RET
+
+// func store32(addr uintptr, v uint32)
+TEXT ·store32(SB),NOSPLIT,$0-12
+	MOVQ	addr+0(FP), AX
+	MOVL	v+8(FP), BX
+	MOVL	BX, 0(AX)
+	RET

@@ -133,6 +133,9 @@ func kinit(bootInfo uintptr) uintptr {
 	memInit(uintptr(load64(bootInfo + abi.BiMemSize)))
 	trapInit()
 	threadInit()
+	if pvh {
+		lapicTimerStart()
+	}
 	return buildProcessStack(bootInfo, vdsoInit())
 }
 

@@ -11,7 +11,8 @@ import (
 // kernel builds its own boot info from the hvm_start_info, and the
 // hypercalls become the platform's devices: the COM1 16550 UART for the
 // console, QEMU's isa-debug-exit for the exit status, a calibrated TSC.
-// There is no timer interrupt on this platform yet.
+// The timer is the local APIC's, periodic, on the same vector the monitor
+// injects.
 
 func pvhEntry()
 func pvhEntryPC() uintptr
@@ -89,6 +90,54 @@ func pvhBootInfo(si uintptr) uintptr {
 	store64(bi+abi.BiStrings, abi.StringsAddr)
 	store64(bi+abi.BiStrLen, strLen)
 	return bi
+}
+
+// Local APIC registers, xAPIC mode, memory-mapped (SDM Vol. 3A §12.4.1,
+// Table 12-1); the identity map covers them.
+const (
+	lapicBase     = 0xfee00000
+	LAPIC_EOI     = 0x0b0
+	LAPIC_SVR     = 0x0f0
+	LAPIC_LVTT    = 0x320
+	LAPIC_TICR    = 0x380 // initial count
+	LAPIC_TCCR    = 0x390 // current count
+	LAPIC_TDCR    = 0x3e0 // divide configuration
+	SVR_ENABLE    = 1 << 8
+	LVTT_PERIODIC = 1 << 17
+	LVT_MASKED    = 1 << 16
+	TDCR_DIV1     = 0xb
+)
+
+var pvhTimer bool // the local APIC timer runs (EOI needed)
+
+func load32(addr uintptr) uint32
+func store32(addr uintptr, v uint32)
+
+//go:nosplit
+func lapicWrite(reg uintptr, v uint32) { store32(lapicBase+reg, v) }
+
+//go:nosplit
+func lapicRead(reg uintptr) uint32 { return load32(lapicBase + reg) }
+
+// lapicTimerStart calibrates the local APIC timer against the TSC and starts
+// it periodic at the monitor's tick, on abi.TimerVector.
+//
+//go:nosplit
+func lapicTimerStart() {
+	lapicWrite(LAPIC_SVR, SVR_ENABLE|0xff)
+	lapicWrite(LAPIC_TDCR, TDCR_DIV1)
+	lapicWrite(LAPIC_LVTT, LVT_MASKED|abi.TimerVector)
+	lapicWrite(LAPIC_TICR, 0xffffffff)
+	t0 := nanotime()
+	for nanotime()-t0 < 10_000_000 {
+	}
+	perTick := 0xffffffff - lapicRead(LAPIC_TCCR) // counts in 10 ms, the tick
+	if perTick == 0 {
+		return // no working local APIC: no timer, as before
+	}
+	lapicWrite(LAPIC_LVTT, LVTT_PERIODIC|abi.TimerVector)
+	lapicWrite(LAPIC_TICR, perTick)
+	pvhTimer = true
 }
 
 // pvhUnmapPage0 takes page 0 away, so that nil dereferences fault, once the

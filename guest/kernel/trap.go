@@ -145,6 +145,9 @@ func faultAddr() uintptr {
 func trap(f *trapFrame) {
 	if f.vector == vecTimer {
 		ticks++
+		if pvhTimer {
+			lapicWrite(LAPIC_EOI, 0)
+		}
 		schedule() // the running thread stays runnable: round robin
 		deliverSignals(f)
 		return

@@ -800,3 +800,12 @@ TEXT ·store32(SB),NOSPLIT,$0-12
 	MOVL	v+8(FP), BX
 	MOVL	BX, 0(AX)
 	RET
+
+// func stiHlt()
+// Waits for the next interrupt in ring 0 (the PVH platform's idle): STI
+// takes effect after HLT, so no interrupt slips in between (SDM Vol. 2B, STI).
+TEXT ·stiHlt(SB),NOSPLIT,$0-0
+	STI
+	HLT
+	CLI
+	RET

@@ -110,6 +110,7 @@ const (
 
 var pvhTimer bool // the local APIC timer runs (EOI needed)
 
+func stiHlt()
 func load32(addr uintptr) uint32
 func store32(addr uintptr, v uint32)
 
@@ -296,12 +297,20 @@ func pvhHcall(nr uintptr, a0, a1 uint64) uint64 {
 	case abi.HcExit:
 		pvhExit(uint32(a0))
 	case abi.HcHalt:
-		// No timer interrupt to wake a HLT yet: wait on the clock.
-		if a0 == 0 {
+		// HLT until the timer while a whole tick remains, then spin to the
+		// deadline: the wait ends on time and costs the host little.
+		if a0 == 0 && !pvhTimer {
 			uartString("unigo: guest deadlock: every thread waits and nothing can wake one\n")
 			pvhExit(134)
 		}
+		if a0 == 0 {
+			stiHlt() // nothing to wait for but an interrupt
+			return 0
+		}
 		for deadline := nanotime() + int64(a0); nanotime() < deadline; {
+			if pvhTimer && deadline-nanotime() > 10_000_000 {
+				stiHlt()
+			}
 		}
 	case abi.HcUnimplemented:
 		uartString("unigo: unimplemented system call returned ENOSYS\n")

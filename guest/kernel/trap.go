@@ -148,6 +148,9 @@ func trap(f *trapFrame) {
 		if pvhTimer {
 			lapicWrite(LAPIC_EOI, 0)
 		}
+		if f.cs&3 == 0 {
+			return // it woke the kernel's own wait (stiHlt): the waiter goes on
+		}
 		schedule() // the running thread stays runnable: round robin
 		deliverSignals(f)
 		return

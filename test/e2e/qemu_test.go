@@ -72,6 +72,16 @@ func TestQEMU(t *testing.T) {
 			t.Errorf("guest wall clock (CMOS RTC) is %v off the host's", d)
 		}
 	})
+	t.Run("gc churn", func(t *testing.T) {
+		expect(t, run(t, q("-m", "256M", image(t, "gcchurn"))...), 0, "allocated ")
+	})
+	t.Run("out of memory", func(t *testing.T) {
+		r := run(t, q("-m", "64M", image(t, "oom"))...)
+		oom := regexp.MustCompile(`fatal error: runtime: (out of memory|cannot allocate memory)`)
+		if r.code != 2 || !oom.MatchString(r.stderr) {
+			t.Fatalf("exit %d, want 2 with Go's out-of-memory error:\n%s", r.code, tail(r.stderr))
+		}
+	})
 	t.Run("demand paging", func(t *testing.T) {
 		expect(t, run(t, q("-m", "64M", image(t, "lazymap"))...), 0, "unmapped\n")
 	})

@@ -90,7 +90,13 @@ type result struct {
 // run runs unigo with args and waits at most a minute.
 func run(t *testing.T, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	return runFor(t, time.Minute, args...)
+}
+
+// runFor runs unigo with args and waits at most limit.
+func runFor(t *testing.T, limit time.Duration, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, unigoBin, args...)
 	var stdout, stderr bytes.Buffer
@@ -99,7 +105,7 @@ func run(t *testing.T, args ...string) result {
 	err := cmd.Run()
 	r := result{stdout: stdout.String(), stderr: stderr.String(), elapsed: time.Since(t0)}
 	if ctx.Err() != nil {
-		t.Fatalf("unigo %q did not finish in a minute\nstdout:\n%s\nstderr:\n%s", args, r.stdout, r.stderr)
+		t.Fatalf("unigo %q did not finish in %v\nstdout:\n%s\nstderr:\n%s", args, limit, r.stdout, r.stderr)
 	}
 	var ee *exec.ExitError
 	switch {

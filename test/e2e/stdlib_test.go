@@ -3,6 +3,7 @@ package e2e
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // stdlibPackages are COMPAT.md's packages, each with the tests that cannot
@@ -37,6 +38,24 @@ func TestStdlib(t *testing.T) {
 				args = append(args, "-test.skip="+p.skip)
 			}
 			r := run(t, args...)
+			if r.code != 0 || !strings.Contains(r.stdout, "PASS") {
+				t.Fatalf("unigo %s: exit %d\n%s\n%s", strings.Join(args, " "), r.code, tail(r.stdout), tail(r.stderr))
+			}
+		})
+	}
+}
+
+// TestStdlibQEMU runs all of them under QEMU (TCG) too: real x86 semantics.
+// Emulation is slow: math/big's tests take about 70 s there.
+func TestStdlibQEMU(t *testing.T) {
+	needQEMU(t)
+	for _, p := range stdlibPackages {
+		t.Run(strings.ReplaceAll(p.pkg, "/", "_"), func(t *testing.T) {
+			args := append(append([]string{"test", "--vmm", "qemu"}, p.flags...), p.pkg, "-test.short")
+			if p.skip != "" {
+				args = append(args, "-test.skip="+p.skip)
+			}
+			r := runFor(t, 5*time.Minute, args...)
 			if r.code != 0 || !strings.Contains(r.stdout, "PASS") {
 				t.Fatalf("unigo %s: exit %d\n%s\n%s", strings.Join(args, " "), r.code, tail(r.stdout), tail(r.stderr))
 			}

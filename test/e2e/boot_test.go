@@ -82,9 +82,13 @@ func TestGCChurn(t *testing.T) {
 
 func TestOutOfMemory(t *testing.T) {
 	needKVM(t)
-	r := run(t, "run", "-m", "64M", image(t, "oom"))
-	// Go reports running out in one of two words, by where the allocation
-	// failed (heap growth or runtime metadata).
+	checkOOM(t, run(t, "run", "-m", "64M", image(t, "oom")))
+}
+
+// checkOOM wants Go's own fatal error, which has one of two wordings by where
+// the allocation failed (heap growth or runtime metadata), and exit 2.
+func checkOOM(t *testing.T, r result) {
+	t.Helper()
 	oom := regexp.MustCompile(`fatal error: runtime: (out of memory|cannot allocate memory)`)
 	if r.code != 2 || !oom.MatchString(r.stderr) {
 		t.Fatalf("exit %d, want 2 with Go's out-of-memory error:\n%s", r.code, tail(r.stderr))
@@ -136,10 +140,15 @@ func TestArgsEnv(t *testing.T) {
 
 func TestPreemption(t *testing.T) {
 	needKVM(t)
-	r := run(t, "run", image(t, "preempt"))
+	checkPreemption(t, run(t, "run", image(t, "preempt")))
+}
+
+// checkPreemption checks the preempt program's output. With one CPU, Go
+// itself preempts the spinner every 10 ms (sysmon), so a tick takes 10-20 ms:
+// 400 ms on Linux with GOMAXPROCS=1 on this machine.
+func checkPreemption(t *testing.T, r result) {
+	t.Helper()
 	expect(t, r, 0, "20 ticks in")
-	// With one CPU, Go itself preempts the spinner every 10 ms (sysmon), so a
-	// tick takes 10-20 ms: 400 ms on Linux with GOMAXPROCS=1 on this machine.
 	m := regexp.MustCompile(`20 ticks in (\d+) ms`).FindStringSubmatch(r.stdout)
 	if ms, _ := strconv.Atoi(m[1]); ms < 190 || ms > 1500 {
 		t.Fatalf("20 ticks of 10 ms took %d ms, want 200-1500 ms", ms)

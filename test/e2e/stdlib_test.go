@@ -31,31 +31,24 @@ var stdlibPackages = []struct {
 // but the listed ones.
 func TestStdlib(t *testing.T) {
 	needKVM(t)
-	for _, p := range stdlibPackages {
-		t.Run(strings.ReplaceAll(p.pkg, "/", "_"), func(t *testing.T) {
-			args := append(append([]string{"test"}, p.flags...), p.pkg, "-test.short")
-			if p.skip != "" {
-				args = append(args, "-test.skip="+p.skip)
-			}
-			r := run(t, args...)
-			if r.code != 0 || !strings.Contains(r.stdout, "PASS") {
-				t.Fatalf("unigo %s: exit %d\n%s\n%s", strings.Join(args, " "), r.code, tail(r.stdout), tail(r.stderr))
-			}
-		})
-	}
+	runStdlib(t, nil, time.Minute)
 }
 
 // TestStdlibQEMU runs all of them under QEMU (TCG) too: real x86 semantics.
 // Emulation is slow: math/big's tests take about 70 s there.
 func TestStdlibQEMU(t *testing.T) {
 	needQEMU(t)
+	runStdlib(t, []string{"--vmm", "qemu"}, 5*time.Minute)
+}
+
+func runStdlib(t *testing.T, flags []string, limit time.Duration) {
 	for _, p := range stdlibPackages {
 		t.Run(strings.ReplaceAll(p.pkg, "/", "_"), func(t *testing.T) {
-			args := append(append([]string{"test", "--vmm", "qemu"}, p.flags...), p.pkg, "-test.short")
+			args := append(append(append([]string{"test"}, flags...), p.flags...), p.pkg, "-test.short")
 			if p.skip != "" {
 				args = append(args, "-test.skip="+p.skip)
 			}
-			r := runFor(t, 5*time.Minute, args...)
+			r := runFor(t, limit, args...)
 			if r.code != 0 || !strings.Contains(r.stdout, "PASS") {
 				t.Fatalf("unigo %s: exit %d\n%s\n%s", strings.Join(args, " "), r.code, tail(r.stdout), tail(r.stderr))
 			}

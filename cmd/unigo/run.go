@@ -122,15 +122,17 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 		default:
 			return fmt.Errorf("--qemu-machine %q: want microvm, q35 or pc", o.qemuM)
 		}
-		status, err := qemu.Run(imgPath, qemu.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug, Machine: o.qemuM})
-		if errors.Is(err, qemu.ErrNoStatus) {
-			fmt.Fprintln(os.Stderr, "unigo:", err)
-			return exitError(exitCrash)
-		}
+		vm, err := qemu.Start(imgPath, qemu.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug, Machine: o.qemuM})
 		if err != nil {
 			return err
 		}
-		return exitError(status)
+		stopOnSignal(func() {
+			vm.Kill()
+			if tmp != "" {
+				os.RemoveAll(tmp)
+			}
+		})
+		return exitStatus(vm.Wait())
 	}
 	img, err := machine.LoadImage(imgPath)
 	if err != nil {
@@ -151,22 +153,35 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 		os.RemoveAll(tmp) // the mapped image stays readable
 	}
 
-	// Until signals are forwarded into the guest, SIGINT and SIGTERM stop the
-	// VM: the process exits and the kernel releases it.
+	stopOnSignal(func() {})
+	return exitStatus(m.Run())
+}
+
+// stopOnSignal makes SIGINT and SIGTERM stop the VM, until a later issue
+// forwards them into the guest: cleanup runs, and unigo exits with the
+// shell's status for the signal.
+func stopOnSignal(cleanup func()) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
 		s := <-sigs
+		cleanup()
 		os.Exit(128 + int(s.(syscall.Signal)))
 	}()
+}
 
-	status, err := m.Run()
-	if err != nil {
-		var ee *machine.ExitError
-		if errors.As(err, &ee) {
-			fmt.Fprint(os.Stderr, ee.Report)
-			return exitError(exitCrash)
-		}
+// exitStatus turns a monitor's result into unigo's: the guest's status, or
+// the crash report and exitCrash.
+func exitStatus(status int, err error) error {
+	var ee *machine.ExitError
+	switch {
+	case errors.As(err, &ee):
+		fmt.Fprint(os.Stderr, ee.Report)
+		return exitError(exitCrash)
+	case errors.Is(err, qemu.ErrNoStatus):
+		fmt.Fprintln(os.Stderr, "unigo:", err)
+		return exitError(exitCrash)
+	case err != nil:
 		return err
 	}
 	return exitError(status)

@@ -786,6 +786,36 @@ TEXT ·outl(SB),NOSPLIT,$0-8
 	OUTL
 	RET
 
+// func outw(port uint16, v uint16)
+TEXT ·outw(SB),NOSPLIT,$0-4
+	MOVW	port+0(FP), DX
+	MOVW	v+2(FP), AX
+	OUTW
+	RET
+
+// func inw(port uint16) uint16
+TEXT ·inw(SB),NOSPLIT,$0-10
+	MOVW	port+0(FP), DX
+	XORL	AX, AX
+	INW
+	MOVW	AX, ret+8(FP)
+	RET
+
+// func store8(addr uintptr, v uint8)
+// A one-byte store: device registers that take no wider access.
+TEXT ·store8(SB),NOSPLIT,$0-9
+	MOVQ	addr+0(FP), AX
+	MOVB	v+8(FP), BX
+	MOVB	BX, 0(AX)
+	RET
+
+// func inl(port uint16) uint32
+TEXT ·inl(SB),NOSPLIT,$0-12
+	MOVW	port+0(FP), DX
+	INL
+	MOVL	AX, ret+8(FP)
+	RET
+
 // func load32(addr uintptr) uint32
 // A 32-bit load: device registers (the local APIC) take no wider access.
 TEXT ·load32(SB),NOSPLIT,$0-12

@@ -135,6 +135,9 @@ func kinit(bootInfo uintptr) uintptr {
 	threadInit()
 	if pvh {
 		lapicTimerStart()
+		if debug {
+			pvhReport(load64(bootInfo + abi.BiTSCkHz))
+		}
 	}
 	return buildProcessStack(bootInfo, vdsoInit())
 }

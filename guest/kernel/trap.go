@@ -67,8 +67,8 @@ func setRSP0(sp uintptr) {
 //go:nosplit
 func trapInit() {
 	intrStubs(&stubPCs)
-	for i, pc := range stubPCs {
-		vec := i
+	for i := range stubPCs { // by index: ranging over the array would copy it to the stack
+		pc, vec := stubPCs[i], i
 		if i == 32 {
 			vec = vecTimer
 		}

@@ -40,8 +40,13 @@ func TestRunPackage(t *testing.T) {
 
 func TestExitStatus(t *testing.T) {
 	needKVM(t)
-	for _, code := range []int{0, 3} {
-		r := run(t, "run", image(t, "exitcode"), "--", strconv.Itoa(code))
+	checkExitStatus(t, "run")
+}
+
+// checkExitStatus checks that exit statuses up to 255 come through.
+func checkExitStatus(t *testing.T, run0 ...string) {
+	for _, code := range []int{0, 3, 200, 255} {
+		r := run(t, append(run0, image(t, "exitcode"), "--", strconv.Itoa(code))...)
 		expect(t, r, code, fmt.Sprintf("exiting with %d", code))
 	}
 }
@@ -206,7 +211,14 @@ func tail(s string) string {
 
 func TestUnigoTest(t *testing.T) {
 	needKVM(t)
-	r := run(t, "test", "./testdata/unittest", "-test.v")
+	checkUnigoTest(t)
+}
+
+// checkUnigoTest runs the unittest package's tests with unigo test and
+// extra flags.
+func checkUnigoTest(t *testing.T, flags ...string) {
+	test := func(args ...string) []string { return append(append([]string{"test"}, flags...), args...) }
+	r := run(t, test("./testdata/unittest", "-test.v")...)
 	for _, want := range []string{"--- PASS: TestAdd", "--- SKIP: TestSkipped", "--- PASS: TestEnv", "--- PASS: ExampleAdd", "\nPASS\n"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("stdout lacks %q", want)
@@ -219,7 +231,7 @@ func TestUnigoTest(t *testing.T) {
 		t.Fatalf("stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 	}
 
-	r = run(t, "test", "-e", "UNIGO_FAIL=1", "./testdata/unittest", "-test.run=TestEnv")
+	r = run(t, test("-e", "UNIGO_FAIL=1", "./testdata/unittest", "-test.run=TestEnv")...)
 	if r.code != 1 || !strings.Contains(r.stdout, "--- FAIL: TestEnv") || !strings.Contains(r.stdout, "failing on request") {
 		t.Fatalf("exit %d, want 1 with TestEnv failing:\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -296,13 +308,19 @@ func TestCrashReport(t *testing.T) {
 
 func TestUnimplementedSyscall(t *testing.T) {
 	needKVM(t)
+	checkUnimplemented(t, "run")
+}
+
+// checkUnimplemented checks that an unimplemented system call fails with
+// ENOSYS, reported once with --debug and not at all without.
+func checkUnimplemented(t *testing.T, run0 ...string) {
 	img := image(t, "unimpl")
-	r := run(t, "run", img)
+	r := run(t, append(run0, img)...)
 	expect(t, r, 0, "acct: function not implemented")
 	if r.stderr != "" {
 		t.Errorf("without --debug stderr should be empty, got %q", r.stderr)
 	}
-	r = run(t, "run", "--debug", img)
+	r = run(t, append(run0, "--debug", img)...)
 	expect(t, r, 0, "acct: function not implemented")
 	if n := strings.Count(r.stderr, "unimplemented system call acct (163)"); n != 1 {
 		t.Errorf("--debug reported acct %d times, want once:\n%s", n, r.stderr)
@@ -313,12 +331,16 @@ func TestUnimplementedSyscall(t *testing.T) {
 // with the shell's exit status for the signal.
 func TestStopSignals(t *testing.T) {
 	needKVM(t)
+	checkStopSignals(t, "run")
+}
+
+func checkStopSignals(t *testing.T, run0 ...string) {
 	img := image(t, "sleeper")
 	for _, c := range []struct {
 		sig  syscall.Signal
 		code int
 	}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}} {
-		cmd := exec.Command(unigoBin, "run", img)
+		cmd := exec.Command(unigoBin, append(run0, img)...)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)

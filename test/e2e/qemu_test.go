@@ -1,11 +1,15 @@
 package e2e
 
 import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
 	"os"
 	"os/exec"
-	"strconv"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func needQEMU(t *testing.T) {
@@ -27,10 +31,32 @@ func TestQEMU(t *testing.T) {
 		}
 	})
 	t.Run("exit status", func(t *testing.T) {
-		for _, code := range []int{0, 3} {
-			expect(t, run(t, q(image(t, "exitcode"), "--", strconv.Itoa(code))...), code, "exiting with")
-		}
+		checkExitStatus(t, q()...) // 200 and 255 need the control channel
 		expect(t, run(t, q(image(t, "goexit"))...), 7, "exit from goroutine")
+	})
+	t.Run("run package", func(t *testing.T) {
+		expect(t, run(t, q("./testdata/argsenv", "--", "pkg")...), 0, `args ["pkg"]`)
+	})
+	t.Run("unimplemented syscall", func(t *testing.T) {
+		checkUnimplemented(t, q()...)
+	})
+	t.Run("stop signals", func(t *testing.T) {
+		checkStopSignals(t, q()...)
+		time.Sleep(200 * time.Millisecond)
+		if out, err := exec.Command("pgrep", "-f", "sleeper.img").Output(); err == nil {
+			t.Errorf("QEMU outlived unigo: pids %s", out)
+		}
+	})
+	t.Run("unigo test", func(t *testing.T) {
+		checkUnigoTest(t, "--vmm", "qemu")
+	})
+	t.Run("triple fault", func(t *testing.T) {
+		// The PVH entry moved to runtime.abort: an INT3 in 32-bit mode
+		// with no IDT, which QEMU (-no-reboot) ends without a status.
+		r := run(t, q(pvhEntryAt(t, "runtime.abort.abi0"))...)
+		if r.code != 134 || !strings.Contains(r.stderr, "without an exit status") {
+			t.Fatalf("exit %d, want 134 with a report:\n%s", r.code, r.stderr)
+		}
 	})
 	t.Run("panic", func(t *testing.T) {
 		r := run(t, q(image(t, "panic"))...)
@@ -114,4 +140,42 @@ chmod 666 /dev/null /dev/urandom /dev/zero && exec "$0" run "$1"`
 	if stdout.String() != "hello\n" || strings.Count(stderr.String(), "running under QEMU") != 1 {
 		t.Fatalf("stdout %q, stderr %q", stdout.String(), stderr.String())
 	}
+}
+
+// pvhEntryAt returns a copy of the hello image whose PVH note enters at the
+// function sym.
+func pvhEntryAt(t *testing.T, sym string) string {
+	raw, err := os.ReadFile(image(t, "examples/hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.NewFile(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var addr uint64
+	for _, s := range syms {
+		if s.Name == sym {
+			addr = s.Value
+		}
+	}
+	if addr == 0 {
+		t.Fatalf("no %s in the image", sym)
+	}
+	// The note: namesz, descsz, type 18 (XEN_ELFNOTE_PHYS32_ENTRY), "Xen\0", entry.
+	pat := []byte{4, 0, 0, 0, 4, 0, 0, 0, 18, 0, 0, 0, 'X', 'e', 'n', 0}
+	i := bytes.Index(raw, pat)
+	if i < 0 {
+		t.Fatal("no PVH note in the image")
+	}
+	binary.LittleEndian.PutUint32(raw[i+len(pat):], uint32(addr))
+	p := filepath.Join(t.TempDir(), "entry.img")
+	if err := os.WriteFile(p, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -48,14 +48,7 @@ func (m *Machine) hypercall(nr uint64) (done bool, status int, err error) {
 		}
 		if !m.reported[sys] {
 			m.reported[sys] = true
-			name := "a number out of range"
-			if sys < linux.NumSyscalls {
-				name = fmt.Sprintf("%s (%d)", linux.SyscallNames[sys], sys)
-				if linux.SyscallNames[sys] == "" {
-					name = fmt.Sprintf("%d", sys)
-				}
-			}
-			fmt.Fprintf(m.cfg.Stderr, "unigo: unimplemented system call %s returned ENOSYS\n", name)
+			fmt.Fprintln(m.cfg.Stderr, UnimplementedMessage(sys))
 		}
 		ret(0)
 	case abi.HcFatal:
@@ -68,4 +61,17 @@ func (m *Machine) hypercall(nr uint64) (done bool, status int, err error) {
 		return false, 0, fmt.Errorf("unknown hypercall %d", nr)
 	}
 	return false, 0, nil
+}
+
+// UnimplementedMessage is the --debug line for system call nr, which the
+// kernel answered with ENOSYS.
+func UnimplementedMessage(nr uint64) string {
+	name := "a number out of range"
+	if nr < linux.NumSyscalls {
+		name = fmt.Sprintf("%s (%d)", linux.SyscallNames[nr], nr)
+		if linux.SyscallNames[nr] == "" {
+			name = fmt.Sprintf("%d", nr)
+		}
+	}
+	return fmt.Sprintf("unigo: unimplemented system call %s returned ENOSYS", name)
 }

@@ -287,6 +287,10 @@ func (m *Machine) Run() (int, error) {
 			}
 			nr := binary.LittleEndian.Uint64(mm.Data[:])
 			done, status, err := m.hypercall(nr)
+			var ee *ExitError
+			if errors.As(err, &ee) {
+				return 0, err // a report already
+			}
 			if err != nil {
 				return 0, m.crash(err.Error())
 			}

@@ -1,16 +1,24 @@
 // Package qemu runs a Unigo image under QEMU instead of Unigo's own monitor.
 // QEMU boots it through the PVH entry (-kernel); the kernel then reads its
 // arguments from the command line, writes stdout to COM1 and stderr to COM2,
-// and reports its exit status through isa-debug-exit.
+// and reports its exit status and crashes on the control channel (COM3,
+// abi.CtlPort) and through isa-debug-exit.
 package qemu
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
+
+	"unigo.dev/unigo/abi"
+	"unigo.dev/unigo/vmm/machine"
 )
 
 // Binary is the QEMU system emulator used.
@@ -25,6 +33,7 @@ type Config struct {
 	Machine string // "microvm" (default), "q35" or "pc"
 	Stdout  io.Writer
 	Stderr  io.Writer
+	Extra   []string // more QEMU arguments, before -kernel (tests add devices)
 }
 
 // Available reports whether QEMU is installed.
@@ -63,8 +72,12 @@ func escape(s string) string {
 	return b.String()
 }
 
-// Command returns the QEMU command that boots img.
-func Command(img string, cfg Config) *exec.Cmd {
+// pipes are the write ends QEMU's UARTs write to.
+type pipes struct{ stderr, ctl *os.File }
+
+// Command returns the QEMU command that boots img, with COM2 (stderr) and
+// COM3 (the control channel) writing to the files in p, or without them.
+func Command(img string, cfg Config, p *pipes) *exec.Cmd {
 	machine := cfg.Machine
 	if machine == "" || machine == "microvm" {
 		machine = "microvm,pit=on,rtc=on"
@@ -74,12 +87,20 @@ func Command(img string, cfg Config) *exec.Cmd {
 		"-m", fmt.Sprintf("%dM", cfg.MemSize>>20),
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
 		"-serial", "stdio",
-		"-chardev", "file,id=unigo-stderr,path=/dev/stderr",
-		"-device", "isa-serial,chardev=unigo-stderr,iobase=0x2f8,irq=3",
 		"-device", "isa-debug-exit,iobase=0xf4,iosize=4",
-		"-kernel", img,
-		"-append", Cmdline(cfg.Args, cfg.Env, cfg.Debug),
 	}
+	// COM2, stderr, and COM3, the control channel, write to pipes
+	// (descriptors 3 and 4): a file chardev on /dev/stderr would reopen and
+	// truncate a file unigo's stderr goes to.
+	if p != nil {
+		args = append(args,
+			"-chardev", "file,id=unigo-stderr,path=/proc/self/fd/3",
+			"-device", "isa-serial,chardev=unigo-stderr,iobase=0x2f8,irq=3",
+			"-chardev", "file,id=unigo-ctl,path=/proc/self/fd/4",
+			"-device", fmt.Sprintf("isa-serial,chardev=unigo-ctl,iobase=%#x,irq=4", abi.CtlPort))
+	}
+	args = append(args, cfg.Extra...)
+	args = append(args, "-kernel", img, "-append", Cmdline(cfg.Args, cfg.Env, cfg.Debug))
 	cmd := exec.Command(Binary, args...)
 	cmd.Stdout, cmd.Stderr = cfg.Stdout, cfg.Stderr
 	if cmd.Stdout == nil {
@@ -88,6 +109,13 @@ func Command(img string, cfg Config) *exec.Cmd {
 	if cmd.Stderr == nil {
 		cmd.Stderr = os.Stderr
 	}
+	if p != nil {
+		cmd.ExtraFiles = []*os.File{p.stderr, p.ctl}
+	}
+	// A process group of its own: a terminal's Ctrl-C reaches unigo, which
+	// stops QEMU; and QEMU dies with unigo. Stdin stays /dev/null, so QEMU
+	// never touches the terminal.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	return cmd
 }
 
@@ -95,13 +123,144 @@ func Command(img string, cfg Config) *exec.Cmd {
 // exit status: a triple fault (with -no-reboot) or a kernel that hung up.
 var ErrNoStatus = errors.New("the guest stopped without an exit status (a triple fault?)")
 
+// VM is a running QEMU.
+type VM struct {
+	img *machine.Image
+	cmd *exec.Cmd
+	ctl chan ctlResult
+	// copied is done when the guest's stderr is all written out.
+	copied sync.WaitGroup
+}
+
+// ctlResult is what the control channel said by the time it closed.
+type ctlResult struct {
+	status int // -1: none
+	report string
+}
+
+// Start validates img as the own monitor does, then boots it under QEMU.
+func Start(img string, cfg Config) (*VM, error) {
+	if !Available() {
+		return nil, fmt.Errorf("%s is not installed: install QEMU (Debian: apt-get install qemu-system-x86)", Binary)
+	}
+	im, err := machine.LoadImage(img)
+	if err != nil {
+		return nil, err
+	}
+	var p pipes
+	var readers []*os.File
+	for _, w := range []**os.File{&p.stderr, &p.ctl} {
+		r, pw, err := os.Pipe()
+		if err != nil {
+			im.Close()
+			return nil, err
+		}
+		*w = pw
+		readers = append(readers, r)
+	}
+	stderr := cfg.Stderr
+	if stderr == nil {
+		stderr = os.Stderr
+	}
+	vm := &VM{img: im, cmd: Command(img, cfg, &p), ctl: make(chan ctlResult, 1)}
+	err = vm.cmd.Start()
+	p.stderr.Close() // QEMU holds the write ends: EOF when it exits
+	p.ctl.Close()
+	if err != nil {
+		readers[0].Close()
+		readers[1].Close()
+		im.Close()
+		return nil, fmt.Errorf("start %s: %w", Binary, err)
+	}
+	vm.copied.Add(1)
+	go func() {
+		defer vm.copied.Done()
+		io.Copy(stderr, readers[0])
+		readers[0].Close()
+	}()
+	go func() {
+		vm.ctl <- readCtl(readers[1], im, stderr)
+		readers[1].Close()
+	}()
+	return vm, nil
+}
+
+// Kill stops QEMU.
+func (vm *VM) Kill() { vm.cmd.Process.Kill() }
+
+// Wait waits for QEMU to exit and returns the guest's exit status, or a
+// *machine.ExitError with the report of a guest that stopped abnormally.
+func (vm *VM) Wait() (int, error) {
+	err := vm.cmd.Wait()
+	res := <-vm.ctl
+	vm.copied.Wait()
+	vm.img.Close()
+	if res.report != "" {
+		return 0, &machine.ExitError{Report: res.report}
+	}
+	if res.status >= 0 {
+		return res.status, nil
+	}
+	return Status(err)
+}
+
 // Run boots img and returns the guest's exit status.
 func Run(img string, cfg Config) (int, error) {
-	if !Available() {
-		return 0, fmt.Errorf("%s is not installed: install QEMU (Debian: apt-get install qemu-system-x86)", Binary)
+	vm, err := Start(img, cfg)
+	if err != nil {
+		return 0, err
 	}
-	err := Command(img, cfg).Run()
-	return Status(err)
+	return vm.Wait()
+}
+
+// readCtl reads the control channel's lines (abi.CtlPort) until QEMU exits:
+// the --debug lines go to stderr as they come, the status and the report of
+// a crash are returned.
+func readCtl(r io.Reader, img *machine.Image, stderr io.Writer) ctlResult {
+	res := ctlResult{status: -1}
+	var fault string
+	reported := map[uint64]bool{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, abi.CtlMaxLine), abi.CtlMaxLine)
+	for sc.Scan() {
+		word, rest, _ := strings.Cut(sc.Text(), " ")
+		switch word {
+		case abi.CtlExit:
+			if n, err := strconv.Atoi(rest); err == nil && n >= 0 && n <= 255 {
+				res.status = n
+			}
+		case abi.CtlUnimpl:
+			if n, err := strconv.ParseUint(rest, 10, 64); err == nil && !reported[n] {
+				reported[n] = true
+				fmt.Fprintln(stderr, machine.UnimplementedMessage(n))
+			}
+		case abi.CtlFatal:
+			res.report = "unigo: guest stopped: kernel: " + rest + "\n"
+		case abi.CtlFault:
+			fault = rest
+		case abi.CtlBacktr:
+			f := hexWords(fault)
+			if len(f) < 1 {
+				res.report = "unigo: guest stopped: CPU exception in kernel code (unreadable report)\n"
+				break
+			}
+			res.report = img.FaultReport(f[1:], f[0], hexWords(rest))
+		}
+	}
+	io.Copy(io.Discard, r)
+	return res
+}
+
+func hexWords(s string) []uint64 {
+	var v []uint64
+	for _, f := range strings.Fields(s) {
+		n, err := strconv.ParseUint(f, 16, 64)
+		if err != nil {
+			return nil
+		}
+		v = append(v, n)
+	}
+	return v
 }
 
 // Status maps QEMU's exit to the guest's: isa-debug-exit makes QEMU exit with

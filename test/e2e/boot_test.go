@@ -27,6 +27,19 @@ func TestHello(t *testing.T) {
 	}
 }
 
+// TestRebuild builds over an existing image: go build leaves an up-to-date
+// output alone, and the marked image must stay good.
+func TestRebuild(t *testing.T) {
+	needKVM(t)
+	img := filepath.Join(t.TempDir(), "hello.img")
+	for i := 0; i < 2; i++ {
+		if out, err := exec.Command(unigoBin, "build", "-o", img, "../../examples/hello").CombinedOutput(); err != nil {
+			t.Fatalf("build %d: %v\n%s", i+1, err, out)
+		}
+	}
+	expect(t, run(t, "run", img), 0, "hello\n")
+}
+
 // TestRunPackage builds and boots in one step, from outside the module.
 func TestRunPackage(t *testing.T) {
 	needKVM(t)

@@ -5,10 +5,10 @@ package unigo
 
 import "embed"
 
-// KernelSource is the guest side of this module: its go.mod, package abi and
-// the guest tree.
+// KernelSource is the guest side of this module: its go.mod and go.sum,
+// package abi and the guest tree.
 //
-//go:embed go.mod abi guest
+//go:embed go.mod go.sum abi guest
 var KernelSource embed.FS
 
 // ModulePath is this module's path.

@@ -257,3 +257,49 @@ const (
 	GRND_RANDOM   = 0x2
 	GRND_INSECURE = 0x4
 )
+
+// Sockets (socket(7), ip(7), tcp(7); include/linux/socket.h, in.h, tcp.h).
+const (
+	AF_UNIX  = 1
+	AF_INET  = 2
+	AF_INET6 = 10
+
+	SOCK_STREAM   = 1
+	SOCK_DGRAM    = 2
+	SOCK_NONBLOCK = 0x800
+	SOCK_CLOEXEC  = 0x80000
+
+	IPPROTO_IP    = 0
+	IPPROTO_TCP   = 6
+	IPPROTO_MPTCP = 262
+
+	SOL_SOCKET   = 1
+	SO_REUSEADDR = 2
+	SO_TYPE      = 3
+	SO_ERROR     = 4
+	SO_BROADCAST = 6
+	SO_SNDBUF    = 7
+	SO_RCVBUF    = 8
+	SO_KEEPALIVE = 9
+	SO_LINGER    = 13
+	SO_REUSEPORT = 15
+
+	TCP_NODELAY   = 1
+	TCP_KEEPIDLE  = 4
+	TCP_KEEPINTVL = 5
+	TCP_KEEPCNT   = 6
+
+	SHUT_RD   = 0
+	SHUT_WR   = 1
+	SHUT_RDWR = 2
+
+	MSG_NOSIGNAL = 0x4000
+)
+
+// SockaddrIn is struct sockaddr_in: the port and address in network order.
+type SockaddrIn struct {
+	Family uint16
+	Port   [2]byte
+	Addr   [4]byte
+	Zero   [8]byte
+}

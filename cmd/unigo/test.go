@@ -37,6 +37,10 @@ The guest has no file system yet: tests that read testdata fail.
 	return fs
 }
 
+// testBoolFlags are the test binary's flags that take no value (go help
+// testflag).
+var testBoolFlags = map[string]bool{"v": true, "short": true, "failfast": true, "benchmem": true, "fullpath": true, "paniconexit0": true}
+
 func cmdTest(args []string) error {
 	var own, testArgs []string
 	for i := 0; i < len(args); i++ {
@@ -46,6 +50,12 @@ func cmdTest(args []string) error {
 			i = len(args)
 		case strings.HasPrefix(a, "-test.") || strings.HasPrefix(a, "--test."):
 			testArgs = append(testArgs, a)
+			// -test.run X: the value may be the next word, as go test takes it.
+			name := strings.TrimLeft(a, "-")[len("test."):]
+			if !strings.Contains(name, "=") && !testBoolFlags[name] && i+1 < len(args) {
+				i++
+				testArgs = append(testArgs, args[i])
+			}
 		default:
 			own = append(own, a)
 		}

@@ -14,6 +14,7 @@ const (
 	fdEpoll
 	fdPipeR // the read end of a pipe
 	fdPipeW // the write end
+	fdSocket
 )
 
 const maxFiles = 256
@@ -25,6 +26,7 @@ type file struct {
 	count   uint64 // eventfd counter
 	sema    bool   // EFD_SEMAPHORE
 	pipe    uint8  // pipe index of a pipe end
+	sock    uint16 // socket index of a socket
 	gen     uint32 // bumped on each change of readiness, for EPOLLET
 }
 

@@ -135,6 +135,8 @@ func readiness(fd int) uint32 {
 		return linux.EPOLLOUT
 	case fdPipeR, fdPipeW:
 		return pipeReadiness(fl)
+	case fdSocket:
+		return sockReadiness(int(fl.sock))
 	}
 	return 0
 }

@@ -30,6 +30,8 @@ func sysRead(f *trapFrame) uintptr {
 		return eventfdRead(fl, buf, n)
 	case fdPipeR:
 		return pipeRead(fl, buf, n)
+	case fdSocket:
+		return sockRead(fl, buf, n)
 	}
 	return errno(linux.EINVAL)
 }
@@ -58,6 +60,8 @@ func sysWrite(f *trapFrame) uintptr {
 		return eventfdWrite(fl, buf, n)
 	case fdPipeW:
 		return pipeWrite(fl, buf, n)
+	case fdSocket:
+		return sockWrite(fl, buf, n)
 	}
 	return errno(linux.EINVAL)
 }
@@ -89,7 +93,15 @@ func sysClose(f *trapFrame) uintptr {
 	if kind == fdPipeR || kind == fdPipeW {
 		pipeClose(fl)
 	}
+	s := int(fl.sock)
 	*fl = file{}
+	if int(fd) == netDoorbel {
+		netDoorbel = -1
+	}
+	if kind == fdSocket {
+		sockClose(s)
+		sockChanged(s)
+	}
 	return 0
 }
 

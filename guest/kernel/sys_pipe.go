@@ -187,3 +187,26 @@ func pipeReadiness(fl *file) uint32 {
 	}
 	return ev
 }
+
+// sysSplice implements Linux syscall splice(2) as Linux does for descriptors
+// that do not support splicing: EINVAL, after checking both descriptors. The
+// net and os packages then copy through user memory.
+//
+//go:nosplit
+func sysSplice(f *trapFrame) uintptr {
+	if getFile(f.arg(0)) == nil || getFile(f.arg(2)) == nil {
+		return errno(linux.EBADF)
+	}
+	return errno(linux.EINVAL)
+}
+
+// sysSendfile implements Linux syscall sendfile(2) as Linux does for an
+// input descriptor it cannot map: EINVAL. Callers copy through user memory.
+//
+//go:nosplit
+func sysSendfile(f *trapFrame) uintptr {
+	if getFile(f.arg(0)) == nil || getFile(f.arg(1)) == nil {
+		return errno(linux.EBADF)
+	}
+	return errno(linux.EINVAL)
+}

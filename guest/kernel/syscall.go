@@ -70,6 +70,8 @@ func syscall(f *trapFrame) {
 	nr := uintptr(f.rax)
 	if nr < uintptr(len(table)) && table[nr].fn != nil {
 		f.rax = uint64(table[nr].fn(f))
+	} else if nr >= SysNetAttach && nr < sysNetEnd {
+		f.rax = uint64(sysNet(nr, f))
 	} else {
 		f.rax = uint64(enosys(nr))
 	}
@@ -106,15 +108,6 @@ var table = [linux.NumSyscalls]sysEntry{
 	linux.SYS_READV:      {nil, supNone},
 	linux.SYS_WRITEV:     {nil, supNone},
 	// Sockets: the networking issue.
-	linux.SYS_SOCKET:      {nil, supNone},
-	linux.SYS_CONNECT:     {nil, supNone},
-	linux.SYS_BIND:        {nil, supNone},
-	linux.SYS_LISTEN:      {nil, supNone},
-	linux.SYS_ACCEPT4:     {nil, supNone},
-	linux.SYS_SETSOCKOPT:  {nil, supNone},
-	linux.SYS_GETSOCKOPT:  {nil, supNone},
-	linux.SYS_GETSOCKNAME: {nil, supNone},
-	linux.SYS_GETPEERNAME: {nil, supNone},
 	// Profiling timers (runtime/pprof, SIGPROF).
 	linux.SYS_TIMER_CREATE:  {nil, supNone},
 	linux.SYS_TIMER_SETTIME: {nil, supNone},
@@ -138,7 +131,22 @@ var table = [linux.NumSyscalls]sysEntry{
 	linux.SYS_FCNTL:    {sysFcntl, supPartial},
 	linux.SYS_EVENTFD2: {sysEventfd2, supFull},
 	linux.SYS_PIPE2:    {sysPipe2, supFull},
+	linux.SYS_SPLICE:   {sysSplice, supPartial},
+	linux.SYS_SENDFILE: {sysSendfile, supPartial},
 	linux.SYS_GETCWD:   {sysGetcwd, supFull},
+	// sys_socket.go: IPv4 TCP through the network component
+	linux.SYS_SOCKET:      {sysSocket, supPartial},
+	linux.SYS_BIND:        {sysBind, supPartial},
+	linux.SYS_LISTEN:      {sysListen, supFull},
+	linux.SYS_ACCEPT4:     {sysAccept4, supFull},
+	linux.SYS_CONNECT:     {sysConnect, supPartial},
+	linux.SYS_GETSOCKNAME: {sysGetsockname, supPartial},
+	linux.SYS_GETPEERNAME: {sysGetpeername, supPartial},
+	linux.SYS_SETSOCKOPT:  {sysSetsockopt, supPartial},
+	linux.SYS_GETSOCKOPT:  {sysGetsockopt, supPartial},
+	linux.SYS_SHUTDOWN:    {sysShutdown, supFull},
+	linux.SYS_SENDTO:      {sysSendto, supPartial},
+	linux.SYS_RECVFROM:    {sysRecvfrom, supPartial},
 	// sys_epoll.go
 	linux.SYS_EPOLL_CREATE1: {sysEpollCreate1, supFull},
 	linux.SYS_EPOLL_CTL:     {sysEpollCtl, supPartial},

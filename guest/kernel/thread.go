@@ -28,6 +28,7 @@ const (
 	waitSleep
 	waitEpoll
 	waitPipe
+	waitSock
 )
 
 type thread struct {

@@ -422,12 +422,21 @@ func TestExternalModule(t *testing.T) {
 
 import (
 	"fmt"
+	"net"
 	"os"
 )
 
 var version = "unset"
 
-func main() { fmt.Println("external", version, os.Args[1:]) }
+func main() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // the network component comes along too
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(1)
+	}
+	ln.Close()
+	fmt.Println("external", version, os.Args[1:])
+}
 `,
 	}
 	for name, body := range files {

@@ -1,0 +1,310 @@
+package kernel
+
+import "unigo.dev/unigo/abi/linux"
+
+// Sockets, split in two. The kernel keeps what the socket system calls need
+// to answer at once, in trap context: the socket's state and addresses, its
+// accept queue, and a receive and a send ring. The protocol work is done by
+// the network component (package guest/net, linked only into programs that
+// use the net package), which runs gVisor's netstack as ordinary goroutines.
+// The two meet through private system calls: the kernel marks sockets that
+// need the component's attention (a listen, a connect, data to send, room to
+// receive, a shutdown, a close) and signals a doorbell eventfd that the
+// component waits on through the Go runtime's own netpoller; the component
+// fills receive rings, drains send rings and reports events. Go's net package
+// uses non-blocking sockets and epoll, so no system call waits for the
+// component: a connect answers EINPROGRESS and completes as EPOLLOUT, a read
+// with nothing buffered answers EAGAIN.
+
+const (
+	maxSockets  = 128
+	maxBacklog  = 32
+	ephemeralLo = 32768 // Linux's default ip_local_port_range
+	ephemeralHi = 60999
+)
+
+// Socket states.
+const (
+	sockFree uint8 = iota
+	sockNew
+	sockListening
+	sockConnecting
+	sockConnected
+)
+
+// The component's work on a socket: bits of socket.pending (NetCommand.Ops).
+const (
+	NetOpListen   = 1 << iota // start accepting on the bound address
+	NetOpConnect              // connect to the remote address from the local one
+	NetOpTx                   // the send ring has data
+	NetOpRxSpace              // the receive ring has room again
+	NetOpShutdown             // no more data to send after the ring (SHUT_WR)
+	NetOpClose                // the program closed the socket: finish and release it
+)
+
+// Events the component reports with SysNetEvent.
+const (
+	NetEvConnected = 1 + iota // the connect succeeded
+	NetEvFailed               // the connect failed: arg is the errno
+	NetEvEOF                  // the peer will send no more
+	NetEvReset                // the connection broke: arg is the errno
+	NetEvReleased             // the component is done with the socket after NetOpClose
+)
+
+// Private system calls of the network component, far above Linux's numbers.
+const (
+	SysNetAttach   = 0x554e0000 + iota // (doorbell eventfd) → 0
+	SysNetCommands                     // (*[n]NetCommand, n) → entries written
+	SysNetRings                        // (sock, rx, tx, size) → 0: the rings, in the component's memory
+	SysNetRx                           // (sock, buf, n) → bytes taken into the receive ring
+	SysNetTx                           // (sock, buf, n) → bytes taken out of the send ring
+	SysNetAccepted                     // (listening sock, local, remote, rx, tx, size) → the new socket, queued for accept4
+	SysNetEvent                        // (sock, NetEv*, errno) → 0
+	SysNetAddrs                        // (sock, *[2]uint64) → 0: the local and remote addresses, packed
+	sysNetEnd
+)
+
+// NetCommand is one entry of SysNetCommands.
+type NetCommand struct {
+	Sock uint32
+	Ops  uint32
+}
+
+// ring is a byte ring in the component's memory: w-r bytes are buffered.
+type ring struct {
+	buf  uintptr
+	size uint64
+	r, w uint64
+}
+
+// inAddr is an IPv4 address and port; packed as addr<<16 | port for the
+// private calls.
+type inAddr struct {
+	addr [4]byte
+	port uint16
+}
+
+//go:nosplit
+func (a inAddr) pack() uint64 {
+	return uint64(a.addr[0])<<40 | uint64(a.addr[1])<<32 | uint64(a.addr[2])<<24 | uint64(a.addr[3])<<16 | uint64(a.port)
+}
+
+//go:nosplit
+func unpackAddr(v uint64) inAddr {
+	return inAddr{addr: [4]byte{byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16)}, port: uint16(v)}
+}
+
+type socket struct {
+	state      uint8
+	fds        uint8 // descriptors open on it (0 while in an accept queue)
+	known      bool  // the component knows it: release through NetOpClose
+	closing    bool  // closed by the program, waiting for NetEvReleased
+	bound      bool
+	rdEOF      bool        // the peer sent FIN, or SHUT_RD
+	wrShut     bool        // SHUT_WR
+	err        linux.Errno // pending SO_ERROR
+	broken     bool        // reset: reads and writes fail
+	local      inAddr
+	remote     inAddr
+	rx, tx     ring
+	pending    uint32 // NetOp* bits for the component
+	backlog    [maxBacklog]int16
+	nq         int   // sockets in backlog
+	parent     int16 // the listener whose queue holds this socket, or -1
+	reuseAddr  bool
+	keepAlive  bool
+	noDelay    bool
+	optsTCP    [3]int32 // TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT as set
+	sndbuf     int32
+	rcvbuf     int32
+	lingerOn   bool
+	lingerSecs int32
+}
+
+var (
+	sockets    [maxSockets]socket
+	netDoorbel int    = -1 // the component's eventfd
+	netUp      bool        // a network component attached
+	nextPort   uint16 = ephemeralLo
+)
+
+//go:nosplit
+func allocSocket() int {
+	for i := range sockets {
+		if sockets[i].state == sockFree {
+			sockets[i] = socket{state: sockNew, parent: -1}
+			return i
+		}
+	}
+	return -1
+}
+
+// sockChanged records a change of socket s's readiness: epoll and blocked
+// readers and writers look again.
+//
+//go:nosplit
+func sockChanged(s int) {
+	p := int(sockets[s].parent) // a queued socket's listener changes with it
+	for i := range files {
+		if files[i].kind == fdSocket && (int(files[i].sock) == s || int(files[i].sock) == p) {
+			files[i].gen++
+		}
+	}
+	wakeWaiters(waitSock)
+	wakeWaiters(waitEpoll)
+}
+
+// netNeed asks the component to look at socket s for ops.
+//
+//go:nosplit
+func netNeed(s int, ops uint32) {
+	sockets[s].pending |= ops
+	sockets[s].known = true
+	if netDoorbel >= 0 {
+		if d := &files[netDoorbel]; d.kind == fdEventfd {
+			d.count++
+			d.gen++
+			wakeWaiters(waitEpoll)
+		}
+	}
+}
+
+// sockReadiness returns the epoll events of socket s (socket(7), tcp(7)).
+//
+//go:nosplit
+func sockReadiness(s int) uint32 {
+	k := &sockets[s]
+	switch k.state {
+	case sockListening:
+		if k.nq > 0 {
+			return linux.EPOLLIN
+		}
+		return 0
+	case sockConnecting:
+		return 0
+	case sockConnected:
+		if k.broken {
+			return linux.EPOLLIN | linux.EPOLLOUT | linux.EPOLLERR | linux.EPOLLHUP
+		}
+		var ev uint32
+		if k.rx.w != k.rx.r || k.rdEOF {
+			ev |= linux.EPOLLIN
+		}
+		if k.rdEOF {
+			ev |= linux.EPOLLRDHUP
+		}
+		if k.tx.size != 0 && k.tx.w-k.tx.r < k.tx.size && !k.wrShut {
+			ev |= linux.EPOLLOUT
+		}
+		if k.rdEOF && k.wrShut {
+			ev |= linux.EPOLLHUP
+		}
+		return ev
+	}
+	// Not connected: a failed connect shows as writable with an error.
+	if k.err != 0 {
+		return linux.EPOLLOUT | linux.EPOLLERR | linux.EPOLLHUP
+	}
+	return linux.EPOLLOUT | linux.EPOLLHUP
+}
+
+// ringCopy copies k bytes between user memory at buf and ring g at its read
+// (out) or write (in) position, in two pieces where it wraps.
+//
+//go:nosplit
+func ringCopy(g *ring, buf, k uintptr, in bool) {
+	pos := g.r
+	if in {
+		pos = g.w
+	}
+	off := uintptr(pos % g.size)
+	first := min(k, uintptr(g.size)-off)
+	if in {
+		memmove(g.buf+off, buf, first)
+		memmove(g.buf, buf+first, k-first)
+		g.w += uint64(k)
+	} else {
+		memmove(buf, g.buf+off, first)
+		memmove(buf+first, g.buf, k-first)
+		g.r += uint64(k)
+	}
+}
+
+// portFree reports whether local may be bound: no other socket holds its
+// port on an overlapping address (SO_REUSEADDR lets a listener's port be
+// taken only by sockets that are not listening, as on Linux).
+//
+//go:nosplit
+func portFree(self int, local inAddr) bool {
+	for i := range sockets {
+		k := &sockets[i]
+		if i == self || k.state == sockFree || !k.bound || k.local.port != local.port {
+			continue
+		}
+		if k.local.addr != local.addr && k.local.addr != [4]byte{} && local.addr != [4]byte{} {
+			continue
+		}
+		if k.reuseAddr && sockets[self].reuseAddr && k.state != sockListening {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// ephemeralPort returns a free port for local's address, or 0.
+//
+//go:nosplit
+func ephemeralPort(self int, addr [4]byte) uint16 {
+	for n := 0; n <= ephemeralHi-ephemeralLo; n++ {
+		p := nextPort
+		nextPort++
+		if nextPort > ephemeralHi {
+			nextPort = ephemeralLo
+		}
+		if portFree(self, inAddr{addr, p}) {
+			return p
+		}
+	}
+	return 0
+}
+
+// sockRelease releases socket s and the sockets still queued on it.
+//
+//go:nosplit
+func sockRelease(s int) {
+	k := &sockets[s]
+	for i := 0; i < k.nq; i++ {
+		c := int(k.backlog[i])
+		sockets[c].parent = -1
+		releaseOne(c) // queued sockets have no descriptor and no queue
+	}
+	k.nq = 0
+	releaseOne(s)
+}
+
+// releaseOne frees socket s, through the component if it knows s.
+//
+//go:nosplit
+func releaseOne(s int) {
+	k := &sockets[s]
+	if k.known {
+		k.closing = true
+		netNeed(s, NetOpClose)
+		return
+	}
+	*k = socket{}
+}
+
+// sockClose drops a descriptor's reference to s.
+//
+//go:nosplit
+func sockClose(s int) {
+	k := &sockets[s]
+	if k.fds > 0 {
+		k.fds--
+	}
+	if k.fds == 0 && k.parent < 0 {
+		sockRelease(s)
+	}
+}

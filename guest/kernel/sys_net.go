@@ -1,0 +1,144 @@
+package kernel
+
+import (
+	"unsafe"
+
+	"unigo.dev/unigo/abi/linux"
+)
+
+// The private system calls of the network component (socket.go). Only the
+// component makes them; the arguments are still checked like any program's.
+
+//go:nosplit
+func sysNet(nr uintptr, f *trapFrame) uintptr {
+	if nr == SysNetAttach {
+		fl := getFile(f.arg(0))
+		if fl == nil || fl.kind != fdEventfd {
+			return errno(linux.EBADF)
+		}
+		netDoorbel, netUp = int(f.arg(0)), true
+		return 0
+	}
+	if !netUp {
+		return errno(linux.ENOSYS)
+	}
+	if nr == SysNetCommands {
+		return netCommands(f.arg(0), f.arg(1))
+	}
+	s := f.arg(0)
+	if s >= maxSockets || sockets[s].state == sockFree {
+		return errno(linux.EBADF)
+	}
+	k := &sockets[s]
+	switch nr {
+	case SysNetRings:
+		rx, tx, size := f.arg(1), f.arg(2), f.arg(3)
+		if size == 0 || !userRange(rx, size) || !userRange(tx, size) {
+			return errno(linux.EFAULT)
+		}
+		k.rx, k.tx = ring{buf: rx, size: uint64(size)}, ring{buf: tx, size: uint64(size)}
+		sockChanged(int(s))
+	case SysNetRx:
+		buf, n := f.arg(1), f.arg(2)
+		if !userRange(buf, n) {
+			return errno(linux.EFAULT)
+		}
+		c := min(n, uintptr(k.rx.size-(k.rx.w-k.rx.r)))
+		ringCopy(&k.rx, buf, c, true)
+		sockChanged(int(s))
+		return c
+	case SysNetTx:
+		buf, n := f.arg(1), f.arg(2)
+		if !userRange(buf, n) {
+			return errno(linux.EFAULT)
+		}
+		c := min(n, uintptr(k.tx.w-k.tx.r))
+		ringCopy(&k.tx, buf, c, false)
+		sockChanged(int(s))
+		return c
+	case SysNetAccepted:
+		if k.state != sockListening || k.closing {
+			return errno(linux.ECONNREFUSED)
+		}
+		rx, tx, size := f.arg(3), f.arg(4), f.arg(5)
+		if size == 0 || !userRange(rx, size) || !userRange(tx, size) {
+			return errno(linux.EFAULT)
+		}
+		if k.nq == maxBacklog {
+			return errno(linux.ECONNREFUSED)
+		}
+		c := allocSocket()
+		if c < 0 {
+			return errno(linux.ENFILE)
+		}
+		n := &sockets[c]
+		n.state, n.bound, n.known = sockConnected, true, true
+		n.local, n.remote = unpackAddr(uint64(f.arg(1))), unpackAddr(uint64(f.arg(2)))
+		n.rx, n.tx = ring{buf: rx, size: uint64(size)}, ring{buf: tx, size: uint64(size)}
+		n.parent = int16(s)
+		k.backlog[k.nq] = int16(c)
+		k.nq++
+		sockChanged(int(s))
+		return uintptr(c)
+	case SysNetEvent:
+		switch f.arg(1) {
+		case NetEvConnected:
+			if k.state == sockConnecting {
+				k.state = sockConnected
+			}
+		case NetEvFailed:
+			if k.state == sockConnecting {
+				k.state, k.err = sockNew, linux.Errno(f.arg(2))
+			}
+		case NetEvEOF:
+			k.rdEOF = true
+		case NetEvReset:
+			k.broken, k.err = true, linux.Errno(f.arg(2))
+		case NetEvReleased:
+			if k.closing {
+				*k = socket{}
+			}
+		default:
+			return errno(linux.EINVAL)
+		}
+		sockChanged(int(s))
+	case SysNetAddrs:
+		out := f.arg(1)
+		v := [2]uint64{k.local.pack(), k.remote.pack()}
+		if !copyOut(out, unsafe.Pointer(&v), 16) {
+			return errno(linux.EFAULT)
+		}
+	default:
+		return errno(linux.ENOSYS)
+	}
+	return 0
+}
+
+// netCommands writes up to n NetCommands at buf, one per socket with work,
+// and clears that work.
+//
+//go:nosplit
+func netCommands(buf, n uintptr) uintptr {
+	const size = unsafe.Sizeof(NetCommand{})
+	if !userRange(buf, n*size) {
+		return errno(linux.EFAULT)
+	}
+	w := uintptr(0)
+	for i := range sockets {
+		if w == n {
+			break
+		}
+		k := &sockets[i]
+		if k.state == sockFree || k.pending == 0 {
+			continue
+		}
+		c := NetCommand{Sock: uint32(i), Ops: k.pending}
+		memmove(buf+w*size, uintptr(unsafe.Pointer(&c)), size)
+		k.pending = 0
+		w++
+	}
+	if d := getFile(uintptr(netDoorbel)); d != nil && d.kind == fdEventfd && w < n {
+		d.count = 0 // everything is out: the doorbell is quiet again
+	}
+	return w
+}

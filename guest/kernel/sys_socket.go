@@ -1,0 +1,486 @@
+package kernel
+
+import (
+	"unsafe"
+
+	"unigo.dev/unigo/abi/linux"
+)
+
+// The socket system calls (socket(2) and the rest), over the kernel's half of
+// a socket (socket.go). IPv4 TCP for now.
+
+//go:nosplit
+func sockOf(fd uintptr) (*file, int, uintptr) {
+	fl := getFile(fd)
+	if fl == nil {
+		return nil, 0, errno(linux.EBADF)
+	}
+	if fl.kind != fdSocket {
+		return nil, 0, errno(linux.ENOTSOCK)
+	}
+	return fl, int(fl.sock), 0
+}
+
+// sysSocket implements Linux syscall socket(2).
+//
+//go:nosplit
+func sysSocket(f *trapFrame) uintptr {
+	domain, typ, proto := f.arg(0), f.arg(1), f.arg(2)
+	if !netUp {
+		return errno(linux.EAFNOSUPPORT) // the image has no network component
+	}
+	if domain != linux.AF_INET {
+		return errno(linux.EAFNOSUPPORT) // IPv6 and local sockets come later
+	}
+	if typ&^(linux.SOCK_NONBLOCK|linux.SOCK_CLOEXEC) != linux.SOCK_STREAM {
+		return errno(linux.EPROTONOSUPPORT)
+	}
+	if proto != 0 && proto != linux.IPPROTO_TCP {
+		return errno(linux.EPROTONOSUPPORT) // MPTCP among others: Go falls back to TCP
+	}
+	s := allocSocket()
+	if s < 0 {
+		return errno(linux.ENFILE)
+	}
+	fd := allocFD(fdSocket)
+	if fd < 0 {
+		sockets[s] = socket{}
+		return errno(linux.EMFILE)
+	}
+	files[fd].sock = uint16(s)
+	files[fd].flags = linux.O_RDWR | uint32(typ&linux.SOCK_NONBLOCK)
+	files[fd].cloexec = typ&linux.SOCK_CLOEXEC != 0
+	sockets[s].fds = 1
+	return uintptr(fd)
+}
+
+// readSockaddr reads a sockaddr_in of n bytes at a.
+//
+//go:nosplit
+func readSockaddr(a, n uintptr) (inAddr, uintptr) {
+	var sa linux.SockaddrIn
+	if n < 8 || n > 128 {
+		return inAddr{}, errno(linux.EINVAL)
+	}
+	if !copyIn(unsafe.Pointer(&sa), a, min(n, unsafe.Sizeof(sa))) {
+		return inAddr{}, errno(linux.EFAULT)
+	}
+	if sa.Family != linux.AF_INET {
+		return inAddr{}, errno(linux.EAFNOSUPPORT)
+	}
+	return inAddr{addr: sa.Addr, port: uint16(sa.Port[0])<<8 | uint16(sa.Port[1])}, 0
+}
+
+// writeSockaddr writes a as a sockaddr_in at a with its length at lenp, cut
+// to the length given there (accept(2), getsockname(2)).
+//
+//go:nosplit
+func writeSockaddr(buf, lenp uintptr, a inAddr) uintptr {
+	if buf == 0 || lenp == 0 {
+		return 0
+	}
+	if !userRange(lenp, 4) {
+		return errno(linux.EFAULT)
+	}
+	n := uintptr(uint32(load64u(lenp)))
+	sa := linux.SockaddrIn{Family: linux.AF_INET, Port: [2]byte{byte(a.port >> 8), byte(a.port)}, Addr: a.addr}
+	k := min(n, unsafe.Sizeof(sa))
+	if !copyOut(buf, unsafe.Pointer(&sa), k) {
+		return errno(linux.EFAULT)
+	}
+	size := uint32(unsafe.Sizeof(sa))
+	if !copyOut(lenp, unsafe.Pointer(&size), 4) {
+		return errno(linux.EFAULT)
+	}
+	return 0
+}
+
+// usable reports whether addr is an address of this stack: loopback
+// (127/8) or the wildcard, until the network device arrives.
+//
+//go:nosplit
+func usable(addr [4]byte) bool { return addr == [4]byte{} || addr[0] == 127 }
+
+// sysBind implements Linux syscall bind(2).
+//
+//go:nosplit
+func sysBind(f *trapFrame) uintptr {
+	_, s, e := sockOf(f.arg(0))
+	if e != 0 {
+		return e
+	}
+	a, e := readSockaddr(f.arg(1), f.arg(2))
+	if e != 0 {
+		return e
+	}
+	k := &sockets[s]
+	if k.bound || k.state != sockNew {
+		return errno(linux.EINVAL)
+	}
+	if !usable(a.addr) {
+		return errno(linux.EADDRNOTAVAIL)
+	}
+	if a.port == 0 {
+		if a.port = ephemeralPort(s, a.addr); a.port == 0 {
+			return errno(linux.EADDRINUSE)
+		}
+	} else if !portFree(s, a) {
+		return errno(linux.EADDRINUSE)
+	}
+	k.local, k.bound = a, true
+	return 0
+}
+
+// sysListen implements Linux syscall listen(2).
+//
+//go:nosplit
+func sysListen(f *trapFrame) uintptr {
+	_, s, e := sockOf(f.arg(0))
+	if e != 0 {
+		return e
+	}
+	k := &sockets[s]
+	if k.state == sockListening {
+		return 0
+	}
+	if k.state != sockNew {
+		return errno(linux.EINVAL)
+	}
+	if !k.bound {
+		if k.local.port = ephemeralPort(s, [4]byte{}); k.local.port == 0 {
+			return errno(linux.EADDRINUSE)
+		}
+		k.bound = true
+	}
+	k.state = sockListening
+	netNeed(s, NetOpListen)
+	return 0
+}
+
+// sysAccept4 implements Linux syscall accept4(2).
+//
+//go:nosplit
+func sysAccept4(f *trapFrame) uintptr {
+	fl, s, e := sockOf(f.arg(0))
+	if e != 0 {
+		return e
+	}
+	flags := f.arg(3)
+	if flags&^(linux.SOCK_NONBLOCK|linux.SOCK_CLOEXEC) != 0 {
+		return errno(linux.EINVAL)
+	}
+	k := &sockets[s]
+	if k.state != sockListening {
+		return errno(linux.EINVAL)
+	}
+	for k.nq == 0 {
+		if fl.flags&linux.O_NONBLOCK != 0 {
+			return errno(linux.EAGAIN)
+		}
+		block(waitSock, 0, 0)
+		if k.state != sockListening {
+			return errno(linux.EINVAL)
+		}
+	}
+	c := int(k.backlog[0])
+	fd := allocFD(fdSocket)
+	if fd < 0 {
+		return errno(linux.EMFILE)
+	}
+	k.nq--
+	for i := 0; i < k.nq; i++ {
+		k.backlog[i] = k.backlog[i+1]
+	}
+	sockets[c].parent = -1
+	sockets[c].fds = 1
+	files[fd].sock = uint16(c)
+	files[fd].flags = linux.O_RDWR | uint32(flags&linux.SOCK_NONBLOCK)
+	files[fd].cloexec = flags&linux.SOCK_CLOEXEC != 0
+	sockChanged(s)
+	if e := writeSockaddr(f.arg(1), f.arg(2), sockets[c].remote); e != 0 {
+		return e
+	}
+	return uintptr(fd)
+}
+
+// sysConnect implements Linux syscall connect(2).
+//
+//go:nosplit
+func sysConnect(f *trapFrame) uintptr {
+	fl, s, e := sockOf(f.arg(0))
+	if e != 0 {
+		return e
+	}
+	a, e := readSockaddr(f.arg(1), f.arg(2))
+	if e != 0 {
+		return e
+	}
+	k := &sockets[s]
+	switch k.state {
+	case sockConnecting:
+		return errno(linux.EALREADY)
+	case sockConnected:
+		return errno(linux.EISCONN)
+	case sockListening:
+		return errno(linux.EINVAL)
+	}
+	if a.addr == [4]byte{} {
+		a.addr = [4]byte{127, 0, 0, 1} // connecting to INADDR_ANY reaches this host (ip(7))
+	}
+	if !usable(a.addr) {
+		return errno(linux.ENETUNREACH)
+	}
+	if !k.bound || k.local.addr == [4]byte{} {
+		k.local.addr = [4]byte{127, 0, 0, 1}
+	}
+	if !k.bound {
+		if k.local.port = ephemeralPort(s, k.local.addr); k.local.port == 0 {
+			return errno(linux.EADDRNOTAVAIL)
+		}
+		k.bound = true
+	}
+	k.remote, k.err = a, 0
+	k.state = sockConnecting
+	netNeed(s, NetOpConnect)
+	if fl.flags&linux.O_NONBLOCK != 0 {
+		return errno(linux.EINPROGRESS)
+	}
+	for k.state == sockConnecting {
+		block(waitSock, 0, 0)
+	}
+	if k.state != sockConnected {
+		e := k.err
+		k.err = 0
+		return errno(e)
+	}
+	return 0
+}
+
+// sysGetsockname implements Linux syscall getsockname(2).
+//
+//go:nosplit
+func sysGetsockname(f *trapFrame) uintptr {
+	_, s, e := sockOf(f.arg(0))
+	if e != 0 {
+		return e
+	}
+	return writeSockaddr(f.arg(1), f.arg(2), sockets[s].local)
+}
+
+// sysGetpeername implements Linux syscall getpeername(2).
+//
+//go:nosplit
+func sysGetpeername(f *trapFrame) uintptr {
+	_, s, e := sockOf(f.arg(0))
+	if e != 0 {
+		return e
+	}
+	if sockets[s].state != sockConnected {
+		return errno(linux.ENOTCONN)
+	}
+	return writeSockaddr(f.arg(1), f.arg(2), sockets[s].remote)
+}
+
+// sysSetsockopt implements Linux syscall setsockopt(2) for the options Go
+// sets. They are kept; the component applies those netstack has
+// (TCP_NODELAY, keep-alive) when the connection exists.
+//
+//go:nosplit
+func sysSetsockopt(f *trapFrame) uintptr {
+	_, s, e := sockOf(f.arg(0))
+	if e != 0 {
+		return e
+	}
+	level, opt, val, n := f.arg(1), f.arg(2), f.arg(3), f.arg(4)
+	if n < 4 || !userRange(val, 4) {
+		return errno(linux.EINVAL)
+	}
+	v := int32(load32u(val))
+	k := &sockets[s]
+	switch {
+	case level == linux.SOL_SOCKET && opt == linux.SO_REUSEADDR:
+		k.reuseAddr = v != 0
+	case level == linux.SOL_SOCKET && opt == linux.SO_KEEPALIVE:
+		k.keepAlive = v != 0
+	case level == linux.SOL_SOCKET && (opt == linux.SO_SNDBUF || opt == linux.SO_RCVBUF):
+		if opt == linux.SO_SNDBUF {
+			k.sndbuf = v
+		} else {
+			k.rcvbuf = v
+		}
+	case level == linux.SOL_SOCKET && opt == linux.SO_LINGER:
+		if n < 8 || !userRange(val, 8) {
+			return errno(linux.EINVAL)
+		}
+		k.lingerOn, k.lingerSecs = v != 0, int32(load32u(val+4))
+	case level == linux.IPPROTO_TCP && opt == linux.TCP_NODELAY:
+		k.noDelay = v != 0
+	case level == linux.IPPROTO_TCP && opt >= linux.TCP_KEEPIDLE && opt <= linux.TCP_KEEPCNT:
+		if v < 1 {
+			return errno(linux.EINVAL)
+		}
+		k.optsTCP[opt-linux.TCP_KEEPIDLE] = v
+	default:
+		return errno(linux.ENOPROTOOPT)
+	}
+	return 0
+}
+
+// sysGetsockopt implements Linux syscall getsockopt(2): SO_ERROR and SO_TYPE.
+//
+//go:nosplit
+func sysGetsockopt(f *trapFrame) uintptr {
+	_, s, e := sockOf(f.arg(0))
+	if e != 0 {
+		return e
+	}
+	level, opt, val, lenp := f.arg(1), f.arg(2), f.arg(3), f.arg(4)
+	if level != linux.SOL_SOCKET || (opt != linux.SO_ERROR && opt != linux.SO_TYPE) {
+		return errno(linux.ENOPROTOOPT)
+	}
+	if !userRange(lenp, 4) || uint32(load64u(lenp)) < 4 || !userRange(val, 4) {
+		return errno(linux.EINVAL)
+	}
+	v := uint32(linux.SOCK_STREAM)
+	if opt == linux.SO_ERROR {
+		v = uint32(sockets[s].err)
+		sockets[s].err = 0
+	}
+	four := uint32(4)
+	copyOut(val, unsafe.Pointer(&v), 4)
+	copyOut(lenp, unsafe.Pointer(&four), 4)
+	return 0
+}
+
+// sysShutdown implements Linux syscall shutdown(2).
+//
+//go:nosplit
+func sysShutdown(f *trapFrame) uintptr {
+	_, s, e := sockOf(f.arg(0))
+	if e != 0 {
+		return e
+	}
+	how := f.arg(1)
+	k := &sockets[s]
+	if how > linux.SHUT_RDWR {
+		return errno(linux.EINVAL)
+	}
+	if k.state != sockConnected {
+		return errno(linux.ENOTCONN)
+	}
+	if how != linux.SHUT_WR {
+		k.rdEOF = true
+	}
+	if how != linux.SHUT_RD && !k.wrShut {
+		k.wrShut = true
+		netNeed(s, NetOpShutdown)
+	}
+	sockChanged(s)
+	return 0
+}
+
+// sockRead reads from a connected socket (read(2), recvfrom(2)).
+//
+//go:nosplit
+func sockRead(fl *file, buf, n uintptr) uintptr {
+	if !userRange(buf, n) {
+		return errno(linux.EFAULT)
+	}
+	s := int(fl.sock)
+	k := &sockets[s]
+	for {
+		if k.state != sockConnected {
+			return errno(linux.ENOTCONN)
+		}
+		if k.broken {
+			return errno(linux.ECONNRESET)
+		}
+		if k.rx.w != k.rx.r {
+			break
+		}
+		if k.rdEOF || n == 0 {
+			return 0
+		}
+		if fl.flags&linux.O_NONBLOCK != 0 {
+			return errno(linux.EAGAIN)
+		}
+		block(waitSock, 0, 0)
+	}
+	c := min(n, uintptr(k.rx.w-k.rx.r))
+	ringCopy(&k.rx, buf, c, false)
+	netNeed(s, NetOpRxSpace)
+	sockChanged(s)
+	return c
+}
+
+// sockWrite writes to a connected socket (write(2), sendto(2)): as much as
+// the send ring takes, all of it when blocking.
+//
+//go:nosplit
+func sockWrite(fl *file, buf, n uintptr) uintptr {
+	s := int(fl.sock)
+	k := &sockets[s]
+	done := uintptr(0)
+	for done < n {
+		if k.state != sockConnected {
+			return errno(linux.ENOTCONN)
+		}
+		if k.broken || k.wrShut {
+			if done > 0 {
+				return done
+			}
+			return errno(linux.EPIPE)
+		}
+		space := uintptr(k.tx.size - (k.tx.w - k.tx.r))
+		if space == 0 {
+			if fl.flags&linux.O_NONBLOCK != 0 {
+				if done > 0 {
+					return done
+				}
+				return errno(linux.EAGAIN)
+			}
+			block(waitSock, 0, 0)
+			continue
+		}
+		c := min(n-done, space)
+		ringCopy(&k.tx, buf+done, c, true)
+		done += c
+		netNeed(s, NetOpTx)
+		sockChanged(s)
+	}
+	return done
+}
+
+// sysSendto implements Linux syscall sendto(2) on a connected socket.
+//
+//go:nosplit
+func sysSendto(f *trapFrame) uintptr {
+	fl, _, e := sockOf(f.arg(0))
+	if e != 0 {
+		return e
+	}
+	if f.arg(4) != 0 {
+		return errno(linux.EISCONN)
+	}
+	if !userRange(f.arg(1), f.arg(2)) {
+		return errno(linux.EFAULT)
+	}
+	return sockWrite(fl, f.arg(1), f.arg(2))
+}
+
+// sysRecvfrom implements Linux syscall recvfrom(2) on a connected socket.
+//
+//go:nosplit
+func sysRecvfrom(f *trapFrame) uintptr {
+	fl, s, e := sockOf(f.arg(0))
+	if e != 0 {
+		return e
+	}
+	n := sockRead(fl, f.arg(1), f.arg(2))
+	if int(n) >= 0 {
+		if e := writeSockaddr(f.arg(4), f.arg(5), sockets[s].remote); e != 0 {
+			return e
+		}
+	}
+	return n
+}

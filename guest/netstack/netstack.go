@@ -1,0 +1,94 @@
+// Package netstack is the Unigo kernel's network component: gVisor's netstack
+// running as ordinary goroutines inside the program, behind the kernel's half
+// of each socket (guest/kernel/socket.go). unigo build links it only into
+// programs that use the net package.
+//
+// One dispatcher goroutine waits on the kernel's doorbell eventfd through the
+// Go runtime's netpoller and takes the kernel's commands; each connection has
+// a reader goroutine, which moves received bytes into the kernel's receive
+// ring, and a writer goroutine, which sends what the program put in the send
+// ring. For now the stack has the loopback interface only.
+package netstack
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+	"unsafe"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/link/loopback"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+
+	"unigo.dev/unigo/guest/kernel"
+)
+
+const (
+	loopNIC  = 1
+	ringSize = 64 << 10
+)
+
+var st *stack.Stack
+
+func init() {
+	if err := start(); err != nil {
+		os.Stderr.WriteString("unigo: network: " + err.Error() + "\n")
+	}
+}
+
+func start() error {
+	st = stack.New(stack.Options{
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
+	})
+	if err := st.CreateNIC(loopNIC, loopback.New()); err != nil {
+		return fmt.Errorf("create the loopback interface: %s", err)
+	}
+	lo := tcpip.AddrFrom4([4]byte{127, 0, 0, 1})
+	if err := st.AddProtocolAddress(loopNIC, tcpip.ProtocolAddress{
+		Protocol:          ipv4.ProtocolNumber,
+		AddressWithPrefix: tcpip.AddressWithPrefix{Address: lo, PrefixLen: 8},
+	}, stack.AddressProperties{}); err != nil {
+		return fmt.Errorf("address the loopback interface: %s", err)
+	}
+	sub, err := tcpip.NewSubnet(tcpip.AddrFrom4([4]byte{127, 0, 0, 0}), tcpip.MaskFromBytes([]byte{255, 0, 0, 0}))
+	if err != nil {
+		return err
+	}
+	st.SetRouteTable([]tcpip.Route{{Destination: sub, NIC: loopNIC}})
+
+	efd, _, e := syscall.RawSyscall(syscall.SYS_EVENTFD2, 0, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
+	if e != 0 {
+		return fmt.Errorf("doorbell eventfd: %v", e)
+	}
+	if _, _, e := syscall.RawSyscall(kernel.SysNetAttach, efd, 0, 0); e != 0 {
+		return fmt.Errorf("attach to the kernel: %v", e)
+	}
+	go dispatch(os.NewFile(efd, "unigo-net-doorbell"))
+	return nil
+}
+
+// dispatch takes the kernel's commands and hands them to the sockets.
+func dispatch(doorbell *os.File) {
+	var cmds [64]kernel.NetCommand
+	var b [8]byte
+	for {
+		n, _, e := syscall.RawSyscall(kernel.SysNetCommands, uintptr(unsafe.Pointer(&cmds[0])), uintptr(len(cmds)), 0)
+		if e != 0 {
+			os.Stderr.WriteString("unigo: network: commands: " + e.Error() + "\n")
+			return
+		}
+		for _, c := range cmds[:n] {
+			command(c.Sock, c.Ops)
+		}
+		if n == uintptr(len(cmds)) {
+			continue
+		}
+		if _, err := doorbell.Read(b[:]); err != nil {
+			os.Stderr.WriteString("unigo: network: doorbell: " + err.Error() + "\n")
+			return
+		}
+	}
+}

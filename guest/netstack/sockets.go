@@ -1,0 +1,285 @@
+package netstack
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+
+	"unigo.dev/unigo/guest/kernel"
+)
+
+// sock is the component's side of one kernel socket.
+type sock struct {
+	id      uint32
+	ln      *gonet.TCPListener
+	conn    *gonet.TCPConn
+	rx, tx  []byte        // the kernel's rings for this socket: kept alive here
+	kick    chan struct{} // the writer has work: data, a shutdown or a close
+	room    chan struct{} // the receive ring has room again
+	closed  chan struct{} // closed when the program closed the socket
+	mu      sync.Mutex
+	shut    bool // NetOpShutdown seen
+	closing bool // NetOpClose seen
+	dialing bool // a connect is under way
+}
+
+var (
+	mu    sync.Mutex
+	socks = map[uint32]*sock{}
+)
+
+func lookup(id uint32) *sock {
+	mu.Lock()
+	defer mu.Unlock()
+	s := socks[id]
+	if s == nil {
+		s = &sock{id: id, kick: make(chan struct{}, 1), room: make(chan struct{}, 1), closed: make(chan struct{})}
+		socks[id] = s
+	}
+	return s
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// command acts on the kernel's NetOp bits for socket id.
+func command(id, ops uint32) {
+	s := lookup(id)
+	if ops&kernel.NetOpListen != 0 {
+		s.listen()
+	}
+	if ops&kernel.NetOpConnect != 0 {
+		s.mu.Lock()
+		s.dialing = true
+		s.mu.Unlock()
+		go s.connect()
+	}
+	if ops&kernel.NetOpRxSpace != 0 {
+		signal(s.room)
+	}
+	s.mu.Lock()
+	if ops&kernel.NetOpShutdown != 0 {
+		s.shut = true
+	}
+	closing := ops&kernel.NetOpClose != 0 && !s.closing
+	if closing {
+		s.closing = true
+		close(s.closed)
+	}
+	busy, ln := s.conn != nil || s.dialing, s.ln
+	s.mu.Unlock()
+	if ops&(kernel.NetOpTx|kernel.NetOpShutdown|kernel.NetOpClose) != 0 {
+		signal(s.kick)
+	}
+	if closing && !busy {
+		if ln != nil {
+			ln.Close()
+		}
+		s.release() // a listener, or a socket whose connect has not succeeded
+	}
+}
+
+// release tells the kernel the socket is done with; its number may be reused.
+func (s *sock) release() {
+	mu.Lock()
+	delete(socks, s.id)
+	mu.Unlock()
+	event(s.id, kernel.NetEvReleased, 0)
+}
+
+func event(id uint32, ev int, errno syscall.Errno) {
+	syscall.RawSyscall(kernel.SysNetEvent, uintptr(id), uintptr(ev), uintptr(errno))
+}
+
+// addrs returns the socket's local and remote addresses from the kernel.
+func addrs(id uint32) (local, remote tcpip.FullAddress) {
+	var v [2]uint64
+	syscall.RawSyscall(kernel.SysNetAddrs, uintptr(id), uintptr(unsafe.Pointer(&v)), 0)
+	return unpack(v[0]), unpack(v[1])
+}
+
+func unpack(v uint64) tcpip.FullAddress {
+	a := tcpip.AddrFrom4([4]byte{byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16)})
+	if a == tcpip.AddrFrom4([4]byte{}) {
+		return tcpip.FullAddress{NIC: loopNIC, Port: uint16(v)}
+	}
+	return tcpip.FullAddress{NIC: loopNIC, Addr: a, Port: uint16(v)}
+}
+
+func pack(a tcpip.FullAddress) uint64 {
+	b := a.Addr.As4()
+	return uint64(b[0])<<40 | uint64(b[1])<<32 | uint64(b[2])<<24 | uint64(b[3])<<16 | uint64(a.Port)
+}
+
+func (s *sock) listen() {
+	local, _ := addrs(s.id)
+	ln, err := gonet.ListenTCP(st, local, ipv4.ProtocolNumber)
+	if err != nil {
+		os.Stderr.WriteString("unigo: network: listen: " + err.Error() + "\n")
+		return
+	}
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return // closed
+			}
+			tc := c.(*gonet.TCPConn)
+			local, remote := fullAddr(tc.LocalAddr()), fullAddr(tc.RemoteAddr())
+			rx, tx := make([]byte, ringSize), make([]byte, ringSize)
+			id, _, e := syscall.Syscall6(kernel.SysNetAccepted, uintptr(s.id), uintptr(pack(local)), uintptr(pack(remote)),
+				uintptr(unsafe.Pointer(&rx[0])), uintptr(unsafe.Pointer(&tx[0])), ringSize)
+			if e != 0 {
+				tc.Close() // the backlog is full or the listener went away
+				continue
+			}
+			n := lookup(uint32(id))
+			n.rx, n.tx = rx, tx
+			n.run(tc)
+		}
+	}()
+}
+
+func fullAddr(a net.Addr) tcpip.FullAddress {
+	ta, _ := a.(*net.TCPAddr)
+	if ta == nil {
+		return tcpip.FullAddress{NIC: loopNIC}
+	}
+	var b [4]byte
+	copy(b[:], ta.IP.To4())
+	return tcpip.FullAddress{NIC: loopNIC, Addr: tcpip.AddrFrom4(b), Port: uint16(ta.Port)}
+}
+
+func (s *sock) connect() {
+	local, remote := addrs(s.id)
+	c, err := gonet.DialTCPWithBind(context.Background(), st, local, remote, ipv4.ProtocolNumber)
+	if err != nil {
+		event(s.id, kernel.NetEvFailed, errnoOf(err))
+		s.mu.Lock()
+		closing := s.closing
+		s.dialing = false
+		s.mu.Unlock()
+		if closing {
+			s.release()
+		}
+		return
+	}
+	s.rx, s.tx = make([]byte, ringSize), make([]byte, ringSize)
+	syscall.RawSyscall6(kernel.SysNetRings, uintptr(s.id), uintptr(unsafe.Pointer(&s.rx[0])), uintptr(unsafe.Pointer(&s.tx[0])), ringSize, 0, 0)
+	event(s.id, kernel.NetEvConnected, 0)
+	s.run(c)
+}
+
+// run starts the connection's reader and writer.
+func (s *sock) run(c *gonet.TCPConn) {
+	s.mu.Lock()
+	s.conn, s.dialing = c, false
+	closing := s.closing
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go s.read(c, done)
+	go s.write(c, done)
+	if closing {
+		signal(s.kick)
+	}
+}
+
+// read moves received bytes into the kernel's receive ring.
+func (s *sock) read(c *gonet.TCPConn, done chan struct{}) {
+	defer close(done)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := c.Read(buf)
+		for off := 0; off < n; {
+			k, _, e := syscall.RawSyscall(kernel.SysNetRx, uintptr(s.id), uintptr(unsafe.Pointer(&buf[off])), uintptr(n-off))
+			if e != 0 {
+				return
+			}
+			off += int(k)
+			if off < n {
+				select {
+				case <-s.room:
+				case <-s.closed:
+					return
+				}
+			}
+		}
+		if err != nil {
+			select {
+			case <-s.closed:
+			default:
+				if errors.Is(err, io.EOF) {
+					event(s.id, kernel.NetEvEOF, 0)
+				} else {
+					event(s.id, kernel.NetEvReset, errnoOf(err))
+				}
+			}
+			return
+		}
+	}
+}
+
+// write sends what the program put in the send ring, then shuts down or
+// closes the connection when the program asked.
+func (s *sock) write(c *gonet.TCPConn, readDone chan struct{}) {
+	buf := make([]byte, ringSize)
+	shutDone := false
+	for range s.kick {
+		for {
+			n, _, e := syscall.RawSyscall(kernel.SysNetTx, uintptr(s.id), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+			if e != 0 || n == 0 {
+				break
+			}
+			if _, err := c.Write(buf[:n]); err != nil {
+				event(s.id, kernel.NetEvReset, errnoOf(err))
+				break
+			}
+		}
+		s.mu.Lock()
+		shut, closing := s.shut, s.closing
+		s.mu.Unlock()
+		if shut && !shutDone {
+			c.CloseWrite()
+			shutDone = true
+		}
+		if closing {
+			c.Close()
+			<-readDone
+			s.release()
+			return
+		}
+	}
+}
+
+// errnoOf maps a netstack error to the errno Linux gives for it.
+func errnoOf(err error) syscall.Errno {
+	m := err.Error()
+	switch {
+	case strings.Contains(m, "refused"):
+		return syscall.ECONNREFUSED
+	case strings.Contains(m, "timed out"):
+		return syscall.ETIMEDOUT
+	case strings.Contains(m, "unreachable"):
+		return syscall.ENETUNREACH
+	case strings.Contains(m, "broken pipe"):
+		return syscall.EPIPE
+	}
+	return syscall.ECONNRESET
+}

@@ -1,0 +1,79 @@
+package e2e
+
+import (
+	"debug/elf"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestLoopbackNet serves HTTP on 127.0.0.1 inside the guest and fetches from
+// it, echoes 4 MiB over TCP with a checksum compare, and dials a closed port:
+// the kernel's socket calls and the netstack component, on both monitors.
+func TestLoopbackNet(t *testing.T) {
+	img := image(t, "loopnet")
+	for _, vmm := range []string{"kvm", "qemu"} {
+		t.Run(vmm, func(t *testing.T) {
+			if vmm == "kvm" {
+				needKVM(t)
+			} else {
+				needQEMU(t)
+			}
+			r := run(t, "run", "--vmm", vmm, img)
+			for _, want := range []string{
+				"listening on 127.0.0.1:",
+				"200 OK: hello from /unigo\n",
+				"echoed 4194304 bytes, checksums equal: true\n",
+				"closed port: dial tcp 127.0.0.1:1: connect: connection refused\n",
+			} {
+				if !strings.Contains(r.stdout, want) {
+					t.Errorf("stdout lacks %q", want)
+				}
+			}
+			if r.code != 0 || t.Failed() {
+				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+			}
+		})
+	}
+}
+
+// TestNetSelective checks that only a program that uses package net gets the
+// network stack, and that unigo build -v says so.
+func TestNetSelective(t *testing.T) {
+	for _, c := range []struct {
+		pkg  string
+		net  bool
+		says string
+	}{
+		{"examples/hello", false, "no network stack: the program does not use package net"},
+		{"loopnet", true, "guest/netstack (gVisor netstack"},
+	} {
+		f, err := elf.Open(image(t, c.pkg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		syms, err := f.Symbols()
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, s := range syms {
+			if strings.HasPrefix(s.Name, "gvisor.dev/") {
+				found = true
+				break
+			}
+		}
+		if found != c.net {
+			t.Errorf("%s: netstack symbols present %v, want %v", c.pkg, found, c.net)
+		}
+		dir := "./testdata/" + c.pkg
+		if strings.Contains(c.pkg, "/") {
+			dir = "../../" + c.pkg
+		}
+		out, err := exec.Command(unigoBin, "build", "-v", "-o", t.TempDir()+"/x.img", dir).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), c.says) {
+			t.Errorf("%s: unigo build -v (%v) does not say %q:\n%s", c.pkg, err, c.says, out)
+		}
+	}
+}

@@ -19,10 +19,12 @@ package abi
 const Version = 1
 
 // The ELF note that marks a Unigo image: name NoteName, type NoteType, and a
-// descriptor of two 32-bit words: the ABI version and flags (none yet).
+// descriptor of two 32-bit words: the ABI version and flags (NoteFlag*).
 const (
 	NoteName = "Unigo"
 	NoteType = 0x554e4947 // "UNIG"
+
+	NoteFlagNet = 1 << 0 // the image has the network component: give it a network device
 )
 
 // Guest-physical memory map of the 64-bit boot (all below 1 MiB except RAM):

@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"unigo.dev/unigo"
+	"unigo.dev/unigo/abi"
 )
 
 // KernelPackage is the import path of the kernel linked into every image.
@@ -148,7 +149,11 @@ func Build(o Options) error {
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("go build %s: %w", o.Package, err)
 	}
-	if err := writeNotes(o.Output); err != nil {
+	var flags uint32
+	if useNet {
+		flags |= abi.NoteFlagNet
+	}
+	if err := writeNotes(o.Output, flags); err != nil {
 		return fmt.Errorf("mark %s as a Unigo image: %w", o.Output, err)
 	}
 	logf("wrote %s", o.Output)

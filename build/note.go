@@ -37,7 +37,7 @@ const xenPhys32Entry = 18
 // notes returns the noteSpace bytes that replace the reserved note: the Unigo
 // note (abi.NoteName, abi.NoteType, {abi.Version, flags}) and the PVH note
 // with the kernel's 32-bit entry pvhEntry.
-func notes(pvhEntry uint32) []byte {
+func notes(pvhEntry, flags uint32) []byte {
 	b := make([]byte, 0, noteSpace)
 	add := func(name string, typ uint32, desc []byte) {
 		n := append([]byte(name), 0)
@@ -51,7 +51,7 @@ func notes(pvhEntry uint32) []byte {
 		b = append(b, desc...)
 	}
 	desc := binary.LittleEndian.AppendUint32(nil, abi.Version)
-	desc = binary.LittleEndian.AppendUint32(desc, 0)
+	desc = binary.LittleEndian.AppendUint32(desc, flags)
 	add(abi.NoteName, abi.NoteType, desc)
 	add("Xen", xenPhys32Entry, binary.LittleEndian.AppendUint32(nil, pvhEntry))
 	return b
@@ -61,7 +61,7 @@ func notes(pvhEntry uint32) []byte {
 // Go linker's PT_NOTE segment covers only .note.go.buildid, which the reserved
 // note directly follows; the segment is extended over it, since boot loaders
 // read notes through program headers.
-func writeNotes(path string) error {
+func writeNotes(path string, flags uint32) error {
 	f, err := elf.Open(path)
 	if err != nil {
 		return err
@@ -87,7 +87,7 @@ func writeNotes(path string) error {
 	if entry == 0 || entry > 0xffffffff {
 		return fmt.Errorf("no 32-bit address for %s in the linked program", PVHEntrySymbol)
 	}
-	want := notes(uint32(entry))
+	want := notes(uint32(entry), flags)
 	phdr, done := -1, false
 	for i, p := range f.Progs {
 		if p.Type == elf.PT_NOTE && p.Off+p.Filesz == s.Offset {

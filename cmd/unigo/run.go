@@ -21,6 +21,7 @@ type runOpts struct {
 	debug bool
 	vmm   string
 	qemuM string
+	ports listFlag
 }
 
 type listFlag []string
@@ -35,6 +36,7 @@ func runFlags(o *runOpts) *flag.FlagSet {
 	fs.BoolVar(&o.debug, "debug", false, "report each unimplemented system call the guest makes, once")
 	fs.StringVar(&o.vmm, "vmm", "", "`monitor`: kvm (Unigo's own, the default) or qemu (QEMU, TCG);\nwithout /dev/kvm, qemu if it is installed")
 	fs.StringVar(&o.qemuM, "qemu-machine", "microvm", "QEMU `machine` for --vmm qemu: microvm, q35 or pc")
+	fs.Var(&o.ports, "p", "forward host port to guest port, `HOST:GUEST[/tcp]` (repeatable; like docker run -p);\nthe guest gets a network interface with user-mode networking (--vmm qemu for now)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: unigo run [flags] image-or-package [-- args...]
 
@@ -71,6 +73,11 @@ func cmdRun(args []string) error {
 	mem, err := parseSize(o.mem)
 	if err != nil {
 		return err
+	}
+	for _, p := range o.ports {
+		if _, err := qemu.ParsePort(p); err != nil {
+			return err
+		}
 	}
 	for _, kv := range o.env {
 		if !strings.Contains(kv, "=") {
@@ -122,7 +129,7 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 		default:
 			return fmt.Errorf("--qemu-machine %q: want microvm, q35 or pc", o.qemuM)
 		}
-		vm, err := qemu.Start(imgPath, qemu.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug, Machine: o.qemuM})
+		vm, err := qemu.Start(imgPath, qemu.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug, Machine: o.qemuM, Ports: o.ports})
 		if err != nil {
 			return err
 		}
@@ -133,6 +140,9 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 			}
 		})
 		return exitStatus(vm.Wait())
+	}
+	if len(o.ports) > 0 {
+		return errors.New("-p: the own monitor has no network device yet: add --vmm qemu")
 	}
 	img, err := machine.LoadImage(imgPath)
 	if err != nil {

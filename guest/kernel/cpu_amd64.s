@@ -510,6 +510,12 @@ TEXT ·intr32(SB),NOSPLIT|NOFRAME,$0
 	PUSHQ	$32
 	JMP	·intrCommon(SB)
 
+// func intr33()
+TEXT ·intr33(SB),NOSPLIT|NOFRAME,$0
+	PUSHQ	$0
+	PUSHQ	$33
+	JMP	·intrCommon(SB)
+
 // func intrStubs(pcs *[nIntrStubs]uintptr)
 TEXT ·intrStubs(SB),NOSPLIT,$0-8
 	MOVQ	pcs+0(FP), DI
@@ -579,6 +585,8 @@ TEXT ·intrStubs(SB),NOSPLIT,$0-8
 	MOVQ	AX, 248(DI)
 	LEAQ	·intr32(SB), AX
 	MOVQ	AX, 256(DI)
+	LEAQ	·intr33(SB), AX
+	MOVQ	AX, 264(DI)
 	RET
 
 // func softEntryPC() uintptr

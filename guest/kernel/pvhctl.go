@@ -49,6 +49,7 @@ func pvhHcall(nr uintptr, a0, a1 uint64) uint64 {
 		for deadline := nanotime() + int64(a0); nanotime() < deadline; {
 			if pvhTimer && deadline-nanotime() > 10_000_000 {
 				stiHlt()
+				return 0 // any interrupt may have made a thread runnable: the scheduler looks again
 			}
 		}
 	case abi.HcUnimplemented:

@@ -40,7 +40,11 @@ const (
 	NetOpRxSpace              // the receive ring has room again
 	NetOpShutdown             // no more data to send after the ring (SHUT_WR)
 	NetOpClose                // the program closed the socket: finish and release it
+	NetOpIRQ                  // with Sock = NetSockDevice: the network device interrupted
 )
+
+// NetSockDevice is the Sock of a NetCommand about the device, not a socket.
+const NetSockDevice = 0xffffffff
 
 // Events the component reports with SysNetEvent.
 const (
@@ -61,6 +65,10 @@ const (
 	SysNetAccepted                     // (listening sock, local, remote, rx, tx, size) → the new socket, queued for accept4
 	SysNetEvent                        // (sock, NetEv*, errno) → 0
 	SysNetAddrs                        // (sock, *[2]uint64) → 0: the local and remote addresses, packed
+	SysNetDevice                       // (i, *[4]uint64) → 0: virtio-mmio device i: base, size, irq, device ID
+	SysNetDMA                          // (bytes) → the physical address of that much zeroed, contiguous, identity-mapped RAM
+	SysNetIRQ                          // (virtio-mmio base, irq) → 0: the device's interrupt becomes NetOpIRQ commands
+	SysNetConfig                       // (buf, n) → bytes: the command line's net.* words
 	sysNetEnd
 )
 

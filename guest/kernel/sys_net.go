@@ -22,8 +22,11 @@ func sysNet(nr uintptr, f *trapFrame) uintptr {
 	if !netUp {
 		return errno(linux.ENOSYS)
 	}
-	if nr == SysNetCommands {
+	switch nr {
+	case SysNetCommands:
 		return netCommands(f.arg(0), f.arg(1))
+	case SysNetDevice, SysNetDMA, SysNetIRQ, SysNetConfig:
+		return sysNetDev(nr, f)
 	}
 	s := f.arg(0)
 	if s >= maxSockets || sockets[s].state == sockFree {
@@ -82,9 +85,12 @@ func sysNet(nr uintptr, f *trapFrame) uintptr {
 		return uintptr(c)
 	case SysNetEvent:
 		switch f.arg(1) {
-		case NetEvConnected:
+		case NetEvConnected: // arg: the local address the route chose
 			if k.state == sockConnecting {
 				k.state = sockConnected
+				if a := unpackAddr(uint64(f.arg(2))); a.addr != [4]byte{} {
+					k.local.addr = a.addr
+				}
 			}
 		case NetEvFailed:
 			if k.state == sockConnecting {
@@ -124,6 +130,12 @@ func netCommands(buf, n uintptr) uintptr {
 		return errno(linux.EFAULT)
 	}
 	w := uintptr(0)
+	if netIRQ && n > 0 {
+		c := NetCommand{Sock: NetSockDevice, Ops: NetOpIRQ}
+		memmove(buf, uintptr(unsafe.Pointer(&c)), size)
+		netIRQ = false
+		w++
+	}
 	for i := range sockets {
 		if w == n {
 			break

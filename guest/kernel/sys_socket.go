@@ -95,8 +95,8 @@ func writeSockaddr(buf, lenp uintptr, a inAddr) uintptr {
 	return 0
 }
 
-// usable reports whether addr is an address of this stack: loopback
-// (127/8) or the wildcard, until the network device arrives.
+// usable reports whether addr may be bound: loopback (127/8) or the
+// wildcard. Binding to eth0's own address comes with DHCP.
 //
 //go:nosplit
 func usable(addr [4]byte) bool { return addr == [4]byte{} || addr[0] == 127 }
@@ -227,12 +227,9 @@ func sysConnect(f *trapFrame) uintptr {
 	if a.addr == [4]byte{} {
 		a.addr = [4]byte{127, 0, 0, 1} // connecting to INADDR_ANY reaches this host (ip(7))
 	}
-	if !usable(a.addr) {
-		return errno(linux.ENETUNREACH)
-	}
-	if !k.bound || k.local.addr == [4]byte{} {
+	if a.addr[0] == 127 && (!k.bound || k.local.addr == [4]byte{}) {
 		k.local.addr = [4]byte{127, 0, 0, 1}
-	}
+	} // elsewhere the route picks the local address (NetEvConnected)
 	if !k.bound {
 		if k.local.port = ephemeralPort(s, k.local.addr); k.local.port == 0 {
 			return errno(linux.EADDRNOTAVAIL)

@@ -13,7 +13,8 @@ import (
 
 const (
 	vecTimer   = abi.TimerVector
-	nIntrStubs = 33
+	vecDevice  = 33 // the network device's interrupt, through the I/O APIC (netdev.go)
+	nIntrStubs = 34
 	vecSyscall = 0x100 // trapFrame.vector of a system call: no hardware vector
 
 	rflagsIF = 1 << 9
@@ -143,6 +144,10 @@ func faultAddr() uintptr {
 //
 //go:nosplit
 func trap(f *trapFrame) {
+	if f.vector == vecDevice {
+		deviceIRQ()
+		return
+	}
 	if f.vector == vecTimer {
 		ticks++
 		if pvhTimer {

@@ -18,6 +18,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/link/loopback"
+	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
@@ -40,7 +41,7 @@ func init() {
 
 func start() error {
 	st = stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol},
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
 	})
 	if err := st.CreateNIC(loopNIC, loopback.New()); err != nil {
@@ -67,7 +68,7 @@ func start() error {
 		return fmt.Errorf("attach to the kernel: %v", e)
 	}
 	go dispatch(os.NewFile(efd, "unigo-net-doorbell"))
-	return nil
+	return startEth()
 }
 
 // dispatch takes the kernel's commands and hands them to the sockets.

@@ -58,6 +58,13 @@ func signal(c chan struct{}) {
 
 // command acts on the kernel's NetOp bits for socket id.
 func command(id, ops uint32) {
+	if id == kernel.NetSockDevice {
+		if dev != nil && ops&kernel.NetOpIRQ != 0 {
+			signal(dev.irq)
+			signal(dev.txq)
+		}
+		return
+	}
 	s := lookup(id)
 	if ops&kernel.NetOpListen != 0 {
 		s.listen()
@@ -101,8 +108,10 @@ func (s *sock) release() {
 	event(s.id, kernel.NetEvReleased, 0)
 }
 
-func event(id uint32, ev int, errno syscall.Errno) {
-	syscall.RawSyscall(kernel.SysNetEvent, uintptr(id), uintptr(ev), uintptr(errno))
+// event reports ev with its argument: an errno, or for NetEvConnected the
+// local address.
+func event(id uint32, ev int, arg uintptr) {
+	syscall.RawSyscall(kernel.SysNetEvent, uintptr(id), uintptr(ev), arg)
 }
 
 // addrs returns the socket's local and remote addresses from the kernel.
@@ -115,9 +124,9 @@ func addrs(id uint32) (local, remote tcpip.FullAddress) {
 func unpack(v uint64) tcpip.FullAddress {
 	a := tcpip.AddrFrom4([4]byte{byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16)})
 	if a == tcpip.AddrFrom4([4]byte{}) {
-		return tcpip.FullAddress{NIC: loopNIC, Port: uint16(v)}
+		return tcpip.FullAddress{Port: uint16(v)} // any interface
 	}
-	return tcpip.FullAddress{NIC: loopNIC, Addr: a, Port: uint16(v)}
+	return tcpip.FullAddress{Addr: a, Port: uint16(v)}
 }
 
 func pack(a tcpip.FullAddress) uint64 {
@@ -160,18 +169,18 @@ func (s *sock) listen() {
 func fullAddr(a net.Addr) tcpip.FullAddress {
 	ta, _ := a.(*net.TCPAddr)
 	if ta == nil {
-		return tcpip.FullAddress{NIC: loopNIC}
+		return tcpip.FullAddress{}
 	}
 	var b [4]byte
 	copy(b[:], ta.IP.To4())
-	return tcpip.FullAddress{NIC: loopNIC, Addr: tcpip.AddrFrom4(b), Port: uint16(ta.Port)}
+	return tcpip.FullAddress{Addr: tcpip.AddrFrom4(b), Port: uint16(ta.Port)}
 }
 
 func (s *sock) connect() {
 	local, remote := addrs(s.id)
 	c, err := gonet.DialTCPWithBind(context.Background(), st, local, remote, ipv4.ProtocolNumber)
 	if err != nil {
-		event(s.id, kernel.NetEvFailed, errnoOf(err))
+		event(s.id, kernel.NetEvFailed, uintptr(errnoOf(err)))
 		s.mu.Lock()
 		closing := s.closing
 		s.dialing = false
@@ -183,7 +192,7 @@ func (s *sock) connect() {
 	}
 	s.rx, s.tx = make([]byte, ringSize), make([]byte, ringSize)
 	syscall.RawSyscall6(kernel.SysNetRings, uintptr(s.id), uintptr(unsafe.Pointer(&s.rx[0])), uintptr(unsafe.Pointer(&s.tx[0])), ringSize, 0, 0)
-	event(s.id, kernel.NetEvConnected, 0)
+	event(s.id, kernel.NetEvConnected, uintptr(pack(fullAddr(c.LocalAddr()))))
 	s.run(c)
 }
 
@@ -228,7 +237,7 @@ func (s *sock) read(c *gonet.TCPConn, done chan struct{}) {
 				if errors.Is(err, io.EOF) {
 					event(s.id, kernel.NetEvEOF, 0)
 				} else {
-					event(s.id, kernel.NetEvReset, errnoOf(err))
+					event(s.id, kernel.NetEvReset, uintptr(errnoOf(err)))
 				}
 			}
 			return
@@ -248,7 +257,7 @@ func (s *sock) write(c *gonet.TCPConn, readDone chan struct{}) {
 				break
 			}
 			if _, err := c.Write(buf[:n]); err != nil {
-				event(s.id, kernel.NetEvReset, errnoOf(err))
+				event(s.id, kernel.NetEvReset, uintptr(errnoOf(err)))
 				break
 			}
 		}

@@ -20,6 +20,7 @@ import (
 type Image struct {
 	Path     string
 	Entry    uint64
+	Flags    uint32 // the Unigo note's abi.NoteFlag* bits
 	Segments []Segment
 	file     *os.File     // the image file, mapped into guest memory by load
 	src      io.ReaderAt  // the image's bytes
@@ -79,14 +80,14 @@ func parseImage(r io.ReaderAt, size int64) (*Image, error) {
 	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 || f.Type != elf.ET_EXEC {
 		return nil, fmt.Errorf("%w: want an x86-64 ELF64 executable, have %v %v %v", ErrNotUnigo, f.Class, f.Machine, f.Type)
 	}
-	ver, err := findNote(f)
+	ver, flags, err := findNote(f)
 	if err != nil {
 		return nil, err
 	}
 	if ver != abi.Version {
 		return nil, fmt.Errorf("image speaks Unigo ABI version %d, this monitor version %d: rebuild it with this unigo", ver, abi.Version)
 	}
-	img := &Image{Entry: f.Entry, src: r}
+	img := &Image{Entry: f.Entry, Flags: flags, src: r}
 	entryOK := false
 	for _, p := range f.Progs {
 		if p.Type != elf.PT_LOAD {
@@ -116,15 +117,15 @@ func parseImage(r io.ReaderAt, size int64) (*Image, error) {
 	return img, nil
 }
 
-// findNote returns the ABI version of the Unigo note.
-func findNote(f *elf.File) (uint32, error) {
+// findNote returns the ABI version and the flags of the Unigo note.
+func findNote(f *elf.File) (uint32, uint32, error) {
 	for _, p := range f.Progs {
 		if p.Type != elf.PT_NOTE {
 			continue
 		}
 		b, err := io.ReadAll(io.LimitReader(p.Open(), 1<<20))
 		if err != nil {
-			return 0, fmt.Errorf("corrupt image: note segment: %v", err)
+			return 0, 0, fmt.Errorf("corrupt image: note segment: %v", err)
 		}
 		for len(b) >= 12 {
 			namesz := uint64(binary.LittleEndian.Uint32(b))
@@ -137,12 +138,16 @@ func findNote(f *elf.File) (uint32, error) {
 			}
 			name := string(bytes.TrimRight(b[12:12+namesz], "\x00"))
 			if name == abi.NoteName && typ == abi.NoteType && descsz >= 4 {
-				return binary.LittleEndian.Uint32(b[nameEnd:]), nil
+				var flags uint32
+				if descsz >= 8 {
+					flags = binary.LittleEndian.Uint32(b[nameEnd+4:])
+				}
+				return binary.LittleEndian.Uint32(b[nameEnd:]), flags, nil
 			}
 			b = b[end:]
 		}
 	}
-	return 0, fmt.Errorf("%w: no Unigo note (a plain Linux executable?); build the program with 'unigo build'", ErrNotUnigo)
+	return 0, 0, fmt.Errorf("%w: no Unigo note (a plain Linux executable?); build the program with 'unigo build'", ErrNotUnigo)
 }
 
 func align4(n uint64) uint64 { return (n + 3) &^ 3 }

@@ -34,6 +34,40 @@ type Config struct {
 	Stdout  io.Writer
 	Stderr  io.Writer
 	Extra   []string // more QEMU arguments, before -kernel (tests add devices)
+	Ports   []string // HOST:GUEST[/tcp] forwards into the guest
+	Net     bool     // give the guest a network interface (user-mode networking)
+}
+
+// QEMU's user-mode network (slirp's defaults): the guest's address, the
+// gateway (the host's loopback services answer there) and the DNS forwarder.
+const (
+	GuestAddr = "10.0.2.15/24"
+	Gateway   = "10.0.2.2"
+	DNS       = "10.0.2.3"
+)
+
+// Port is one -p forward.
+type Port struct {
+	Host, Guest int
+	Proto       string // "tcp"
+}
+
+// ParsePort reads HOST:GUEST[/tcp].
+func ParsePort(s string) (Port, error) {
+	spec, proto, _ := strings.Cut(s, "/")
+	if proto == "" {
+		proto = "tcp"
+	}
+	h, g, ok := strings.Cut(spec, ":")
+	hp, err1 := strconv.Atoi(h)
+	gp, err2 := strconv.Atoi(g)
+	switch {
+	case !ok || err1 != nil || err2 != nil || hp < 1 || hp > 65535 || gp < 1 || gp > 65535:
+		return Port{}, fmt.Errorf("-p %q: want HOST:GUEST with port numbers, such as 8080:80", s)
+	case proto != "tcp":
+		return Port{}, fmt.Errorf("-p %q: only tcp is forwarded yet", s)
+	}
+	return Port{hp, gp, proto}, nil
 }
 
 // Available reports whether QEMU is installed.
@@ -81,6 +115,11 @@ func Command(img string, cfg Config, p *pipes) *exec.Cmd {
 	machine := cfg.Machine
 	if machine == "" || machine == "microvm" {
 		machine = "microvm,pit=on,rtc=on"
+		if cfg.Net {
+			// Without ACPI, microvm names its virtio-mmio devices on the
+			// command line, where the kernel finds them.
+			machine += ",acpi=off"
+		}
 	}
 	args := []string{
 		"-M", machine, "-accel", "tcg", "-cpu", "max",
@@ -99,8 +138,19 @@ func Command(img string, cfg Config, p *pipes) *exec.Cmd {
 			"-chardev", "file,id=unigo-ctl,path=/proc/self/fd/4",
 			"-device", fmt.Sprintf("isa-serial,chardev=unigo-ctl,iobase=%#x,irq=4", abi.CtlPort))
 	}
+	cmdline := Cmdline(cfg.Args, cfg.Env, cfg.Debug)
+	if cfg.Net {
+		netdev := "user,id=unigo-net,net=10.0.2.0/24"
+		for _, p := range cfg.Ports {
+			pp, _ := ParsePort(p) // checked by the caller
+			netdev += fmt.Sprintf(",hostfwd=%s:127.0.0.1:%d-:%d", pp.Proto, pp.Host, pp.Guest)
+		}
+		args = append(args, "-global", "virtio-mmio.force-legacy=false",
+			"-netdev", netdev, "-device", "virtio-net-device,netdev=unigo-net")
+		cmdline += " net.ip=" + GuestAddr + " net.gw=" + Gateway + " net.dns=" + DNS
+	}
 	args = append(args, cfg.Extra...)
-	args = append(args, "-kernel", img, "-append", Cmdline(cfg.Args, cfg.Env, cfg.Debug))
+	args = append(args, "-kernel", img, "-append", strings.TrimSpace(cmdline))
 	cmd := exec.Command(Binary, args...)
 	cmd.Stdout, cmd.Stderr = cfg.Stdout, cfg.Stderr
 	if cmd.Stdout == nil {
@@ -147,6 +197,11 @@ func Start(img string, cfg Config) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(cfg.Ports) > 0 && im.Flags&abi.NoteFlagNet == 0 {
+		im.Close()
+		return nil, errors.New("-p: the program does not use package net, so its image has no network stack")
+	}
+	cfg.Net = im.Flags&abi.NoteFlagNet != 0
 	var p pipes
 	var readers []*os.File
 	for _, w := range []**os.File{&p.stderr, &p.ctl} {

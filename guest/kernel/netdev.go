@@ -1,0 +1,121 @@
+package kernel
+
+import (
+	"unsafe"
+
+	"unigo.dev/unigo/abi/linux"
+)
+
+// What the network component needs to drive a device from ordinary Go code:
+// the virtio-mmio devices found at boot, DMA memory (contiguous RAM whose
+// identity-mapped address is its physical address), the device's interrupt
+// routed through the I/O APIC (82093AA data sheet) to vecDevice, and the
+// command line's network settings.
+
+const (
+	ioapicBase      = 0xfec00000
+	ioapicRegSel    = 0x00
+	ioapicWin       = 0x10
+	ioapicRedirTbl  = 0x10 // 2 registers per input pin
+	lapicID         = 0x020
+	virtioIntStatus = 0x060 // virtio-mmio InterruptStatus
+	virtioIntACK    = 0x064 // virtio-mmio InterruptACK
+	maxNetConfig    = 256
+)
+
+var (
+	netIRQ       bool    // the device interrupted since the component last looked
+	netIRQDevice uintptr // the virtio-mmio base whose interrupt is routed
+	netConfig    [maxNetConfig]byte
+	netConfigLen int
+)
+
+// netConfigWord keeps a "net.KEY=VALUE" word of the command line at [p, end).
+//
+//go:nosplit
+func netConfigWord(p, end uintptr) {
+	if netConfigLen+int(end-p)+1 > maxNetConfig {
+		return
+	}
+	if netConfigLen > 0 {
+		netConfig[netConfigLen] = ' '
+		netConfigLen++
+	}
+	for ; p < end; p++ {
+		netConfig[netConfigLen] = load8(p)
+		netConfigLen++
+	}
+}
+
+//go:nosplit
+func ioapicWrite(reg, v uint32) {
+	store32(ioapicBase+ioapicRegSel, reg)
+	store32(ioapicBase+ioapicWin, v)
+}
+
+//go:nosplit
+func sysNetDev(nr uintptr, f *trapFrame) uintptr {
+	switch nr {
+	case SysNetDevice:
+		i, out := f.arg(0), f.arg(1)
+		if i >= uintptr(nMMIO) {
+			return errno(linux.ENOENT)
+		}
+		d := &mmioDevs[i]
+		v := [4]uint64{d.base, d.size, uint64(d.irq), uint64(d.deviceID)}
+		if !copyOut(out, unsafe.Pointer(&v), 32) {
+			return errno(linux.EFAULT)
+		}
+	case SysNetDMA:
+		n := (f.arg(0) + pageSize - 1) &^ (pageSize - 1)
+		if n == 0 || n > 16<<20 || physEnd-physNext < n {
+			return errno(linux.ENOMEM)
+		}
+		a := physNext // never-used frames: contiguous and zero
+		physNext += n
+		return a
+	case SysNetIRQ:
+		base, irq := f.arg(0), f.arg(1)
+		known := false
+		for i := 0; i < nMMIO; i++ {
+			known = known || (mmioDevs[i].base == uint64(base) && mmioDevs[i].irq == uint32(irq))
+		}
+		if !known || !pvh || irq >= 24 {
+			return errno(linux.EINVAL)
+		}
+		netIRQDevice = base
+		// Edge-triggered, active high, fixed delivery to this CPU: the
+		// ISA convention microvm's virtio-mmio lines follow.
+		ioapicWrite(ioapicRedirTbl+2*uint32(irq)+1, lapicRead(lapicID)&0xff000000)
+		ioapicWrite(ioapicRedirTbl+2*uint32(irq), vecDevice)
+	case SysNetConfig:
+		buf, n := f.arg(0), f.arg(1)
+		k := min(n, uintptr(netConfigLen))
+		if !userRange(buf, k) {
+			return errno(linux.EFAULT)
+		}
+		memmove(buf, uintptr(unsafe.Pointer(&netConfig[0])), k)
+		return k
+	}
+	return 0
+}
+
+// deviceIRQ takes the network device's interrupt: it acknowledges it at the
+// device, so that the line drops, and rings the component's doorbell. Trap
+// context.
+//
+//go:nosplit
+func deviceIRQ() {
+	if netIRQDevice != 0 {
+		store32(netIRQDevice+virtioIntACK, load32(netIRQDevice+virtioIntStatus))
+	}
+	lapicWrite(LAPIC_EOI, 0)
+	netIRQ = true
+	if netDoorbel >= 0 {
+		if d := &files[netDoorbel]; d.kind == fdEventfd {
+			d.count++
+			d.gen++
+			wakeWaiters(waitEpoll)
+		}
+	}
+}

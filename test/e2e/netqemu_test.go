@@ -1,0 +1,94 @@
+package e2e
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestNetPortForward serves HTTP from the httpd example under QEMU with
+// -p HOST:80 and fetches from it on the host, then stops it with SIGTERM.
+func TestNetPortForward(t *testing.T) {
+	needQEMU(t)
+	port := freePort(t)
+	cmd := exec.Command(unigoBin, "run", "--vmm", "qemu", "-p", fmt.Sprintf("%d:80", port), image(t, "examples/httpd"))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "listening on :80\n" {
+		t.Fatalf("first line %q, %v; stderr:\n%s", line, err, stderr.String())
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/from-the-host", port)
+	var body []byte
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
+		if err == nil {
+			body, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+		}
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: %v; stderr:\n%s", url, err, stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if string(body) != "hello from unigo: /from-the-host\n" {
+		t.Errorf("body %q", body)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 143 {
+		t.Errorf("after SIGTERM: %v, want exit status 143", err)
+	}
+}
+
+// TestNetOutbound fetches 8 MiB from a server the test runs on the host's
+// loopback, through the gateway address of QEMU's user-mode network.
+func TestNetOutbound(t *testing.T) {
+	needQEMU(t)
+	data := make([]byte, 8<<20)
+	rand.New(rand.NewSource(2)).Read(data)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(data) })}
+	go srv.Serve(ln)
+	defer srv.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	// An image with the network component gets an interface under QEMU.
+	r := runFor(t, 2*time.Minute, "run", "--vmm", "qemu", image(t, "httpget"),
+		"--", fmt.Sprintf("http://10.0.2.2:%d/data", port))
+	expect(t, r, 0, fmt.Sprintf("200 OK %d bytes sha256 %x\n", len(data), sha256.Sum256(data)))
+}

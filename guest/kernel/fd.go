@@ -17,7 +17,7 @@ const (
 	fdSocket
 )
 
-const maxFiles = 256
+const maxFiles = 1024
 
 type file struct {
 	kind    fileKind

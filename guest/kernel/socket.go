@@ -17,8 +17,8 @@ import "unigo.dev/unigo/abi/linux"
 // with nothing buffered answers EAGAIN.
 
 const (
-	maxSockets  = 128
-	maxBacklog  = 32
+	maxSockets  = 1024
+	maxBacklog  = 128
 	ephemeralLo = 32768 // Linux's default ip_local_port_range
 	ephemeralHi = 60999
 )
@@ -116,8 +116,10 @@ type socket struct {
 	remote     inAddr
 	rx, tx     ring
 	pending    uint32 // NetOp* bits for the component
-	backlog    [maxBacklog]int16
-	nq         int   // sockets in backlog
+	qhead      int16  // the accept queue: the first queued socket, linked through qnext
+	qtail      int16
+	qnext      int16
+	nq         int   // sockets in the accept queue
 	parent     int16 // the listener whose queue holds this socket, or -1
 	reuseAddr  bool
 	keepAlive  bool
@@ -282,12 +284,12 @@ func ephemeralPort(self int, addr [4]byte) uint16 {
 //go:nosplit
 func sockRelease(s int) {
 	k := &sockets[s]
-	for i := 0; i < k.nq; i++ {
-		c := int(k.backlog[i])
+	for c := int(k.qhead); k.nq > 0; k.nq-- {
+		next := int(sockets[c].qnext)
 		sockets[c].parent = -1
 		releaseOne(c) // queued sockets have no descriptor and no queue
+		c = next
 	}
-	k.nq = 0
 	releaseOne(s)
 }
 

@@ -9,7 +9,7 @@ import (
 // epoll(7) over the kernel's own descriptors. Readiness is level-triggered and
 // computed when a waiter looks; a change of state wakes the waiters.
 
-const maxEpollRegs = 512
+const maxEpollRegs = 2048
 
 type epollReg struct {
 	used   bool

@@ -79,7 +79,12 @@ func sysNet(nr uintptr, f *trapFrame) uintptr {
 		n.local, n.remote = unpackAddr(uint64(f.arg(1))), unpackAddr(uint64(f.arg(2)))
 		n.rx, n.tx = ring{buf: rx, size: uint64(size)}, ring{buf: tx, size: uint64(size)}
 		n.parent = int16(s)
-		k.backlog[k.nq] = int16(c)
+		if k.nq == 0 {
+			k.qhead = int16(c)
+		} else {
+			sockets[k.qtail].qnext = int16(c)
+		}
+		k.qtail = int16(c)
 		k.nq++
 		sockChanged(int(s))
 		return uintptr(c)

@@ -182,15 +182,13 @@ func sysAccept4(f *trapFrame) uintptr {
 			return errno(linux.EINVAL)
 		}
 	}
-	c := int(k.backlog[0])
+	c := int(k.qhead)
 	fd := allocFD(fdSocket)
 	if fd < 0 {
 		return errno(linux.EMFILE)
 	}
 	k.nq--
-	for i := 0; i < k.nq; i++ {
-		k.backlog[i] = k.backlog[i+1]
-	}
+	k.qhead = sockets[c].qnext
 	sockets[c].parent = -1
 	sockets[c].fds = 1
 	files[fd].sock = uint16(c)

@@ -213,7 +213,7 @@ func (s *sock) run(c *gonet.TCPConn) {
 // read moves received bytes into the kernel's receive ring.
 func (s *sock) read(c *gonet.TCPConn, done chan struct{}) {
 	defer close(done)
-	buf := make([]byte, 32<<10)
+	buf := make([]byte, 16<<10)
 	for {
 		n, err := c.Read(buf)
 		for off := 0; off < n; {
@@ -248,7 +248,7 @@ func (s *sock) read(c *gonet.TCPConn, done chan struct{}) {
 // write sends what the program put in the send ring, then shuts down or
 // closes the connection when the program asked.
 func (s *sock) write(c *gonet.TCPConn, readDone chan struct{}) {
-	buf := make([]byte, ringSize)
+	buf := make([]byte, 16<<10)
 	shutDone := false
 	for range s.kick {
 		for {

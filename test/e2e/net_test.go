@@ -37,6 +37,23 @@ func TestLoopbackNet(t *testing.T) {
 	}
 }
 
+// TestNetManyConns holds 500 loopback connections open at once inside the
+// guest and makes a request on each: a thousand sockets in the kernel's table.
+func TestNetManyConns(t *testing.T) {
+	img := image(t, "manyconns")
+	for _, vmm := range []string{"kvm", "qemu"} {
+		t.Run(vmm, func(t *testing.T) {
+			if vmm == "kvm" {
+				needKVM(t)
+			} else {
+				needQEMU(t)
+			}
+			r := run(t, "run", "--vmm", vmm, "-m", "512M", img)
+			expect(t, r, 0, "500 connections open\n500 answered\n")
+		})
+	}
+}
+
 // TestNetSelective checks that only a program that uses package net gets the
 // network stack, and that unigo build -v says so.
 func TestNetSelective(t *testing.T) {

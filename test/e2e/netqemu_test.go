@@ -92,3 +92,86 @@ func TestNetOutbound(t *testing.T) {
 		"--", fmt.Sprintf("http://10.0.2.2:%d/data", port))
 	expect(t, r, 0, fmt.Sprintf("200 OK %d bytes sha256 %x\n", len(data), sha256.Sum256(data)))
 }
+
+// TestNetConcurrent holds connections from the host open to the httpd
+// example at once, then makes a request on each. QEMU's user-mode network
+// accepts forwarded connections one at a time (a listen backlog of 1), about
+// 300 ms apart here, so this test keeps to 20; TestNetManyConns holds 500
+// inside the guest.
+func TestNetConcurrent(t *testing.T) {
+	needQEMU(t)
+	const conns = 20
+	port := freePort(t)
+	cmd := exec.Command(unigoBin, "run", "--vmm", "qemu", "-m", "512M", "-p", fmt.Sprintf("%d:80", port), image(t, "examples/httpd"))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	bufio.NewReader(out).ReadString('\n')
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	// "listening" comes just before the listen: wait for a first answer.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + addr + "/")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer: %v\n%s", err, stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var cs []net.Conn
+	defer func() {
+		for _, c := range cs {
+			c.Close()
+		}
+	}()
+	deadline := time.Now().Add(time.Minute)
+	for len(cs) < conns {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d connections open, then: %v\n%s", len(cs), err, stderr.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		cs = append(cs, c)
+	}
+	errs := make(chan error, conns)
+	for i, c := range cs {
+		go func() {
+			c.SetDeadline(time.Now().Add(time.Minute))
+			fmt.Fprintf(c, "GET /c%d HTTP/1.1\r\nHost: unigo\r\n\r\n", i)
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				errs <- fmt.Errorf("connection %d: %v", i, err)
+				return
+			}
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 100))
+			if want := fmt.Sprintf("hello from unigo: /c%d\n", i); string(body) != want {
+				errs <- fmt.Errorf("connection %d: body %q, want %q", i, body, want)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	failed := 0
+	for range cs {
+		if err := <-errs; err != nil {
+			if failed++; failed <= 5 {
+				t.Error(err)
+			}
+		}
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d connections failed; stderr:\n%s", failed, conns, stderr.String())
+	}
+}

@@ -52,6 +52,8 @@ const (
 	FreeLowAddr   = 0x100000
 	ImageMinAddr  = 0x100000
 	DoorbellAddr  = 0xc0000000
+	VirtioNetAddr = 0xc0001000   // the own monitor's virtio-mmio network device, one page
+	VirtioNetIRQ  = 5            // its interrupt line, as the command line names it (delivered as DeviceVector)
 	MaxMemSize    = DoorbellAddr // RAM ends below the doorbell
 	MinMemSize    = 4 << 20
 	PageSize      = 4096
@@ -64,7 +66,7 @@ const (
 const (
 	HcExit          = 1 // A0 = exit status. Does not return.
 	HcConsoleWrite  = 2 // A0 = fd (1 or 2), A1 = length of bytes at HcBufAddr. Ret = bytes written.
-	HcHalt          = 3 // A0 = nanoseconds to wait at most (0 = no deadline). Ret = 0.
+	HcHalt          = 3 // A0 = nanoseconds to wait at most (0 = no deadline). Ret = 1 if the device interrupted (take it now), else 0.
 	HcUnimplemented = 4 // A0 = system call number the kernel does not implement (debug only).
 	HcFatal         = 5 // A1 = length of a message at HcBufAddr. The kernel gave up. Does not return.
 	HcFault         = 6 // A0 = GPA of the faulting context (Frame* words), A1 = faulting address. Does not return.
@@ -98,8 +100,12 @@ const (
 	FrameWords
 )
 
-// TimerVector is the interrupt vector the monitor injects on each tick.
-const TimerVector = 32
+// TimerVector is the interrupt vector the monitor injects on each tick;
+// DeviceVector the one of a device that needs the driver.
+const (
+	TimerVector  = 32
+	DeviceVector = 33
+)
 
 // The CPU state block, in the upper half of the hypercall page, where the
 // kernel publishes what the monitor needs to deliver the timer interrupt on a

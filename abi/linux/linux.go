@@ -187,6 +187,8 @@ const (
 	O_RDONLY      = 0x0
 	O_WRONLY      = 0x1
 	O_RDWR        = 0x2
+	O_CREAT       = 0x40
+	O_TRUNC       = 0x200
 	O_NONBLOCK    = 0x800
 	O_CLOEXEC     = 0x80000
 	AT_FDCWD      = -100

@@ -11,8 +11,10 @@ import (
 	"strings"
 	"syscall"
 
+	"unigo.dev/unigo/abi"
 	"unigo.dev/unigo/vmm/machine"
 	"unigo.dev/unigo/vmm/qemu"
+	"unigo.dev/unigo/vmm/usernet"
 )
 
 type runOpts struct {
@@ -36,7 +38,7 @@ func runFlags(o *runOpts) *flag.FlagSet {
 	fs.BoolVar(&o.debug, "debug", false, "report each unimplemented system call the guest makes, once")
 	fs.StringVar(&o.vmm, "vmm", "", "`monitor`: kvm (Unigo's own, the default) or qemu (QEMU, TCG);\nwithout /dev/kvm, qemu if it is installed")
 	fs.StringVar(&o.qemuM, "qemu-machine", "microvm", "QEMU `machine` for --vmm qemu: microvm, q35 or pc")
-	fs.Var(&o.ports, "p", "forward host port to guest port, `HOST:GUEST[/tcp]` (repeatable; like docker run -p);\nthe guest gets a network interface with user-mode networking (--vmm qemu for now)")
+	fs.Var(&o.ports, "p", "forward host port to guest port, `HOST:GUEST[/tcp]` (repeatable; like docker run -p);\nthe guest reaches the host at 10.0.2.2 and the outside through the monitor")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: unigo run [flags] image-or-package [-- args...]
 
@@ -141,20 +143,28 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 		})
 		return exitStatus(vm.Wait())
 	}
-	if len(o.ports) > 0 {
-		return errors.New("-p: the own monitor has no network device yet: add --vmm qemu")
-	}
 	img, err := machine.LoadImage(imgPath)
 	if err != nil {
 		return err
 	}
 	defer img.Close()
-	m, err := machine.New(img, machine.Config{
-		MemSize: mem,
-		Args:    args,
-		Env:     o.env,
-		Debug:   o.debug,
-	})
+	cfg := machine.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug}
+	if img.Flags&abi.NoteFlagNet != 0 {
+		var fw []usernet.Forward
+		for _, p := range o.ports {
+			pp, _ := qemu.ParsePort(p)
+			fw = append(fw, usernet.Forward{Host: pp.Host, Guest: pp.Guest})
+		}
+		n, err := usernet.New(fw)
+		if err != nil {
+			return err
+		}
+		defer n.Close()
+		cfg.Net, cfg.Cmdline = n, n.Cmdline()
+	} else if len(o.ports) > 0 {
+		return errors.New("-p: the program does not use package net, so its image has no network stack")
+	}
+	m, err := machine.New(img, cfg)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ const (
 	fdPipeR // the read end of a pipe
 	fdPipeW // the write end
 	fdSocket
+	fdSynth // a synthetic read-only file (synth.go): pipe is its index, count its offset
 )
 
 const maxFiles = 1024

@@ -26,10 +26,15 @@ func exit(code int) {
 	}
 }
 
-// halt waits in the monitor for at most ns nanoseconds (0: no deadline).
+// halt waits in the monitor for at most ns nanoseconds (0: no deadline),
+// and takes the device's interrupt if that is what ended the wait.
 //
 //go:nosplit
-func halt(ns int64) { hcall(abi.HcHalt, uint64(ns), 0) }
+func halt(ns int64) {
+	if hcall(abi.HcHalt, uint64(ns), 0) == 1 {
+		deviceIRQ()
+	}
+}
 
 // consoleWrite writes n bytes at user address buf to the host's stdout (fd 1)
 // or stderr (fd 2) and returns the count written.

@@ -129,6 +129,10 @@ func kinit(bootInfo uintptr) uintptr {
 		fatal("boot info has a wrong magic or version")
 	}
 	debug = load64(bootInfo+abi.BiFlags)&abi.BootFlagDebug != 0
+	if !pvh {
+		cmdlineDevices(uintptr(load64(bootInfo + abi.BiCmdline)))
+	}
+	resolvConfFrom()
 	clockInit(load64(bootInfo+abi.BiWallNs), load64(bootInfo+abi.BiTSC), load64(bootInfo+abi.BiTSCkHz))
 	memInit(uintptr(load64(bootInfo + abi.BiMemSize)))
 	trapInit()

@@ -80,10 +80,13 @@ func sysNetDev(nr uintptr, f *trapFrame) uintptr {
 		for i := 0; i < nMMIO; i++ {
 			known = known || (mmioDevs[i].base == uint64(base) && mmioDevs[i].irq == uint32(irq))
 		}
-		if !known || !pvh || irq >= 24 {
+		if !known || irq >= 24 {
 			return errno(linux.EINVAL)
 		}
 		netIRQDevice = base
+		if !pvh {
+			return 0 // the own monitor injects DeviceVector itself
+		}
 		// Edge-triggered, active high, fixed delivery to this CPU: the
 		// ISA convention microvm's virtio-mmio lines follow.
 		ioapicWrite(ioapicRedirTbl+2*uint32(irq)+1, lapicRead(lapicID)&0xff000000)
@@ -109,13 +112,42 @@ func deviceIRQ() {
 	if netIRQDevice != 0 {
 		store32(netIRQDevice+virtioIntACK, load32(netIRQDevice+virtioIntStatus))
 	}
-	lapicWrite(LAPIC_EOI, 0)
+	if pvh {
+		lapicWrite(LAPIC_EOI, 0)
+	}
 	netIRQ = true
 	if netDoorbel >= 0 {
 		if d := &files[netDoorbel]; d.kind == fdEventfd {
 			d.count++
 			d.gen++
 			wakeWaiters(waitEpoll)
+		}
+	}
+}
+
+// cmdlineDevices reads the virtio_mmio.device= and net.* words of the
+// command line at cmd (the own monitor's; pvhCmdline reads PVH's).
+//
+//go:nosplit
+func cmdlineDevices(cmd uintptr) {
+	for p := cmd; cmd != 0; {
+		for load8(p) == ' ' {
+			p++
+		}
+		if load8(p) == 0 {
+			return
+		}
+		start := p
+		for c := load8(p); c != 0 && c != ' '; c = load8(p) {
+			p++
+		}
+		switch load8(start) {
+		case 'v':
+			virtioMMIOWord(start, p)
+		case 'n':
+			if p-start > 4 && load8(start+3) == '.' {
+				netConfigWord(start, p)
+			}
 		}
 	}
 }

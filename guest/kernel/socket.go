@@ -18,7 +18,7 @@ import "unigo.dev/unigo/abi/linux"
 
 const (
 	maxSockets  = 1024
-	maxBacklog  = 128
+	maxBacklog  = 4096  // Linux's default net.core.somaxconn
 	ephemeralLo = 32768 // Linux's default ip_local_port_range
 	ephemeralHi = 60999
 )
@@ -120,6 +120,7 @@ type socket struct {
 	qtail      int16
 	qnext      int16
 	nq         int   // sockets in the accept queue
+	backlog    int   // listen(2)'s backlog, at most maxBacklog
 	parent     int16 // the listener whose queue holds this socket, or -1
 	reuseAddr  bool
 	keepAlive  bool

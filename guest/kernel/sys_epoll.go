@@ -53,6 +53,9 @@ func sysEpollCtl(f *trapFrame) uintptr {
 	if ep.kind != fdEpoll || fd == epfd {
 		return errno(linux.EINVAL)
 	}
+	if files[fd].kind == fdSynth {
+		return errno(linux.EPERM) // as Linux answers for regular files
+	}
 	var ev linux.EpollEvent
 	if op != linux.EPOLL_CTL_DEL {
 		if !copyIn(unsafe.Pointer(&ev), evp, unsafe.Sizeof(ev)) {

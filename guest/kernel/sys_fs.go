@@ -32,6 +32,8 @@ func sysRead(f *trapFrame) uintptr {
 		return pipeRead(fl, buf, n)
 	case fdSocket:
 		return sockRead(fl, buf, n)
+	case fdSynth:
+		return synthRead(fl, buf, n)
 	}
 	return errno(linux.EINVAL)
 }
@@ -65,16 +67,6 @@ func sysWrite(f *trapFrame) uintptr {
 	}
 	return errno(linux.EINVAL)
 }
-
-// sysOpenat implements Linux syscall openat(2): no path exists yet.
-//
-//go:nosplit
-func sysOpenat(f *trapFrame) uintptr { return errno(linux.ENOENT) }
-
-// sysOpen implements Linux syscall open(2): no path exists yet.
-//
-//go:nosplit
-func sysOpen(f *trapFrame) uintptr { return errno(linux.ENOENT) }
 
 // sysClose implements Linux syscall close(2).
 //

@@ -67,7 +67,7 @@ func sysNet(nr uintptr, f *trapFrame) uintptr {
 		if size == 0 || !userRange(rx, size) || !userRange(tx, size) {
 			return errno(linux.EFAULT)
 		}
-		if k.nq == maxBacklog {
+		if k.nq >= k.backlog {
 			return errno(linux.ECONNREFUSED)
 		}
 		c := allocSocket()

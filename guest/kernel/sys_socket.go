@@ -140,6 +140,7 @@ func sysListen(f *trapFrame) uintptr {
 		return e
 	}
 	k := &sockets[s]
+	k.backlog = min(max(int(int32(f.arg(1))), 1), maxBacklog)
 	if k.state == sockListening {
 		return 0
 	}

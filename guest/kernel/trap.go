@@ -13,7 +13,7 @@ import (
 
 const (
 	vecTimer   = abi.TimerVector
-	vecDevice  = 33 // the network device's interrupt, through the I/O APIC (netdev.go)
+	vecDevice  = abi.DeviceVector // the network device's interrupt (netdev.go)
 	nIntrStubs = 34
 	vecSyscall = 0x100 // trapFrame.vector of a system call: no hardware vector
 

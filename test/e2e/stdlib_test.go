@@ -20,7 +20,7 @@ var stdlibPackages = []struct {
 	{pkg: "regexp", skip: "^(TestRE2Exhaustive|TestRE2Search)$"},                // testdata files
 	{pkg: "sync", skip: "^(ExampleOnceValues|TestIssue76126|TestMutexMisuse)$"}, // files; child processes
 	{pkg: "sync/atomic"},
-	{pkg: "context", skip: "^ExampleAfterFunc_connection$"}, // resolves localhost: needs /etc/hosts or DNS
+	{pkg: "context"},
 	{pkg: "time", skip: "^(TestEnvTZUsage|TestLoadLocationFromTZData|TestLoadLocationFromTZDataSlim)$",
 		flags: []string{"-tags", "timetzdata"}}, // zoneinfo files
 	{pkg: "errors"}, {pkg: "fmt"},

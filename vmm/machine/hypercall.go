@@ -33,14 +33,31 @@ func (m *Machine) hypercall(nr uint64) (done bool, status int, err error) {
 		ret(uint64(k))
 	case abi.HcHalt:
 		ns := arg(abi.HcA0)
-		if ns == 0 {
+		if ns == 0 && m.net == nil {
 			return false, 0, fmt.Errorf("guest deadlock: every thread waits and no timer or device can wake one")
+		}
+		if m.devPending.Swap(false) {
+			ret(1) // the kernel takes the device's interrupt itself
+			break
 		}
 		// No ticks while the guest waits: an idle guest costs no host CPU.
 		m.ticker.Stop()
-		time.Sleep(time.Duration(ns))
+		var expired <-chan time.Time
+		if ns != 0 {
+			t := time.NewTimer(time.Duration(ns))
+			defer t.Stop()
+			expired = t.C
+		}
+		select {
+		case <-expired:
+		case <-m.wake: // the device has work: the guest looks again
+		}
 		m.ticker.Reset(tick)
-		ret(0)
+		if m.devPending.Swap(false) {
+			ret(1) // no interrupt can reach a kernel that waits in a hypercall
+		} else {
+			ret(0)
+		}
 	case abi.HcUnimplemented:
 		sys := arg(abi.HcA0)
 		if sys >= linux.NumSyscalls {

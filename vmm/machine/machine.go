@@ -10,12 +10,14 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"unigo.dev/unigo/abi"
 	"unigo.dev/unigo/vmm/kvm"
+	"unigo.dev/unigo/vmm/virtio"
 )
 
 // Config says how to run an image.
@@ -27,6 +29,7 @@ type Config struct {
 	Debug   bool     // report unimplemented system calls
 	Stdout  io.Writer
 	Stderr  io.Writer
+	Net     NetBackend // a network behind a virtio-net device; nil: no device
 }
 
 // Machine is one VM running one image.
@@ -42,6 +45,11 @@ type Machine struct {
 	reported map[uint64]bool
 	inRun    atomic.Bool // the vCPU thread is in KVM_RUN
 	ticker   *time.Ticker
+	pid, tid int // the vCPU thread, for kicks
+
+	net        *virtio.Net
+	devPending atomic.Bool   // the device raised its interrupt
+	wake       chan struct{} // ends a halt early: the device has work
 }
 
 // tick is the period of the guest's timer interrupt.
@@ -51,7 +59,8 @@ const tick = 10 * time.Millisecond
 // with a signal, so that Run can inject the timer interrupt. SIGURG is the
 // signal the Go runtime already ignores where it was not asked for.
 func (m *Machine) startTicker() (stop func()) {
-	pid, tid := syscall.Getpid(), syscall.Gettid()
+	m.pid, m.tid = syscall.Getpid(), syscall.Gettid()
+	pid, tid := m.pid, m.tid
 	done := make(chan struct{})
 	t := time.NewTicker(tick)
 	m.ticker = t
@@ -86,10 +95,19 @@ func New(img *Image, cfg Config) (*Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Machine{cfg: cfg, img: img, sys: sys, reported: map[uint64]bool{}}
+	m := &Machine{cfg: cfg, img: img, sys: sys, reported: map[uint64]bool{}, wake: make(chan struct{}, 1)}
+	if cfg.Net != nil {
+		m.cfg.Cmdline = strings.TrimSpace(virtioNetWord + " " + cfg.Cmdline)
+	}
 	if err := m.setup(); err != nil {
 		m.Close()
 		return nil, err
+	}
+	if cfg.Net != nil {
+		if err := m.startNet(); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("network: %w", err)
+		}
 	}
 	return m, nil
 }
@@ -257,14 +275,32 @@ func (m *Machine) Run() (int, error) {
 	defer stop()
 	lastTick := time.Now()
 	pending := false
+	ioPending := false // the last exit was MMIO, not yet completed by KVM
 	for {
 		// The timer: one interrupt per tick, injected when the guest can
 		// take it (api.rst 4.16 and 5, request_interrupt_window).
 		if now := time.Now(); now.Sub(lastTick) >= tick {
 			pending, lastTick = true, now
 		}
-		if pending {
-			delivered, err := m.injectTimer()
+		// A soft interrupt rewrites registers, which must wait until KVM
+		// has completed the MMIO instruction that exited: an entry with
+		// immediate_exit does that and runs nothing (api.rst 5,
+		// KVM_EXIT_MMIO); the interrupt goes in on the next round. Should
+		// KVM run the guest anyway, its exit is handled as any other.
+		complete := ioPending && (pending || m.devPending.Load()) && m.softIntr()
+		ioPending = false
+		if complete {
+			run.ImmediateExit = 1
+		} else if m.devPending.Load() {
+			delivered, err := m.inject(abi.DeviceVector)
+			if err != nil {
+				return 0, m.crash(err.Error())
+			}
+			if delivered {
+				m.devPending.Store(false)
+			}
+		} else if pending {
+			delivered, err := m.inject(abi.TimerVector)
 			if err != nil {
 				return 0, m.crash(err.Error())
 			}
@@ -273,6 +309,7 @@ func (m *Machine) Run() (int, error) {
 		m.inRun.Store(true)
 		err := m.cpu.RunOnce()
 		m.inRun.Store(false)
+		run.ImmediateExit = 0
 		if err != nil {
 			if errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) {
 				continue
@@ -281,7 +318,12 @@ func (m *Machine) Run() (int, error) {
 		}
 		switch run.ExitReason {
 		case kvm.ExitMMIO:
+			ioPending = true
 			mm := run.MMIO()
+			if m.net != nil && mm.PhysAddr >= abi.VirtioNetAddr && mm.PhysAddr < abi.VirtioNetAddr+abi.PageSize {
+				m.deviceMMIO(mm)
+				continue
+			}
 			if mm.IsWrite == 0 || mm.PhysAddr != abi.DoorbellAddr || mm.Len != 8 {
 				return 0, m.crash(fmt.Sprintf("guest accessed %#x outside memory (len %d, write %v)", mm.PhysAddr, mm.Len, mm.IsWrite != 0))
 			}
@@ -313,16 +355,16 @@ func (m *Machine) Run() (int, error) {
 	}
 }
 
-// injectTimer delivers the timer interrupt if the guest can take it now, and
+// inject delivers interrupt vector if the guest can take it now, and
 // reports whether it did; otherwise it asks KVM to exit when it can.
-func (m *Machine) injectTimer() (bool, error) {
+func (m *Machine) inject(vector uint64) (bool, error) {
 	if m.softIntr() {
-		return m.softInterrupt()
+		return m.softInterrupt(vector)
 	}
 	run := m.cpu.Run
 	if run.ReadyForInterruptInj != 0 && run.IFFlag != 0 {
 		run.RequestInterruptWindow = 0
-		return true, m.cpu.Interrupt(abi.TimerVector)
+		return true, m.cpu.Interrupt(uint32(vector))
 	}
 	run.RequestInterruptWindow = 1
 	return false, nil

@@ -14,11 +14,11 @@ func (m *Machine) softIntr() bool {
 	return v&abi.CsFlagSoftIntr != 0
 }
 
-// softInterrupt delivers the timer interrupt as the CPU would from user
+// softInterrupt delivers interrupt vector as the CPU would from user
 // mode: the IRET frame goes below the current kernel stack top and RIP moves
 // to the kernel's entry. It reports false, delivering nothing, while the vCPU
 // runs kernel code (RSP on a kernel stack); the tick stays pending.
-func (m *Machine) softInterrupt() (bool, error) {
+func (m *Machine) softInterrupt(vector uint64) (bool, error) {
 	cs := func(off uint64) uint64 { v, _ := m.mem.U64(abi.CPUStateAddr + off); return v }
 	r, err := m.cpu.GetRegs()
 	if err != nil {
@@ -31,7 +31,7 @@ func (m *Machine) softInterrupt() (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("soft interrupt: kernel stack top: %w", err)
 	}
-	frame := []uint64{abi.TimerVector, 0, r.RIP, cs(abi.CsUserCS), r.RFLAGS, r.RSP, cs(abi.CsUserSS)}
+	frame := []uint64{vector, 0, r.RIP, cs(abi.CsUserCS), r.RFLAGS, r.RSP, cs(abi.CsUserSS)}
 	sp := top - uint64(len(frame))*8
 	for i, v := range frame {
 		if err := m.mem.PutU64(sp+uint64(i)*8, v); err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"unigo.dev/unigo/abi"
 	"unigo.dev/unigo/vmm/machine"
+	"unigo.dev/unigo/vmm/usernet"
 )
 
 // Binary is the QEMU system emulator used.
@@ -37,14 +38,6 @@ type Config struct {
 	Ports   []string // HOST:GUEST[/tcp] forwards into the guest
 	Net     bool     // give the guest a network interface (user-mode networking)
 }
-
-// QEMU's user-mode network (slirp's defaults): the guest's address, the
-// gateway (the host's loopback services answer there) and the DNS forwarder.
-const (
-	GuestAddr = "10.0.2.15/24"
-	Gateway   = "10.0.2.2"
-	DNS       = "10.0.2.3"
-)
 
 // Port is one -p forward.
 type Port struct {
@@ -147,7 +140,8 @@ func Command(img string, cfg Config, p *pipes) *exec.Cmd {
 		}
 		args = append(args, "-global", "virtio-mmio.force-legacy=false",
 			"-netdev", netdev, "-device", "virtio-net-device,netdev=unigo-net")
-		cmdline += " net.ip=" + GuestAddr + " net.gw=" + Gateway + " net.dns=" + DNS
+		// QEMU's user-mode network has the addresses the own monitor's copies.
+		cmdline += " net.ip=" + usernet.GuestAddr + " net.gw=" + usernet.Gateway + " net.dns=" + usernet.DNS
 	}
 	args = append(args, cfg.Extra...)
 	args = append(args, "-kernel", img, "-append", strings.TrimSpace(cmdline))

@@ -26,12 +26,27 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// TestNetPortForward serves HTTP from the httpd example under QEMU with
-// -p HOST:80 and fetches from it on the host, then stops it with SIGTERM.
-func TestNetPortForward(t *testing.T) {
-	needQEMU(t)
+// bothVMMs runs f as a subtest on each monitor that works here.
+func bothVMMs(t *testing.T, f func(t *testing.T, vmm string)) {
+	for _, vmm := range []string{"kvm", "qemu"} {
+		t.Run(vmm, func(t *testing.T) {
+			if vmm == "kvm" {
+				needKVM(t)
+			} else {
+				needQEMU(t)
+			}
+			f(t, vmm)
+		})
+	}
+}
+
+// TestNetPortForward serves HTTP from the httpd example with -p HOST:80 and
+// fetches from it on the host, then stops it with SIGTERM.
+func TestNetPortForward(t *testing.T) { bothVMMs(t, checkPortForward) }
+
+func checkPortForward(t *testing.T, vmm string) {
 	port := freePort(t)
-	cmd := exec.Command(unigoBin, "run", "--vmm", "qemu", "-p", fmt.Sprintf("%d:80", port), image(t, "examples/httpd"))
+	cmd := exec.Command(unigoBin, "run", "--vmm", vmm, "-p", fmt.Sprintf("%d:80", port), image(t, "examples/httpd"))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -74,9 +89,10 @@ func TestNetPortForward(t *testing.T) {
 }
 
 // TestNetOutbound fetches 8 MiB from a server the test runs on the host's
-// loopback, through the gateway address of QEMU's user-mode network.
-func TestNetOutbound(t *testing.T) {
-	needQEMU(t)
+// loopback, through the gateway address of the user-mode network.
+func TestNetOutbound(t *testing.T) { bothVMMs(t, checkOutbound) }
+
+func checkOutbound(t *testing.T, vmm string) {
 	data := make([]byte, 8<<20)
 	rand.New(rand.NewSource(2)).Read(data)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -87,22 +103,26 @@ func TestNetOutbound(t *testing.T) {
 	go srv.Serve(ln)
 	defer srv.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
-	// An image with the network component gets an interface under QEMU.
-	r := runFor(t, 2*time.Minute, "run", "--vmm", "qemu", image(t, "httpget"),
+	// An image with the network component gets an interface.
+	r := runFor(t, 2*time.Minute, "run", "--vmm", vmm, image(t, "httpget"),
 		"--", fmt.Sprintf("http://10.0.2.2:%d/data", port))
 	expect(t, r, 0, fmt.Sprintf("200 OK %d bytes sha256 %x\n", len(data), sha256.Sum256(data)))
 }
 
 // TestNetConcurrent holds connections from the host open to the httpd
-// example at once, then makes a request on each. QEMU's user-mode network
-// accepts forwarded connections one at a time (a listen backlog of 1), about
-// 300 ms apart here, so this test keeps to 20; TestNetManyConns holds 500
-// inside the guest.
-func TestNetConcurrent(t *testing.T) {
-	needQEMU(t)
-	const conns = 20
+// example at once, then makes a request on each: 500 on the own monitor.
+// QEMU's user-mode network accepts forwarded connections one at a time (a
+// listen backlog of 1), about 300 ms apart here, so there the test keeps to
+// 20; TestNetManyConns holds 500 inside the guest on both.
+func TestNetConcurrent(t *testing.T) { bothVMMs(t, checkConcurrent) }
+
+func checkConcurrent(t *testing.T, vmm string) {
+	conns := 500
+	if vmm == "qemu" {
+		conns = 20
+	}
 	port := freePort(t)
-	cmd := exec.Command(unigoBin, "run", "--vmm", "qemu", "-m", "512M", "-p", fmt.Sprintf("%d:80", port), image(t, "examples/httpd"))
+	cmd := exec.Command(unigoBin, "run", "--vmm", vmm, "-m", "512M", "-p", fmt.Sprintf("%d:80", port), image(t, "examples/httpd"))
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

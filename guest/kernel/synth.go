@@ -1,0 +1,138 @@
+package kernel
+
+import (
+	"unsafe"
+
+	"unigo.dev/unigo/abi/linux"
+)
+
+// Synthetic read-only files, until the file system issue brings a VFS: the
+// few that Go's net package reads, so that it behaves as on a configured
+// Linux host. /etc/resolv.conf exists when the command line names a DNS
+// server (net.dns=).
+
+const (
+	synthSomaxconn = iota
+	synthHosts
+	synthResolvConf
+	nSynth
+)
+
+var (
+	resolvConf    [64]byte
+	resolvConfLen int
+)
+
+//go:nosplit
+func synthPath(i int) string {
+	switch i {
+	case synthSomaxconn:
+		return "/proc/sys/net/core/somaxconn"
+	case synthHosts:
+		return "/etc/hosts"
+	}
+	return "/etc/resolv.conf"
+}
+
+// synthData returns the content of synthetic file i, and whether it exists.
+//
+//go:nosplit
+func synthData(i int) (string, bool) {
+	switch i {
+	case synthSomaxconn:
+		return "4096\n", true // Linux's default: Go sizes listen backlogs from it
+	case synthHosts:
+		return "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n", true
+	}
+	return unsafe.String(&resolvConf[0], resolvConfLen), resolvConfLen > 0
+}
+
+// resolvConfFrom writes /etc/resolv.conf from the net.dns= word, if any.
+//
+//go:nosplit
+func resolvConfFrom() {
+	const key = "net.dns="
+	for i := 0; i+len(key) <= netConfigLen; i++ {
+		if (i > 0 && netConfig[i-1] != ' ') || unsafe.String(&netConfig[i], len(key)) != key {
+			continue
+		}
+		n := copy(resolvConf[:], "nameserver ")
+		for j := i + len(key); j < netConfigLen && netConfig[j] != ' ' && n < len(resolvConf)-1; j++ {
+			resolvConf[n] = netConfig[j]
+			n++
+		}
+		resolvConf[n] = '\n'
+		resolvConfLen = n + 1
+		return
+	}
+}
+
+// userPathIs reports whether the NUL-terminated path at user address p is s.
+//
+//go:nosplit
+func userPathIs(p uintptr, s string) bool {
+	for j := 0; j <= len(s); j++ {
+		if !userRange(p+uintptr(j), 1) {
+			return false
+		}
+		c := load8(p + uintptr(j))
+		if j == len(s) {
+			return c == 0
+		}
+		if c != s[j] {
+			return false
+		}
+	}
+	return false
+}
+
+// sysOpenat implements Linux syscall openat(2) for the synthetic files;
+// every other path is absent.
+//
+//go:nosplit
+func sysOpenat(f *trapFrame) uintptr { return openSynth(f.arg(1), f.arg(2)) }
+
+// sysOpen implements Linux syscall open(2), as openat.
+//
+//go:nosplit
+func sysOpen(f *trapFrame) uintptr { return openSynth(f.arg(0), f.arg(1)) }
+
+//go:nosplit
+func openSynth(path, flags uintptr) uintptr {
+	if !userRange(path, 1) {
+		return errno(linux.EFAULT)
+	}
+	for i := 0; i < nSynth; i++ {
+		if _, ok := synthData(i); !ok || !userPathIs(path, synthPath(i)) {
+			continue
+		}
+		if flags&(linux.O_WRONLY|linux.O_RDWR|linux.O_CREAT|linux.O_TRUNC) != 0 {
+			return errno(linux.EROFS)
+		}
+		fd := allocFD(fdSynth)
+		if fd < 0 {
+			return errno(linux.EMFILE)
+		}
+		files[fd].cloexec = flags&linux.O_CLOEXEC != 0
+		files[fd].pipe = uint8(i)
+		return uintptr(fd)
+	}
+	return errno(linux.ENOENT)
+}
+
+// synthRead reads from a synthetic file at its offset (kept in count).
+//
+//go:nosplit
+func synthRead(fl *file, buf, n uintptr) uintptr {
+	if !userRange(buf, n) {
+		return errno(linux.EFAULT)
+	}
+	s, _ := synthData(int(fl.pipe))
+	if fl.count >= uint64(len(s)) {
+		return 0
+	}
+	k := min(n, uintptr(uint64(len(s))-fl.count))
+	memmove(buf, uintptr(unsafe.Pointer(unsafe.StringData(s)))+uintptr(fl.count), k)
+	fl.count += uint64(k)
+	return k
+}

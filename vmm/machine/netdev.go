@@ -1,0 +1,65 @@
+package machine
+
+import (
+	"encoding/binary"
+	"fmt"
+	"syscall"
+
+	"unigo.dev/unigo/abi"
+	"unigo.dev/unigo/vmm/kvm"
+	"unigo.dev/unigo/vmm/virtio"
+)
+
+// NetBackend is the network behind the guest's virtio-net device: the
+// monitor's user-mode network (vmm/usernet) or a tap device.
+type NetBackend interface {
+	// Start begins handing frames from the network to deliver.
+	Start(deliver func(frame []byte)) error
+	// Send takes a frame the guest sent.
+	Send(frame []byte)
+}
+
+// guestMAC is the guest's Ethernet address (a locally administered one, as
+// QEMU's default).
+var guestMAC = [6]byte{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}
+
+// virtioNetWord names the device on the kernel command line as Linux would
+// read it (see guest/kernel/virtio_mmio.go).
+var virtioNetWord = fmt.Sprintf("virtio_mmio.device=4K@%#x:%d", abi.VirtioNetAddr, abi.VirtioNetIRQ)
+
+// startNet creates the device and starts the backend.
+func (m *Machine) startNet() error {
+	m.net = virtio.NewNet(m.mem, guestMAC, m.cfg.Net.Send, m.raiseDevice, func(err error) {
+		fmt.Fprintf(m.cfg.Stderr, "unigo: %v\n", err)
+	})
+	return m.cfg.Net.Start(m.net.Receive)
+}
+
+// raiseDevice makes the device's interrupt pending and gets the vCPU to
+// take it: out of KVM_RUN with a signal, or out of a halt. Any goroutine.
+func (m *Machine) raiseDevice() {
+	m.devPending.Store(true)
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+	if m.inRun.Load() {
+		syscall.Tgkill(m.pid, m.tid, syscall.SIGURG)
+	}
+}
+
+// deviceMMIO answers a guest access to the device's registers.
+func (m *Machine) deviceMMIO(mm *kvm.MMIO) {
+	off := mm.PhysAddr - abi.VirtioNetAddr
+	n := int(min(mm.Len, 4))
+	if mm.IsWrite != 0 {
+		var b [4]byte
+		copy(b[:], mm.Data[:n])
+		m.net.Write(off, binary.LittleEndian.Uint32(b[:]))
+		return
+	}
+	v := m.net.Read(off, n)
+	var b [8]byte
+	binary.LittleEndian.PutUint32(b[:], v)
+	copy(mm.Data[:], b[:])
+}

@@ -1,0 +1,205 @@
+// Package usernet is the own monitor's user-mode network: a small virtual
+// LAN between the guest and the monitor process, which needs no root and no
+// tap device. The monitor's end runs gVisor's netstack as the gateway
+// (Gateway): TCP connections the guest opens to any address are made from
+// the monitor with ordinary sockets (the gateway's own address reaches the
+// host's loopback, as 10.0.2.2 does under QEMU), and host ports given with
+// -p are forwarded to the guest, like docker run -p. The addresses are
+// QEMU's user-mode network's, so a guest sees the same network under both
+// monitors.
+package usernet
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
+	"gvisor.dev/gvisor/pkg/tcpip/link/ethernet"
+	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// The LAN's addresses.
+const (
+	GuestAddr = "10.0.2.15/24"
+	Gateway   = "10.0.2.2"
+	DNS       = "10.0.2.3"
+)
+
+var (
+	guestIP   = tcpip.AddrFrom4([4]byte{10, 0, 2, 15})
+	gatewayIP = tcpip.AddrFrom4([4]byte{10, 0, 2, 2})
+	// gatewayMAC is the gateway's Ethernet address (locally administered).
+	gatewayMAC = tcpip.LinkAddress([]byte{0x52, 0x55, 0x0a, 0x00, 0x02, 0x02})
+)
+
+const nic = 1
+
+// Forward is a host port forwarded to a guest port.
+type Forward struct{ Host, Guest int }
+
+// Network is the monitor's end of the LAN.
+type Network struct {
+	st       *stack.Stack
+	ch       *channel.Endpoint
+	forwards []Forward
+	lns      []net.Listener
+	once     sync.Once
+}
+
+// New prepares the network and listens on the forwarded host ports, so that
+// a port in use is an error before the guest boots.
+func New(forwards []Forward) (*Network, error) {
+	st := stack.New(stack.Options{
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
+	})
+	ch := channel.New(512, 1500+header.EthernetMinimumSize, gatewayMAC)
+	if err := st.CreateNIC(nic, ethernet.New(ch)); err != nil {
+		return nil, fmt.Errorf("create the gateway's interface: %s", err)
+	}
+	if err := st.AddProtocolAddress(nic, tcpip.ProtocolAddress{
+		Protocol:          ipv4.ProtocolNumber,
+		AddressWithPrefix: tcpip.AddressWithPrefix{Address: gatewayIP, PrefixLen: 24},
+	}, stack.AddressProperties{}); err != nil {
+		return nil, fmt.Errorf("address the gateway: %s", err)
+	}
+	// The gateway takes connections to any address: it is the guest's way out.
+	st.SetPromiscuousMode(nic, true)
+	st.SetSpoofing(nic, true)
+	st.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: nic}})
+	n := &Network{st: st, ch: ch, forwards: forwards}
+	fwd := tcp.NewForwarder(st, 0, 1024, n.outbound)
+	st.SetTransportProtocolHandler(tcp.ProtocolNumber, fwd.HandlePacket)
+	for _, f := range forwards {
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(f.Host)))
+		if err != nil {
+			n.Close()
+			return nil, fmt.Errorf("-p %d:%d: %w", f.Host, f.Guest, err)
+		}
+		n.lns = append(n.lns, ln)
+	}
+	return n, nil
+}
+
+// Cmdline is the guest's network configuration, as kernel command-line words.
+func (n *Network) Cmdline() string {
+	return "net.ip=" + GuestAddr + " net.gw=" + Gateway + " net.dns=" + DNS
+}
+
+// Start begins handing the gateway's frames to deliver, and serving the
+// forwarded ports.
+func (n *Network) Start(deliver func(frame []byte)) error {
+	go func() {
+		for {
+			pkt := n.ch.ReadContext(context.Background())
+			if pkt == nil {
+				return
+			}
+			var f []byte
+			for _, s := range pkt.AsSlices() {
+				f = append(f, s...)
+			}
+			pkt.DecRef()
+			deliver(f)
+		}
+	}()
+	for i, ln := range n.lns {
+		go n.serve(ln, n.forwards[i])
+	}
+	return nil
+}
+
+// Send takes a frame from the guest.
+func (n *Network) Send(frame []byte) {
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
+	n.ch.InjectInbound(0, pkt)
+	pkt.DecRef()
+}
+
+// Close stops the forwards.
+func (n *Network) Close() {
+	n.once.Do(func() {
+		for _, ln := range n.lns {
+			ln.Close()
+		}
+		n.ch.Close()
+	})
+}
+
+// serve forwards the connections to a host port into the guest.
+func (n *Network) serve(ln net.Listener, f Forward) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			g, err := gonet.DialTCP(n.st, tcpip.FullAddress{NIC: nic, Addr: guestIP, Port: uint16(f.Guest)}, ipv4.ProtocolNumber)
+			if err != nil {
+				c.Close() // nothing listens there in the guest: the client sees the close
+				return
+			}
+			splice(c, g)
+		}()
+	}
+}
+
+// outbound makes the connection the guest asked for from the host.
+func (n *Network) outbound(req *tcp.ForwarderRequest) {
+	id := req.ID()
+	dst := netip.AddrFrom4(id.LocalAddress.As4())
+	if id.LocalAddress == gatewayIP {
+		dst = netip.AddrFrom4([4]byte{127, 0, 0, 1}) // the host itself
+	}
+	go func() {
+		c, err := net.Dial("tcp", netip.AddrPortFrom(dst, id.LocalPort).String())
+		if err != nil {
+			req.Complete(true) // refused, unreachable: the guest sees a reset
+			return
+		}
+		var wq waiter.Queue
+		ep, terr := req.CreateEndpoint(&wq)
+		if terr != nil {
+			req.Complete(true)
+			c.Close()
+			return
+		}
+		req.Complete(false)
+		splice(c, gonet.NewTCPConn(&wq, ep))
+	}()
+}
+
+// splice copies both ways and closes both ends when done, passing each
+// direction's end of stream on.
+func splice(a net.Conn, b *gonet.TCPConn) {
+	done := make(chan struct{}, 2)
+	go func() {
+		io.Copy(b, a)
+		b.CloseWrite()
+		done <- struct{}{}
+	}()
+	go func() {
+		io.Copy(a, b)
+		if tc, ok := a.(*net.TCPConn); ok {
+			tc.CloseWrite()
+		}
+		done <- struct{}{}
+	}()
+	<-done
+	<-done
+	a.Close()
+	b.Close()
+}

@@ -1,0 +1,152 @@
+package virtio
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"testing"
+)
+
+// ram is guest memory with the monitor's contract: Slice checks every range.
+type ram []byte
+
+func (r ram) Slice(gpa, n uint64) ([]byte, error) {
+	if gpa > uint64(len(r)) || n > uint64(len(r))-gpa {
+		return nil, fmt.Errorf("[%#x, +%#x) outside %#x bytes", gpa, n, len(r))
+	}
+	return r[gpa : gpa+n : gpa+n], nil
+}
+
+const (
+	descAt   = 0x1000
+	driverAt = 0x2000
+	deviceAt = 0x3000
+	bufAt    = 0x4000
+)
+
+// setup brings a device up as the driver would, with queues of num entries.
+func setup(t testing.TB, mem ram, num uint32) (*Net, *[][]byte, *error) {
+	var sent [][]byte
+	var failed error
+	d := NewNet(mem, [6]byte{2, 0, 0, 0, 0, 1}, func(f []byte) { sent = append(sent, append([]byte(nil), f...)) },
+		func() {}, func(err error) { failed = err })
+	d.Write(regStatus, 1|2|8)
+	for q := uint32(0); q < 2; q++ {
+		d.Write(regQueueSel, q)
+		d.Write(regQueueNum, num)
+		base := uint32(q) * 0x400
+		d.Write(regQueueDescLo, descAt+base)
+		d.Write(regQueueDriverLo, driverAt+base)
+		d.Write(regQueueDeviceLo, deviceAt+base)
+		d.Write(regQueueReady, 1)
+	}
+	d.Write(regStatus, 1|2|4|8)
+	return d, &sent, &failed
+}
+
+func putDesc(mem ram, q, i int, addr uint64, n uint32, flags, next uint16) {
+	b := mem[descAt+q*0x400+i*16:]
+	binary.LittleEndian.PutUint64(b, addr)
+	binary.LittleEndian.PutUint32(b[8:], n)
+	binary.LittleEndian.PutUint16(b[12:], flags)
+	binary.LittleEndian.PutUint16(b[14:], next)
+}
+
+func offer(mem ram, q int, heads ...uint16) {
+	a := driverAt + q*0x400
+	idx := binary.LittleEndian.Uint16(mem[a+2:])
+	for _, h := range heads {
+		binary.LittleEndian.PutUint16(mem[a+4+int(idx%8)*2:], h)
+		idx++
+	}
+	binary.LittleEndian.PutUint16(mem[a+2:], idx)
+}
+
+func TestTransmitAndReceive(t *testing.T) {
+	mem := make(ram, 0x10000)
+	d, sent, failed := setup(t, mem, 8)
+	if d.Read(regMagic, 4) != magic || d.Read(regVersion, 4) != 2 || d.Read(regDeviceID, 4) != 1 {
+		t.Fatal("identification registers")
+	}
+	if mac := d.Read(regConfig, 4); mac != 0x00000002 {
+		t.Errorf("config MAC bytes 0-3 = %#x", mac)
+	}
+	// A frame in two pieces: the header with the start of the frame, then the rest.
+	frame := []byte("an ethernet frame, more or less")
+	copy(mem[bufAt:], make([]byte, netHdrLen))
+	copy(mem[bufAt+netHdrLen:], frame[:5])
+	copy(mem[bufAt+0x100:], frame[5:])
+	putDesc(mem, 1, 0, bufAt, netHdrLen+5, descNext, 1)
+	putDesc(mem, 1, 1, bufAt+0x100, uint32(len(frame)-5), 0, 0)
+	offer(mem, 1, 0)
+	d.Write(regQueueNotify, 1)
+	if *failed != nil || len(*sent) != 1 || !bytes.Equal((*sent)[0], frame) {
+		t.Fatalf("sent %q, failure %v", *sent, *failed)
+	}
+	if used := binary.LittleEndian.Uint16(mem[deviceAt+0x400+2:]); used != 1 {
+		t.Errorf("transmit used index %d, want 1", used)
+	}
+	if d.Read(regIntStatus, 4)&1 == 0 {
+		t.Error("no interrupt after a transmit")
+	}
+	d.Write(regIntACK, 1)
+
+	// Receive into a device-writable buffer.
+	putDesc(mem, 0, 3, bufAt+0x800, 0x200, descWrite, 0)
+	offer(mem, 0, 3)
+	d.Receive(frame)
+	e := mem[deviceAt+4:]
+	if id, n := binary.LittleEndian.Uint32(e), binary.LittleEndian.Uint32(e[4:]); id != 3 || n != uint32(netHdrLen+len(frame)) {
+		t.Fatalf("used element {%d, %d}", id, n)
+	}
+	if got := mem[bufAt+0x800+netHdrLen : bufAt+0x800+netHdrLen+len(frame)]; !bytes.Equal(got, frame) {
+		t.Errorf("received %q", got)
+	}
+	d.Receive(frame) // no buffer left: dropped, not an error
+	if d.Dropped != 1 || *failed != nil {
+		t.Errorf("dropped %d, failure %v", d.Dropped, *failed)
+	}
+}
+
+func TestHostileChains(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		setup func(mem ram)
+	}{
+		{"loop", func(mem ram) { putDesc(mem, 1, 0, bufAt, 64, descNext, 0) }},
+		{"outside memory", func(mem ram) { putDesc(mem, 1, 0, 0xfffff000, 64, 0, 0) }},
+		{"huge length", func(mem ram) { putDesc(mem, 1, 0, bufAt, 0xffffffff, 0, 0) }},
+		{"index beyond the queue", func(mem ram) { putDesc(mem, 1, 0, bufAt, 64, descNext, 200) }},
+		{"indirect", func(mem ram) { putDesc(mem, 1, 0, bufAt, 64, descIndirect, 0) }},
+		{"writable in transmit", func(mem ram) { putDesc(mem, 1, 0, bufAt, 64, descWrite, 0) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			mem := make(ram, 0x10000)
+			d, sent, failed := setup(t, mem, 8)
+			c.setup(mem)
+			offer(mem, 1, 0)
+			d.Write(regQueueNotify, 1)
+			if *failed == nil || len(*sent) != 0 {
+				t.Fatalf("sent %d frames, failure %v: want the device stopped", len(*sent), *failed)
+			}
+			if d.Read(regStatus, 4)&statusReset == 0 {
+				t.Error("DEVICE_NEEDS_RESET not set")
+			}
+		})
+	}
+}
+
+// FuzzDescriptors runs the device over guest memory and rings made of fuzz
+// input: it must never panic, and every frame it sends lies in memory.
+func FuzzDescriptors(f *testing.F) {
+	f.Add([]byte{0}, uint8(8))
+	f.Add(bytes.Repeat([]byte{0x10, 0x40, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0, 1, 0, 1, 0}, 64), uint8(4))
+	f.Fuzz(func(t *testing.T, data []byte, num uint8) {
+		mem := make(ram, 0x8000)
+		d, _, _ := setup(t, mem, uint32(num))
+		copy(mem[descAt:], data)
+		d.Write(regQueueNotify, 1)
+		d.Receive([]byte("frame"))
+		d.Write(regQueueNotify, 0)
+	})
+}

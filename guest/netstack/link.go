@@ -77,7 +77,8 @@ func startEth() error {
 		return err
 	}
 	routes = append(routes, tcpip.Route{Destination: sub, NIC: ethNIC})
-	if gw, err := netip.ParseAddr(cfg["gw"]); err == nil && gw.Is4() {
+	gw, err := netip.ParseAddr(cfg["gw"])
+	if err == nil && gw.Is4() {
 		routes = append(routes, tcpip.Route{Destination: header.IPv4EmptySubnet, Gateway: tcpip.AddrFrom4(gw.As4()), NIC: ethNIC})
 	}
 	st.SetRouteTable(routes)
@@ -88,8 +89,11 @@ func startEth() error {
 			if pkt == nil {
 				return
 			}
-			for !d.transmit(pkt.AsSlices()) {
-				<-d.txq // every descriptor busy: wait for the device
+			// Every descriptor busy: the first failure clears the ring's
+			// no-interrupt flag, the second look catches what the device
+			// returned before it saw that; then wait for its interrupt.
+			for !d.transmit(pkt.AsSlices()) && !d.transmit(pkt.AsSlices()) {
+				<-d.txq
 			}
 			pkt.DecRef()
 		}
@@ -104,6 +108,11 @@ func startEth() error {
 		}
 	}()
 	signal(d.irq) // frames may have come before the interrupt was routed
+	if gw.Is4() {
+		// Resolve the gateway now: the ARP request also tells the network
+		// that eth0 is up, and the first connection does not wait for it.
+		st.GetLinkAddress(ethNIC, tcpip.AddrFrom4(gw.As4()), tcpip.Address{}, ipv4.ProtocolNumber, nil)
+	}
 	return nil
 }
 

@@ -14,8 +14,10 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+	"time"
 	"unsafe"
 
+	"gvisor.dev/gvisor/pkg/log"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/link/loopback"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
@@ -39,11 +41,22 @@ func init() {
 	}
 }
 
+// quiet drops netstack's log lines: they would land on the program's stderr.
+type quiet struct{}
+
+func (quiet) Emit(int, log.Level, time.Time, string, ...any) {}
+
 func start() error {
+	log.SetTarget(quiet{})
 	st = stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
 	})
+	// Go sets TCP_NODELAY on every TCP connection; make it the default, and
+	// keep SACK on (Linux's defaults).
+	nodelay, sack := tcpip.TCPDelayEnabled(false), tcpip.TCPSACKEnabled(true)
+	st.SetTransportProtocolOption(tcp.ProtocolNumber, &nodelay)
+	st.SetTransportProtocolOption(tcp.ProtocolNumber, &sack)
 	if err := st.CreateNIC(loopNIC, loopback.New()); err != nil {
 		return fmt.Errorf("create the loopback interface: %s", err)
 	}

@@ -64,6 +64,16 @@ type virtq struct {
 	bufs     uintptr  // physical address of queueSize buffers of bufSize
 	lastUsed uint16
 	free     []uint16 // descriptors not in the device's hands (tx)
+	flags    uint16   // the avail ring's flags (VIRTQ_AVAIL_F_NO_INTERRUPT)
+}
+
+// publish makes avail ring entries up to idx visible, with the flags.
+func (q *virtq) publish(idx uint16) {
+	atomic.StoreUint32((*uint32)(unsafe.Pointer(&q.avail[0])), uint32(idx)<<16|uint32(q.flags))
+}
+
+func (q *virtq) availIdx() uint16 {
+	return uint16(atomic.LoadUint32((*uint32)(unsafe.Pointer(&q.avail[0]))) >> 16)
 }
 
 type virtioNet struct {
@@ -149,10 +159,14 @@ func newVirtioNet(base, irq uintptr) (*virtioNet, error) {
 		d.rx.desc[2*i+1] = bufSize | descFlagWrite<<32
 		d.rx.avail[2+i] = i
 	}
-	atomic.StoreUint32((*uint32)(unsafe.Pointer(&d.rx.avail[0])), uint32(queueSize)<<16)
+	d.rx.publish(queueSize)
 	for i := uint16(0); i < queueSize; i++ {
 		d.tx.free = append(d.tx.free, i)
 	}
+	// Sent frames need no interrupt: their descriptors come back at the
+	// next transmit. The flag is cleared only to wait for free ones.
+	d.tx.flags = 1
+	d.tx.publish(0)
 	if _, _, e := syscall.RawSyscall(kernel.SysNetIRQ, base, irq, 0); e != 0 {
 		return nil, fmt.Errorf("route the interrupt of virtio-net at %#x (irq %d): %v", base, irq, e)
 	}
@@ -207,9 +221,9 @@ func (d *virtioNet) receive(deliver func([]byte)) {
 		if ln > netHdrLen && ln <= bufSize {
 			deliver(q.buf(id)[netHdrLen:ln])
 		}
-		idx := uint16(atomic.LoadUint32((*uint32)(unsafe.Pointer(&q.avail[0]))) >> 16)
+		idx := q.availIdx()
 		q.avail[2+idx%queueSize] = id
-		atomic.StoreUint32((*uint32)(unsafe.Pointer(&q.avail[0])), uint32(idx+1)<<16)
+		q.publish(idx + 1)
 		q.lastUsed++
 		n++
 	}
@@ -229,7 +243,13 @@ func (d *virtioNet) transmit(frame [][]byte) bool {
 		q.lastUsed++
 	}
 	if len(q.free) == 0 {
+		q.flags = 0 // interrupt when the device hands descriptors back
+		q.publish(q.availIdx())
 		return false
+	}
+	if q.flags == 0 {
+		q.flags = 1
+		q.publish(q.availIdx())
 	}
 	id := q.free[len(q.free)-1]
 	q.free = q.free[:len(q.free)-1]
@@ -241,9 +261,9 @@ func (d *virtioNet) transmit(frame [][]byte) bool {
 	}
 	q.desc[2*id] = uint64(q.bufs) + uint64(id)*bufSize
 	q.desc[2*id+1] = uint64(n)
-	idx := uint16(atomic.LoadUint32((*uint32)(unsafe.Pointer(&q.avail[0]))) >> 16)
+	idx := q.availIdx()
 	q.avail[2+idx%queueSize] = id
-	atomic.StoreUint32((*uint32)(unsafe.Pointer(&q.avail[0])), uint32(idx+1)<<16)
+	q.publish(idx + 1)
 	d.write(mmioQueueNotify, 1)
 	return true
 }

@@ -17,8 +17,10 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"time"
 
 	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/log"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -57,15 +59,28 @@ type Network struct {
 	forwards []Forward
 	lns      []net.Listener
 	once     sync.Once
+	up       chan struct{} // closed at the guest's first frame: its eth0 is up
+	upOnce   sync.Once
 }
+
+// quiet drops netstack's log lines.
+type quiet struct{}
+
+func (quiet) Emit(int, log.Level, time.Time, string, ...any) {}
 
 // New prepares the network and listens on the forwarded host ports, so that
 // a port in use is an error before the guest boots.
 func New(forwards []Forward) (*Network, error) {
+	log.SetTarget(quiet{})
 	st := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
 	})
+	// Go sets TCP_NODELAY on every TCP connection; make it the default, and
+	// keep SACK on (Linux's defaults).
+	nodelay, sack := tcpip.TCPDelayEnabled(false), tcpip.TCPSACKEnabled(true)
+	st.SetTransportProtocolOption(tcp.ProtocolNumber, &nodelay)
+	st.SetTransportProtocolOption(tcp.ProtocolNumber, &sack)
 	ch := channel.New(512, 1500+header.EthernetMinimumSize, gatewayMAC)
 	if err := st.CreateNIC(nic, ethernet.New(ch)); err != nil {
 		return nil, fmt.Errorf("create the gateway's interface: %s", err)
@@ -80,7 +95,7 @@ func New(forwards []Forward) (*Network, error) {
 	st.SetPromiscuousMode(nic, true)
 	st.SetSpoofing(nic, true)
 	st.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: nic}})
-	n := &Network{st: st, ch: ch, forwards: forwards}
+	n := &Network{st: st, ch: ch, forwards: forwards, up: make(chan struct{})}
 	fwd := tcp.NewForwarder(st, 0, 1024, n.outbound)
 	st.SetTransportProtocolHandler(tcp.ProtocolNumber, fwd.HandlePacket)
 	for _, f := range forwards {
@@ -124,6 +139,7 @@ func (n *Network) Start(deliver func(frame []byte)) error {
 
 // Send takes a frame from the guest.
 func (n *Network) Send(frame []byte) {
+	n.upOnce.Do(func() { close(n.up) })
 	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
 	n.ch.InjectInbound(0, pkt)
 	pkt.DecRef()
@@ -141,6 +157,9 @@ func (n *Network) Close() {
 
 // serve forwards the connections to a host port into the guest.
 func (n *Network) serve(ln net.Listener, f Forward) {
+	// Connections wait in the host's backlog until the guest's interface is
+	// up: a SYN sent earlier would be lost and retried only a second later.
+	<-n.up
 	for {
 		c, err := ln.Accept()
 		if err != nil {

@@ -59,6 +59,8 @@ const (
 	descWrite    = 2
 	descNext     = 1
 	descIndirect = 4
+
+	availNoInterrupt = 1 // VIRTQ_AVAIL_F_NO_INTERRUPT
 )
 
 type queue struct {
@@ -201,14 +203,15 @@ func (d *Net) Write(off uint64, v uint32) {
 	}
 	var frames [][]byte
 	var err error
+	raise := false
 	if notify == 1 && d.live() {
-		frames, err = d.transmitLocked()
+		frames, raise, err = d.transmitLocked()
 	}
 	d.mu.Unlock()
 	for _, f := range frames {
 		d.send(f)
 	}
-	d.after(err, len(frames) > 0)
+	d.after(err, raise)
 }
 
 // after reports a failure or raises the interrupt, outside the lock.
@@ -336,24 +339,31 @@ func (d *Net) push(q *queue, head uint16, n uint32) error {
 	return d.putU16(q.device+2, idx+1)
 }
 
-// transmitLocked takes every frame the driver queued for sending.
-func (d *Net) transmitLocked() ([][]byte, error) {
+// transmitLocked takes every frame the driver queued for sending, and
+// reports whether to interrupt: not if the driver asked for no interrupts
+// (VIRTQ_AVAIL_F_NO_INTERRUPT, §2.7.7) or one is already pending.
+func (d *Net) transmitLocked() ([][]byte, bool, error) {
 	q := &d.q[1]
 	if !q.ready {
-		return nil, nil
+		return nil, false, nil
+	}
+	pending := d.intStatus&1 != 0
+	flags, err := d.u16(q.driver)
+	if err != nil {
+		return nil, false, d.stop(err)
 	}
 	var frames [][]byte
 	for {
 		head, ok, err := d.pop(q)
 		if err != nil {
-			return frames, d.stop(err)
+			return frames, false, d.stop(err)
 		}
 		if !ok {
 			break
 		}
 		bufs, err := d.chain(q, head, false)
 		if err != nil {
-			return frames, d.stop(err)
+			return frames, false, d.stop(err)
 		}
 		var f []byte
 		for _, b := range bufs {
@@ -363,11 +373,14 @@ func (d *Net) transmitLocked() ([][]byte, error) {
 			frames = append(frames, f[netHdrLen:])
 		}
 		if err := d.push(q, head, 0); err != nil {
-			return frames, d.stop(err)
+			return frames, false, d.stop(err)
 		}
-		d.intStatus |= 1
 	}
-	return frames, nil
+	if len(frames) == 0 || flags&availNoInterrupt != 0 {
+		return frames, false, nil
+	}
+	d.intStatus |= 1
+	return frames, !pending, nil
 }
 
 // Receive puts a frame from the network into the guest's next receive
@@ -379,9 +392,11 @@ func (d *Net) Receive(frame []byte) {
 		d.mu.Unlock()
 		return
 	}
+	pending := d.intStatus&1 != 0
 	err := d.receiveLocked(q, frame)
+	raise := err == nil && !pending && d.intStatus&1 != 0
 	d.mu.Unlock()
-	d.after(err, err == nil)
+	d.after(err, raise) // one interrupt until the driver acknowledges it
 }
 
 func (d *Net) receiveLocked(q *queue, frame []byte) error {

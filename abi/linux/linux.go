@@ -273,6 +273,7 @@ const (
 
 	IPPROTO_IP    = 0
 	IPPROTO_TCP   = 6
+	IPPROTO_UDP   = 17
 	IPPROTO_MPTCP = 262
 
 	SOL_SOCKET   = 1
@@ -305,3 +306,27 @@ type SockaddrIn struct {
 	Addr   [4]byte
 	Zero   [8]byte
 }
+
+// Stat is struct stat on x86-64 (arch/x86/include/uapi/asm/stat.h).
+type Stat struct {
+	Dev, Ino, Nlink uint64
+	Mode, UID, GID  uint32
+	_               uint32
+	Rdev            uint64
+	Size            int64
+	Blksize         int64
+	Blocks          int64
+	Atime, Mtime    Timespec
+	Ctime           Timespec
+	_               [3]int64
+}
+
+// File types of Stat.Mode (inode(7)), and newfstatat's AT_EMPTY_PATH.
+const (
+	S_IFIFO       = 0o010000
+	S_IFCHR       = 0o020000
+	S_IFDIR       = 0o040000
+	S_IFREG       = 0o100000
+	S_IFSOCK      = 0o140000
+	AT_EMPTY_PATH = 0x1000
+)

@@ -41,6 +41,7 @@ const (
 	NetOpShutdown             // no more data to send after the ring (SHUT_WR)
 	NetOpClose                // the program closed the socket: finish and release it
 	NetOpIRQ                  // with Sock = NetSockDevice: the network device interrupted
+	NetOpBind                 // a datagram socket needs its endpoint, at the bound address
 )
 
 // NetSockDevice is the Sock of a NetCommand about the device, not a socket.
@@ -69,7 +70,24 @@ const (
 	SysNetDMA                          // (bytes) → the physical address of that much zeroed, contiguous, identity-mapped RAM
 	SysNetIRQ                          // (virtio-mmio base, irq) → 0: the device's interrupt becomes NetOpIRQ commands
 	SysNetConfig                       // (buf, n) → bytes: the command line's net.* words
+	SysNetRxDgram                      // (sock, buf, n, from) → n: one datagram into the receive ring, or 0 if it does not fit
+	SysNetTxDgram                      // (sock, buf, n, *to) → bytes of the next datagram, its address at to; 0: none
+	SysNetInfo                         // (sock) → NetInfo* bits
 	sysNetEnd
+)
+
+// NetInfo bits of SysNetInfo.
+const (
+	NetInfoDgram     = 1 << 0 // a UDP socket
+	NetInfoConnected = 1 << 1 // with a remote address (connect)
+)
+
+// A datagram in a ring: a header of dgramHdr bytes, the length (u16) and
+// the packed address (u64, the source received or the destination to send
+// to), then the bytes.
+const (
+	dgramHdr = 10
+	maxDgram = 65507 // IPv4's largest UDP payload
 )
 
 // NetCommand is one entry of SysNetCommands.
@@ -103,6 +121,7 @@ func unpackAddr(v uint64) inAddr {
 }
 
 type socket struct {
+	dgram      bool // UDP
 	state      uint8
 	fds        uint8 // descriptors open on it (0 while in an accept queue)
 	known      bool  // the component knows it: release through NetOpClose
@@ -124,6 +143,7 @@ type socket struct {
 	parent     int16 // the listener whose queue holds this socket, or -1
 	reuseAddr  bool
 	keepAlive  bool
+	broadcast  bool
 	noDelay    bool
 	optsTCP    [3]int32 // TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT as set
 	sndbuf     int32
@@ -185,6 +205,16 @@ func netNeed(s int, ops uint32) {
 //go:nosplit
 func sockReadiness(s int) uint32 {
 	k := &sockets[s]
+	if k.dgram {
+		var ev uint32
+		if k.rx.w != k.rx.r {
+			ev |= linux.EPOLLIN
+		}
+		if k.tx.size != 0 && k.tx.size-(k.tx.w-k.tx.r) > dgramHdr {
+			ev |= linux.EPOLLOUT
+		}
+		return ev
+	}
 	switch k.state {
 	case sockListening:
 		if k.nq > 0 {
@@ -249,7 +279,7 @@ func ringCopy(g *ring, buf, k uintptr, in bool) {
 func portFree(self int, local inAddr) bool {
 	for i := range sockets {
 		k := &sockets[i]
-		if i == self || k.state == sockFree || !k.bound || k.local.port != local.port {
+		if i == self || k.state == sockFree || !k.bound || k.local.port != local.port || k.dgram != sockets[self].dgram {
 			continue
 		}
 		if k.local.addr != local.addr && k.local.addr != [4]byte{} && local.addr != [4]byte{} {

@@ -113,6 +113,19 @@ func sysNet(nr uintptr, f *trapFrame) uintptr {
 			return errno(linux.EINVAL)
 		}
 		sockChanged(int(s))
+	case SysNetRxDgram:
+		return netRxDgram(int(s), f.arg(1), f.arg(2), uint64(f.arg(3)))
+	case SysNetTxDgram:
+		return netTxDgram(int(s), f.arg(1), f.arg(2), f.arg(3))
+	case SysNetInfo:
+		var v uintptr
+		if k.dgram {
+			v |= NetInfoDgram
+		}
+		if k.state == sockConnected {
+			v |= NetInfoConnected
+		}
+		return v
 	case SysNetAddrs:
 		out := f.arg(1)
 		v := [2]uint64{k.local.pack(), k.remote.pack()}

@@ -7,7 +7,7 @@ import (
 )
 
 // The socket system calls (socket(2) and the rest), over the kernel's half of
-// a socket (socket.go). IPv4 TCP for now.
+// a socket (socket.go). IPv4 TCP and UDP for now (datagrams: sys_dgram.go).
 
 //go:nosplit
 func sockOf(fd uintptr) (*file, int, uintptr) {
@@ -32,16 +32,25 @@ func sysSocket(f *trapFrame) uintptr {
 	if domain != linux.AF_INET {
 		return errno(linux.EAFNOSUPPORT) // IPv6 and local sockets come later
 	}
-	if typ&^(linux.SOCK_NONBLOCK|linux.SOCK_CLOEXEC) != linux.SOCK_STREAM {
+	dgram := false
+	switch typ &^ (linux.SOCK_NONBLOCK | linux.SOCK_CLOEXEC) {
+	case linux.SOCK_STREAM:
+		if proto != 0 && proto != linux.IPPROTO_TCP {
+			return errno(linux.EPROTONOSUPPORT) // MPTCP among others: Go falls back to TCP
+		}
+	case linux.SOCK_DGRAM:
+		if proto != 0 && proto != linux.IPPROTO_UDP {
+			return errno(linux.EPROTONOSUPPORT)
+		}
+		dgram = true
+	default:
 		return errno(linux.EPROTONOSUPPORT)
-	}
-	if proto != 0 && proto != linux.IPPROTO_TCP {
-		return errno(linux.EPROTONOSUPPORT) // MPTCP among others: Go falls back to TCP
 	}
 	s := allocSocket()
 	if s < 0 {
 		return errno(linux.ENFILE)
 	}
+	sockets[s].dgram = dgram
 	fd := allocFD(fdSocket)
 	if fd < 0 {
 		sockets[s] = socket{}
@@ -128,6 +137,9 @@ func sysBind(f *trapFrame) uintptr {
 		return errno(linux.EADDRINUSE)
 	}
 	k.local, k.bound = a, true
+	if k.dgram {
+		netNeed(s, NetOpBind) // the component opens the endpoint that receives
+	}
 	return 0
 }
 
@@ -140,6 +152,9 @@ func sysListen(f *trapFrame) uintptr {
 		return e
 	}
 	k := &sockets[s]
+	if k.dgram {
+		return errno(linux.EOPNOTSUPP)
+	}
 	k.backlog = min(max(int(int32(f.arg(1))), 1), maxBacklog)
 	if k.state == sockListening {
 		return 0
@@ -171,6 +186,9 @@ func sysAccept4(f *trapFrame) uintptr {
 		return errno(linux.EINVAL)
 	}
 	k := &sockets[s]
+	if k.dgram {
+		return errno(linux.EOPNOTSUPP)
+	}
 	if k.state != sockListening {
 		return errno(linux.EINVAL)
 	}
@@ -215,6 +233,9 @@ func sysConnect(f *trapFrame) uintptr {
 		return e
 	}
 	k := &sockets[s]
+	if k.dgram {
+		return dgramConnect(s, a)
+	}
 	switch k.state {
 	case sockConnecting:
 		return errno(linux.EALREADY)
@@ -272,7 +293,7 @@ func sysGetpeername(f *trapFrame) uintptr {
 		return e
 	}
 	if sockets[s].state != sockConnected {
-		return errno(linux.ENOTCONN)
+		return errno(linux.ENOTCONN) // a datagram socket is connected once connect named its peer
 	}
 	return writeSockaddr(f.arg(1), f.arg(2), sockets[s].remote)
 }
@@ -298,6 +319,8 @@ func sysSetsockopt(f *trapFrame) uintptr {
 		k.reuseAddr = v != 0
 	case level == linux.SOL_SOCKET && opt == linux.SO_KEEPALIVE:
 		k.keepAlive = v != 0
+	case level == linux.SOL_SOCKET && opt == linux.SO_BROADCAST:
+		k.broadcast = v != 0
 	case level == linux.SOL_SOCKET && (opt == linux.SO_SNDBUF || opt == linux.SO_RCVBUF):
 		if opt == linux.SO_SNDBUF {
 			k.sndbuf = v
@@ -338,6 +361,9 @@ func sysGetsockopt(f *trapFrame) uintptr {
 		return errno(linux.EINVAL)
 	}
 	v := uint32(linux.SOCK_STREAM)
+	if sockets[s].dgram {
+		v = linux.SOCK_DGRAM
+	}
 	if opt == linux.SO_ERROR {
 		v = uint32(sockets[s].err)
 		sockets[s].err = 0
@@ -384,6 +410,10 @@ func sockRead(fl *file, buf, n uintptr) uintptr {
 	}
 	s := int(fl.sock)
 	k := &sockets[s]
+	if k.dgram {
+		c, _ := dgramRecv(fl, s, buf, n)
+		return c
+	}
 	for {
 		if k.state != sockConnected {
 			return errno(linux.ENOTCONN)
@@ -416,6 +446,12 @@ func sockRead(fl *file, buf, n uintptr) uintptr {
 func sockWrite(fl *file, buf, n uintptr) uintptr {
 	s := int(fl.sock)
 	k := &sockets[s]
+	if k.dgram {
+		if k.state != sockConnected {
+			return errno(linux.EDESTADDRREQ)
+		}
+		return dgramSend(fl, s, buf, n, k.remote)
+	}
 	done := uintptr(0)
 	for done < n {
 		if k.state != sockConnected {
@@ -451,15 +487,22 @@ func sockWrite(fl *file, buf, n uintptr) uintptr {
 //
 //go:nosplit
 func sysSendto(f *trapFrame) uintptr {
-	fl, _, e := sockOf(f.arg(0))
+	fl, s, e := sockOf(f.arg(0))
 	if e != 0 {
 		return e
 	}
-	if f.arg(4) != 0 {
-		return errno(linux.EISCONN)
-	}
 	if !userRange(f.arg(1), f.arg(2)) {
 		return errno(linux.EFAULT)
+	}
+	if f.arg(4) != 0 {
+		if !sockets[s].dgram {
+			return errno(linux.EISCONN)
+		}
+		to, e := readSockaddr(f.arg(4), f.arg(5))
+		if e != 0 {
+			return e
+		}
+		return dgramSend(fl, s, f.arg(1), f.arg(2), to)
 	}
 	return sockWrite(fl, f.arg(1), f.arg(2))
 }
@@ -471,6 +514,15 @@ func sysRecvfrom(f *trapFrame) uintptr {
 	fl, s, e := sockOf(f.arg(0))
 	if e != 0 {
 		return e
+	}
+	if sockets[s].dgram {
+		n, from := dgramRecv(fl, s, f.arg(1), f.arg(2))
+		if int(n) >= 0 {
+			if e := writeSockaddr(f.arg(4), f.arg(5), from); e != 0 {
+				return e
+			}
+		}
+		return n
 	}
 	n := sockRead(fl, f.arg(1), f.arg(2))
 	if int(n) >= 0 {

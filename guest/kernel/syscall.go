@@ -95,8 +95,6 @@ func errno(e linux.Errno) uintptr { return e.Ret() }
 var table = [linux.NumSyscalls]sysEntry{
 	// Files beyond the console, pipes and eventfds: the file system issue.
 	linux.SYS_LSEEK:      {nil, supNone},
-	linux.SYS_FSTAT:      {nil, supNone},
-	linux.SYS_NEWFSTATAT: {nil, supNone},
 	linux.SYS_STATX:      {nil, supNone},
 	linux.SYS_GETDENTS64: {nil, supNone},
 	linux.SYS_READLINKAT: {nil, supNone},
@@ -132,8 +130,11 @@ var table = [linux.NumSyscalls]sysEntry{
 	linux.SYS_EVENTFD2: {sysEventfd2, supFull},
 	linux.SYS_PIPE2:    {sysPipe2, supFull},
 	linux.SYS_SPLICE:   {sysSplice, supPartial},
-	linux.SYS_SENDFILE: {sysSendfile, supPartial},
-	linux.SYS_GETCWD:   {sysGetcwd, supFull},
+	// synth.go
+	linux.SYS_FSTAT:      {sysFstat, supPartial},
+	linux.SYS_NEWFSTATAT: {sysNewfstatat, supPartial},
+	linux.SYS_SENDFILE:   {sysSendfile, supPartial},
+	linux.SYS_GETCWD:     {sysGetcwd, supFull},
 	// sys_socket.go: IPv4 TCP through the network component
 	linux.SYS_SOCKET:      {sysSocket, supPartial},
 	linux.SYS_BIND:        {sysBind, supPartial},

@@ -14,6 +14,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+	"gvisor.dev/gvisor/pkg/waiter"
 
 	"unigo.dev/unigo/guest/kernel"
 )
@@ -23,6 +25,7 @@ type sock struct {
 	id      uint32
 	ln      *gonet.TCPListener
 	conn    *gonet.TCPConn
+	udp     *gonet.UDPConn
 	rx, tx  []byte        // the kernel's rings for this socket: kept alive here
 	kick    chan struct{} // the writer has work: data, a shutdown or a close
 	room    chan struct{} // the receive ring has room again
@@ -66,6 +69,9 @@ func command(id, ops uint32) {
 		return
 	}
 	s := lookup(id)
+	if ops&kernel.NetOpBind != 0 && s.udp == nil {
+		s.openUDP()
+	}
 	if ops&kernel.NetOpListen != 0 {
 		s.listen()
 	}
@@ -87,7 +93,7 @@ func command(id, ops uint32) {
 		s.closing = true
 		close(s.closed)
 	}
-	busy, ln := s.conn != nil || s.dialing, s.ln
+	busy, ln := s.conn != nil || s.dialing || s.udp != nil, s.ln
 	s.mu.Unlock()
 	if ops&(kernel.NetOpTx|kernel.NetOpShutdown|kernel.NetOpClose) != 0 {
 		signal(s.kick)
@@ -167,13 +173,19 @@ func (s *sock) listen() {
 }
 
 func fullAddr(a net.Addr) tcpip.FullAddress {
-	ta, _ := a.(*net.TCPAddr)
-	if ta == nil {
+	var ip net.IP
+	var port int
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		ip, port = a.IP, a.Port
+	case *net.UDPAddr:
+		ip, port = a.IP, a.Port
+	default:
 		return tcpip.FullAddress{}
 	}
 	var b [4]byte
-	copy(b[:], ta.IP.To4())
-	return tcpip.FullAddress{Addr: tcpip.AddrFrom4(b), Port: uint16(ta.Port)}
+	copy(b[:], ip.To4())
+	return tcpip.FullAddress{Addr: tcpip.AddrFrom4(b), Port: uint16(port)}
 }
 
 func (s *sock) connect() {
@@ -291,4 +303,65 @@ func errnoOf(err error) syscall.Errno {
 		return syscall.EPIPE
 	}
 	return syscall.ECONNRESET
+}
+
+// openUDP opens the netstack endpoint of a UDP socket at its bound address,
+// with its rings and its reader and writer.
+func (s *sock) openUDP() {
+	local, _ := addrs(s.id)
+	var wq waiter.Queue
+	ep, err := st.NewEndpoint(udp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
+	if err != nil {
+		os.Stderr.WriteString("unigo: network: udp endpoint: " + err.String() + "\n")
+		return
+	}
+	if err := ep.Bind(local); err != nil {
+		os.Stderr.WriteString("unigo: network: udp bind: " + err.String() + "\n")
+		ep.Close()
+		return
+	}
+	c := gonet.NewUDPConn(&wq, ep)
+	s.rx, s.tx = make([]byte, ringSize), make([]byte, ringSize)
+	s.mu.Lock()
+	s.udp = c
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { // receive
+		defer close(done)
+		buf := make([]byte, 65536)
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return // closed
+			}
+			if n > 0 {
+				syscall.RawSyscall6(kernel.SysNetRxDgram, uintptr(s.id), uintptr(unsafe.Pointer(&buf[0])), uintptr(n), uintptr(pack(fullAddr(from))), 0, 0)
+			}
+		}
+	}()
+	go func() { // send
+		buf := make([]byte, 65536)
+		for range s.kick {
+			for {
+				var to uint64
+				n, _, e := syscall.RawSyscall6(kernel.SysNetTxDgram, uintptr(s.id), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), uintptr(unsafe.Pointer(&to)), 0, 0)
+				if e != 0 || n == 0 {
+					break
+				}
+				a := unpack(to)
+				c.WriteTo(buf[:n], &net.UDPAddr{IP: net.IP(a.Addr.AsSlice()), Port: int(a.Port)})
+			}
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				c.Close()
+				<-done
+				s.release()
+				return
+			}
+		}
+	}()
+	syscall.RawSyscall6(kernel.SysNetRings, uintptr(s.id), uintptr(unsafe.Pointer(&s.rx[0])), uintptr(unsafe.Pointer(&s.tx[0])), ringSize, 0, 0)
+	signal(s.kick) // datagrams may be waiting
 }

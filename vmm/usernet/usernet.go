@@ -15,7 +15,9 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +32,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
 )
 
@@ -43,6 +46,7 @@ const (
 var (
 	guestIP   = tcpip.AddrFrom4([4]byte{10, 0, 2, 15})
 	gatewayIP = tcpip.AddrFrom4([4]byte{10, 0, 2, 2})
+	dnsIP     = tcpip.AddrFrom4([4]byte{10, 0, 2, 3})
 	// gatewayMAC is the gateway's Ethernet address (locally administered).
 	gatewayMAC = tcpip.LinkAddress([]byte{0x52, 0x55, 0x0a, 0x00, 0x02, 0x02})
 )
@@ -74,7 +78,7 @@ func New(forwards []Forward) (*Network, error) {
 	log.SetTarget(quiet{})
 	st := stack.New(stack.Options{
 		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
 	})
 	// Go sets TCP_NODELAY on every TCP connection; make it the default, and
 	// keep SACK on (Linux's defaults).
@@ -91,6 +95,12 @@ func New(forwards []Forward) (*Network, error) {
 	}, stack.AddressProperties{}); err != nil {
 		return nil, fmt.Errorf("address the gateway: %s", err)
 	}
+	if err := st.AddProtocolAddress(nic, tcpip.ProtocolAddress{ // the DNS forwarder answers ARP too
+		Protocol:          ipv4.ProtocolNumber,
+		AddressWithPrefix: tcpip.AddressWithPrefix{Address: dnsIP, PrefixLen: 24},
+	}, stack.AddressProperties{}); err != nil {
+		return nil, fmt.Errorf("address the DNS forwarder: %s", err)
+	}
 	// The gateway takes connections to any address: it is the guest's way out.
 	st.SetPromiscuousMode(nic, true)
 	st.SetSpoofing(nic, true)
@@ -98,6 +108,7 @@ func New(forwards []Forward) (*Network, error) {
 	n := &Network{st: st, ch: ch, forwards: forwards, up: make(chan struct{})}
 	fwd := tcp.NewForwarder(st, 0, 1024, n.outbound)
 	st.SetTransportProtocolHandler(tcp.ProtocolNumber, fwd.HandlePacket)
+	st.SetTransportProtocolHandler(udp.ProtocolNumber, udp.NewForwarder(st, n.outboundUDP).HandlePacket)
 	for _, f := range forwards {
 		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(f.Host)))
 		if err != nil {
@@ -222,3 +233,74 @@ func splice(a net.Conn, b *gonet.TCPConn) {
 	a.Close()
 	b.Close()
 }
+
+// hostDNS returns the host's first name server (/etc/resolv.conf), the
+// address the guest's DNS server 10.0.2.3 forwards to.
+func hostDNS() string {
+	b, err := os.ReadFile("/etc/resolv.conf")
+	if err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "nameserver" {
+				if a, err := netip.ParseAddr(f[1]); err == nil {
+					return netip.AddrPortFrom(a, 53).String()
+				}
+			}
+		}
+	}
+	return "127.0.0.1:53"
+}
+
+// outboundUDP relays a UDP flow the guest started through a host socket:
+// to the host's name server for 10.0.2.3:53, to the host's loopback for
+// 10.0.2.2, elsewhere as addressed. A flow ends after udpIdle without
+// traffic.
+func (n *Network) outboundUDP(req *udp.ForwarderRequest) bool {
+	id := req.ID()
+	dst := netip.AddrPortFrom(netip.AddrFrom4(id.LocalAddress.As4()), id.LocalPort).String()
+	switch {
+	case id.LocalAddress == dnsIP && id.LocalPort == 53:
+		dst = hostDNS()
+	case id.LocalAddress == gatewayIP:
+		dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), id.LocalPort).String()
+	}
+	var wq waiter.Queue
+	ep, terr := req.CreateEndpoint(&wq)
+	if terr != nil {
+		return false
+	}
+	g := gonet.NewUDPConn(&wq, ep)
+	h, err := net.Dial("udp", dst)
+	if err != nil {
+		g.Close()
+		return true
+	}
+	go func() {
+		defer g.Close()
+		defer h.Close()
+		go func() {
+			buf := make([]byte, 65536)
+			for {
+				h.SetReadDeadline(time.Now().Add(udpIdle))
+				k, err := h.Read(buf)
+				if err != nil {
+					g.Close()
+					return
+				}
+				g.Write(buf[:k])
+			}
+		}()
+		buf := make([]byte, 65536)
+		for {
+			g.SetReadDeadline(time.Now().Add(udpIdle))
+			k, err := g.Read(buf)
+			if err != nil {
+				h.Close()
+				return
+			}
+			h.Write(buf[:k])
+		}
+	}()
+	return true
+}
+
+const udpIdle = 60 * time.Second

@@ -1,0 +1,171 @@
+package kernel
+
+import (
+	"unsafe"
+
+	"unigo.dev/unigo/abi/linux"
+)
+
+// UDP sockets: the rings hold whole datagrams, each behind a dgramHdr-byte
+// header (socket.go), so a read takes one datagram and the rest of a long
+// one is dropped, as recv(2) does for SOCK_DGRAM. The component opens the
+// netstack endpoint when the socket is bound (NetOpBind), which bind,
+// connect or the first send does; until the rings exist a send waits
+// (EAGAIN), and then the socket turns writable.
+
+// dgramConnect sets the default peer of UDP socket s (connect(2) on UDP).
+//
+//go:nosplit
+func dgramConnect(s int, a inAddr) uintptr {
+	k := &sockets[s]
+	if a.addr == [4]byte{} {
+		a.addr = [4]byte{127, 0, 0, 1}
+	}
+	if e := dgramAutobind(s); e != 0 {
+		return e
+	}
+	k.remote, k.state = a, sockConnected
+	return 0
+}
+
+// dgramAutobind gives s an ephemeral port if it has none, and asks the
+// component for its endpoint.
+//
+//go:nosplit
+func dgramAutobind(s int) uintptr {
+	k := &sockets[s]
+	if !k.bound {
+		if k.local.port = ephemeralPort(s, k.local.addr); k.local.port == 0 {
+			return errno(linux.EAGAIN)
+		}
+		k.bound = true
+		netNeed(s, NetOpBind)
+	}
+	return 0
+}
+
+//go:nosplit
+func putHdr(h *[dgramHdr]byte, n uintptr, a inAddr) {
+	h[0], h[1] = byte(n), byte(n>>8)
+	v := a.pack()
+	for i := 0; i < 8; i++ {
+		h[2+i] = byte(v >> (8 * i))
+	}
+}
+
+//go:nosplit
+func getHdr(h *[dgramHdr]byte) (uintptr, inAddr) {
+	var v uint64
+	for i := 0; i < 8; i++ {
+		v |= uint64(h[2+i]) << (8 * i)
+	}
+	return uintptr(h[0]) | uintptr(h[1])<<8, unpackAddr(v)
+}
+
+// dgramSend queues one datagram of n bytes at buf for to.
+//
+//go:nosplit
+func dgramSend(fl *file, s int, buf, n uintptr, to inAddr) uintptr {
+	k := &sockets[s]
+	if n > maxDgram {
+		return errno(linux.EMSGSIZE)
+	}
+	if e := dgramAutobind(s); e != 0 {
+		return e
+	}
+	if to.addr == [4]byte{} {
+		to.addr = [4]byte{127, 0, 0, 1}
+	}
+	for k.tx.size == 0 || k.tx.size-(k.tx.w-k.tx.r) < uint64(dgramHdr+n) {
+		if k.tx.size != 0 && uint64(dgramHdr+n) > k.tx.size {
+			return errno(linux.EMSGSIZE)
+		}
+		if fl.flags&linux.O_NONBLOCK != 0 {
+			return errno(linux.EAGAIN)
+		}
+		block(waitSock, 0, 0)
+	}
+	var h [dgramHdr]byte
+	putHdr(&h, n, to)
+	ringCopy(&k.tx, uintptr(unsafe.Pointer(&h)), dgramHdr, true)
+	ringCopy(&k.tx, buf, n, true)
+	netNeed(s, NetOpTx)
+	sockChanged(s)
+	return n
+}
+
+// dgramRecv takes the next datagram into the n bytes at buf and returns
+// the bytes copied and the sender.
+//
+//go:nosplit
+func dgramRecv(fl *file, s int, buf, n uintptr) (uintptr, inAddr) {
+	if !userRange(buf, n) {
+		return errno(linux.EFAULT), inAddr{}
+	}
+	k := &sockets[s]
+	for k.rx.w == k.rx.r {
+		if fl.flags&linux.O_NONBLOCK != 0 {
+			return errno(linux.EAGAIN), inAddr{}
+		}
+		block(waitSock, 0, 0)
+	}
+	var h [dgramHdr]byte
+	ringCopy(&k.rx, uintptr(unsafe.Pointer(&h)), dgramHdr, false)
+	size, from := getHdr(&h)
+	c := min(n, size)
+	ringCopy(&k.rx, buf, c, false)
+	k.rx.r += uint64(size - c) // the rest of a long datagram is dropped
+	netNeed(s, NetOpRxSpace)
+	sockChanged(s)
+	return c, from
+}
+
+// netRxDgram puts the component's received datagram into s's ring: all of
+// it, or nothing when it does not fit (a full socket drops, as UDP does).
+//
+//go:nosplit
+func netRxDgram(s int, buf, n uintptr, from uint64) uintptr {
+	k := &sockets[s]
+	if !userRange(buf, n) {
+		return errno(linux.EFAULT)
+	}
+	if n > maxDgram || k.rx.size-(k.rx.w-k.rx.r) < uint64(dgramHdr+n) {
+		return 0
+	}
+	var h [dgramHdr]byte
+	putHdr(&h, n, unpackAddr(from))
+	ringCopy(&k.rx, uintptr(unsafe.Pointer(&h)), dgramHdr, true)
+	ringCopy(&k.rx, buf, n, true)
+	sockChanged(s)
+	return n
+}
+
+// netTxDgram takes s's next datagram to send into the component's buffer,
+// with its destination at to.
+//
+//go:nosplit
+func netTxDgram(s int, buf, n, to uintptr) uintptr {
+	k := &sockets[s]
+	if k.tx.w == k.tx.r {
+		return 0
+	}
+	var h [dgramHdr]byte
+	pos := k.tx.r
+	ringCopy(&k.tx, uintptr(unsafe.Pointer(&h)), dgramHdr, false)
+	size, dst := getHdr(&h)
+	if size > n || !userRange(buf, size) || !userRange(to, 8) {
+		k.tx.r = pos
+		return errno(linux.EMSGSIZE)
+	}
+	ringCopy(&k.tx, buf, size, false)
+	store64u(to, dst.pack())
+	sockChanged(s)
+	return size
+}
+
+//go:nosplit
+func store64u(a uintptr, v uint64) {
+	for i := uintptr(0); i < 8; i++ {
+		putByte(a+i, byte(v>>(8*i)))
+	}
+}

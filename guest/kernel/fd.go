@@ -15,7 +15,8 @@ const (
 	fdPipeR // the read end of a pipe
 	fdPipeW // the write end
 	fdSocket
-	fdSynth // a synthetic read-only file (synth.go): pipe is its index, count its offset
+	fdSynth   // a synthetic read-only file (synth.go): pipe is its index, count its offset
+	fdNetlink // a route netlink socket (sys_netlink.go)
 )
 
 const maxFiles = 1024

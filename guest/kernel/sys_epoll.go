@@ -140,6 +140,11 @@ func readiness(fd int) uint32 {
 		return pipeReadiness(fl)
 	case fdSocket:
 		return sockReadiness(int(fl.sock))
+	case fdNetlink:
+		if fl.sema {
+			return linux.EPOLLIN | linux.EPOLLOUT
+		}
+		return linux.EPOLLOUT
 	}
 	return 0
 }

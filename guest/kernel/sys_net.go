@@ -27,6 +27,14 @@ func sysNet(nr uintptr, f *trapFrame) uintptr {
 		return netCommands(f.arg(0), f.arg(1))
 	case SysNetDevice, SysNetDMA, SysNetIRQ, SysNetConfig:
 		return sysNetDev(nr, f)
+	case SysNetIface:
+		mac, addr := uint64(f.arg(0)), uint64(f.arg(1))
+		for i := range ethMAC {
+			ethMAC[i] = byte(mac >> (8 * (5 - i)))
+		}
+		a := unpackAddr(addr << 16)
+		ethAddr, ethPrefix, ethMTU, ethUp = a.addr, uint8(addr>>32), uint32(f.arg(2)), true
+		return 0
 	}
 	s := f.arg(0)
 	if s >= maxSockets || sockets[s].state == sockFree {

@@ -26,6 +26,18 @@ func sockOf(fd uintptr) (*file, int, uintptr) {
 //go:nosplit
 func sysSocket(f *trapFrame) uintptr {
 	domain, typ, proto := f.arg(0), f.arg(1), f.arg(2)
+	if domain == afNetlink {
+		if t := typ &^ (linux.SOCK_NONBLOCK | linux.SOCK_CLOEXEC); (t != sockRaw && t != linux.SOCK_DGRAM) || proto != netlinkRoute {
+			return errno(linux.EPROTONOSUPPORT)
+		}
+		fd := allocFD(fdNetlink)
+		if fd < 0 {
+			return errno(linux.EMFILE)
+		}
+		files[fd].flags = linux.O_RDWR | uint32(typ&linux.SOCK_NONBLOCK)
+		files[fd].cloexec = typ&linux.SOCK_CLOEXEC != 0
+		return uintptr(fd)
+	}
 	if !netUp {
 		return errno(linux.EAFNOSUPPORT) // the image has no network component
 	}
@@ -114,6 +126,9 @@ func usable(addr [4]byte) bool { return addr == [4]byte{} || addr[0] == 127 }
 //
 //go:nosplit
 func sysBind(f *trapFrame) uintptr {
+	if fl := getFile(f.arg(0)); fl != nil && fl.kind == fdNetlink {
+		return 0 // the kernel's one port ID
+	}
 	_, s, e := sockOf(f.arg(0))
 	if e != 0 {
 		return e
@@ -277,6 +292,9 @@ func sysConnect(f *trapFrame) uintptr {
 //
 //go:nosplit
 func sysGetsockname(f *trapFrame) uintptr {
+	if fl := getFile(f.arg(0)); fl != nil && fl.kind == fdNetlink {
+		return writeSockaddrNl(f.arg(1), f.arg(2), nlPid)
+	}
 	_, s, e := sockOf(f.arg(0))
 	if e != 0 {
 		return e
@@ -487,6 +505,9 @@ func sockWrite(fl *file, buf, n uintptr) uintptr {
 //
 //go:nosplit
 func sysSendto(f *trapFrame) uintptr {
+	if fl := getFile(f.arg(0)); fl != nil && fl.kind == fdNetlink {
+		return netlinkSend(fl, f.arg(1), f.arg(2))
+	}
 	fl, s, e := sockOf(f.arg(0))
 	if e != 0 {
 		return e
@@ -511,6 +532,9 @@ func sysSendto(f *trapFrame) uintptr {
 //
 //go:nosplit
 func sysRecvfrom(f *trapFrame) uintptr {
+	if fl := getFile(f.arg(0)); fl != nil && fl.kind == fdNetlink {
+		return netlinkRecv(fl, f.arg(1), f.arg(2), f.arg(4), f.arg(5))
+	}
 	fl, s, e := sockOf(f.arg(0))
 	if e != 0 {
 		return e

@@ -108,6 +108,13 @@ func startEth() error {
 		}
 	}()
 	signal(d.irq) // frames may have come before the interrupt was routed
+	var mac uint64
+	for _, b := range []byte(d.mac) {
+		mac = mac<<8 | uint64(b)
+	}
+	a := pfx.Addr().As4()
+	syscall.RawSyscall(kernel.SysNetIface, uintptr(mac),
+		uintptr(uint64(a[0])<<24|uint64(a[1])<<16|uint64(a[2])<<8|uint64(a[3])|uint64(pfx.Bits())<<32), 1500)
 	if gw.Is4() {
 		// Resolve the gateway now: the ARP request also tells the network
 		// that eth0 is up, and the first connection does not wait for it.

@@ -58,9 +58,9 @@ func dnsAnswer(q []byte) []byte {
 		return nil
 	}
 	a := append([]byte(nil), q[:end]...)
-	binary.BigEndian.PutUint16(a[2:], 0x8180) // a response, recursion available
-	binary.BigEndian.PutUint16(a[8:], 0)      // no authority
-	binary.BigEndian.PutUint16(a[10:], 0)     // no additional records
+	binary.BigEndian.PutUint16(a[2:], 0x8180)    // a response, recursion available
+	binary.BigEndian.PutUint16(a[8:], 0)         // no authority
+	binary.BigEndian.PutUint16(a[10:], 0)        // no additional records
 	if binary.BigEndian.Uint16(q[end-4:]) != 1 { // not type A
 		binary.BigEndian.PutUint16(a[6:], 0)
 		return a

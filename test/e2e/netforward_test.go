@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -195,3 +196,63 @@ func checkConcurrent(t *testing.T, vmm string) {
 		t.Fatalf("%d of %d connections failed; stderr:\n%s", failed, conns, stderr.String())
 	}
 }
+
+// TestNetEcho sends data through a forwarded port to the echo example and
+// compares what comes back, both directions at once: 100 MiB on the own
+// monitor, 16 MiB under QEMU's emulation.
+func TestNetEcho(t *testing.T) {
+	bothVMMs(t, func(t *testing.T, vmm string) {
+		size := 100 << 20
+		if vmm == "qemu" {
+			size = 16 << 20
+		}
+		port := freePort(t)
+		cmd := exec.Command(unigoBin, "run", "--vmm", vmm, "-p", fmt.Sprintf("%d:7", port), image(t, "echo"))
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer cmd.Process.Kill()
+		bufio.NewReader(out).ReadString('\n')
+		var c net.Conn
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if c, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+				// A forward accepted before the guest listens closes at once.
+				c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				if _, err = c.Write([]byte("x")); err == nil {
+					var b [1]byte
+					if _, err = io.ReadFull(c, b[:]); err == nil {
+						break
+					}
+				}
+				c.Close()
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no echo: %v", err)
+			}
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(3 * time.Minute))
+		data := make([]byte, size)
+		rand.New(rand.NewSource(3)).Read(data)
+		t0 := time.Now()
+		go func() {
+			c.Write(data)
+			c.(*net.TCPConn).CloseWrite()
+		}()
+		h := sha256.New()
+		n, err := io.Copy(h, c)
+		if err != nil || n != int64(size) {
+			t.Fatalf("echoed %d of %d bytes: %v", n, size, err)
+		}
+		if !bytes.Equal(h.Sum(nil), sha256Sum(data)) {
+			t.Fatal("the echo differs from what was sent")
+		}
+		t.Logf("%d MiB each way in %v", size>>20, time.Since(t0))
+	})
+}
+
+func sha256Sum(b []byte) []byte { s := sha256.Sum256(b); return s[:] }

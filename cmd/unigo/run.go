@@ -38,13 +38,18 @@ func runFlags(o *runOpts) *flag.FlagSet {
 	fs.BoolVar(&o.debug, "debug", false, "report each unimplemented system call the guest makes, once")
 	fs.StringVar(&o.vmm, "vmm", "", "`monitor`: kvm (Unigo's own, the default) or qemu (QEMU, TCG);\nwithout /dev/kvm, qemu if it is installed")
 	fs.StringVar(&o.qemuM, "qemu-machine", "microvm", "QEMU `machine` for --vmm qemu: microvm, q35 or pc")
-	fs.Var(&o.ports, "p", "forward host port to guest port, `HOST:GUEST[/tcp]` (repeatable; like docker run -p);\nthe guest reaches the host at 10.0.2.2 and the outside through the monitor")
+	fs.Var(&o.ports, "p", "forward `HOST:GUEST`[/tcp]: host port HOST on 127.0.0.1 to the guest's port GUEST\n(repeatable; like docker run -p)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: unigo run [flags] image-or-package [-- args...]
 
 Boots an image on Unigo's KVM monitor; given a package instead, builds it
 first. The guest's stdout and stderr are unigo's, and its exit status is
 unigo's exit status.
+
+A program that uses package net gets a network interface with user-mode
+networking (no root needed): it is 10.0.2.15/24, reaches the host's own
+services at 10.0.2.2 and the outside through the monitor, with DNS at
+10.0.2.3. -p forwards host ports (on 127.0.0.1) into it.
 
 `)
 		fs.PrintDefaults()

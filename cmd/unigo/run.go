@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"unigo.dev/unigo/abi"
 	"unigo.dev/unigo/vmm/machine"
 	"unigo.dev/unigo/vmm/qemu"
+	"unigo.dev/unigo/vmm/tap"
 	"unigo.dev/unigo/vmm/usernet"
 )
 
@@ -24,6 +26,53 @@ type runOpts struct {
 	vmm   string
 	qemuM string
 	ports listFlag
+	net   string // "user" or "tap:NAME"
+	ip    string
+	gw    string
+	dns   string
+}
+
+// tapName returns the device of --net tap:NAME, or "".
+func (o runOpts) tapName() string { return strings.TrimPrefix(o.net, "tap:") }
+
+// netCmdline is the guest's network configuration on a tap device.
+func (o runOpts) netCmdline() string {
+	c := "net.ip=" + o.ip
+	if o.gw != "" {
+		c += " net.gw=" + o.gw
+	}
+	if o.dns != "" {
+		c += " net.dns=" + o.dns
+	}
+	return c
+}
+
+// checkNet validates the network flags.
+func (o *runOpts) checkNet() error {
+	switch {
+	case o.net == "user":
+		if o.ip != "" || o.gw != "" || o.dns != "" {
+			return errors.New("--ip, --gw and --dns go with --net tap:NAME; the user-mode network's addresses are fixed (10.0.2.15, gateway 10.0.2.2, DNS 10.0.2.3)")
+		}
+	case strings.HasPrefix(o.net, "tap:") && o.tapName() != "":
+		if len(o.ports) > 0 {
+			return errors.New("-p forwards ports of the user-mode network; on a tap device the guest's own address is reachable")
+		}
+		if o.ip == "" {
+			return fmt.Errorf("--net %s needs --ip A.B.C.D/N (and usually --gw, --dns): there is no DHCP client yet", o.net)
+		}
+		if p, err := netip.ParsePrefix(o.ip); err != nil || !p.Addr().Is4() {
+			return fmt.Errorf("--ip %q: want an IPv4 address with its prefix length, such as 10.0.0.2/24", o.ip)
+		}
+		for _, a := range []struct{ flag, v string }{{"--gw", o.gw}, {"--dns", o.dns}} {
+			if ip, err := netip.ParseAddr(a.v); a.v != "" && (err != nil || !ip.Is4()) {
+				return fmt.Errorf("%s %q: want an IPv4 address", a.flag, a.v)
+			}
+		}
+	default:
+		return fmt.Errorf("--net %q: want user or tap:NAME", o.net)
+	}
+	return nil
 }
 
 type listFlag []string
@@ -38,6 +87,10 @@ func runFlags(o *runOpts) *flag.FlagSet {
 	fs.BoolVar(&o.debug, "debug", false, "report each unimplemented system call the guest makes, once")
 	fs.StringVar(&o.vmm, "vmm", "", "`monitor`: kvm (Unigo's own, the default) or qemu (QEMU, TCG);\nwithout /dev/kvm, qemu if it is installed")
 	fs.StringVar(&o.qemuM, "qemu-machine", "microvm", "QEMU `machine` for --vmm qemu: microvm, q35 or pc")
+	fs.StringVar(&o.net, "net", "user", "the guest's `network`: user (user-mode networking, no root) or tap:NAME (a tap device)")
+	fs.StringVar(&o.ip, "ip", "", "with --net tap: the guest's `address`, A.B.C.D/N")
+	fs.StringVar(&o.gw, "gw", "", "with --net tap: the default `gateway`")
+	fs.StringVar(&o.dns, "dns", "", "with --net tap: the DNS `server` (/etc/resolv.conf in the guest)")
 	fs.Var(&o.ports, "p", "forward `HOST:GUEST`[/tcp]: host port HOST on 127.0.0.1 to the guest's port GUEST\n(repeatable; like docker run -p)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: unigo run [flags] image-or-package [-- args...]
@@ -85,6 +138,9 @@ func cmdRun(args []string) error {
 		if _, err := qemu.ParsePort(p); err != nil {
 			return err
 		}
+	}
+	if err := o.checkNet(); err != nil {
+		return err
 	}
 	for _, kv := range o.env {
 		if !strings.Contains(kv, "=") {
@@ -136,7 +192,11 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 		default:
 			return fmt.Errorf("--qemu-machine %q: want microvm, q35 or pc", o.qemuM)
 		}
-		vm, err := qemu.Start(imgPath, qemu.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug, Machine: o.qemuM, Ports: o.ports})
+		qc := qemu.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug, Machine: o.qemuM, Ports: o.ports}
+		if o.tapName() != o.net {
+			qc.Tap, qc.NetCmdline = o.tapName(), o.netCmdline()
+		}
+		vm, err := qemu.Start(imgPath, qc)
 		if err != nil {
 			return err
 		}
@@ -154,7 +214,14 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 	}
 	defer img.Close()
 	cfg := machine.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug}
-	if img.Flags&abi.NoteFlagNet != 0 {
+	if img.Flags&abi.NoteFlagNet != 0 && o.tapName() != o.net {
+		d, err := tap.Open(o.tapName())
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		cfg.Net, cfg.Cmdline = d, o.netCmdline()
+	} else if img.Flags&abi.NoteFlagNet != 0 {
 		var fw []usernet.Forward
 		for _, p := range o.ports {
 			pp, _ := qemu.ParsePort(p)
@@ -166,8 +233,8 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 		}
 		defer n.Close()
 		cfg.Net, cfg.Cmdline = n, n.Cmdline()
-	} else if len(o.ports) > 0 {
-		return errors.New("-p: the program does not use package net, so its image has no network stack")
+	} else if len(o.ports) > 0 || o.net != "user" {
+		return errors.New("-p, --net: the program does not use package net, so its image has no network stack")
 	}
 	m, err := machine.New(img, cfg)
 	if err != nil {

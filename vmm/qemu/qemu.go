@@ -37,6 +37,9 @@ type Config struct {
 	Extra   []string // more QEMU arguments, before -kernel (tests add devices)
 	Ports   []string // HOST:GUEST[/tcp] forwards into the guest
 	Net     bool     // give the guest a network interface (user-mode networking)
+	Tap     string   // with Net: the tap device instead of user-mode networking
+	// NetCmdline is the guest's network configuration on Tap (net.ip=...).
+	NetCmdline string
 }
 
 // Port is one -p forward.
@@ -138,10 +141,15 @@ func Command(img string, cfg Config, p *pipes) *exec.Cmd {
 			pp, _ := ParsePort(p) // checked by the caller
 			netdev += fmt.Sprintf(",hostfwd=%s:127.0.0.1:%d-:%d", pp.Proto, pp.Host, pp.Guest)
 		}
+		// QEMU's user-mode network has the addresses the own monitor's copies.
+		netCmdline := "net.ip=" + usernet.GuestAddr + " net.gw=" + usernet.Gateway + " net.dns=" + usernet.DNS
+		if cfg.Tap != "" {
+			netdev = "tap,id=unigo-net,ifname=" + cfg.Tap + ",script=no,downscript=no"
+			netCmdline = cfg.NetCmdline
+		}
 		args = append(args, "-global", "virtio-mmio.force-legacy=false",
 			"-netdev", netdev, "-device", "virtio-net-device,netdev=unigo-net")
-		// QEMU's user-mode network has the addresses the own monitor's copies.
-		cmdline += " net.ip=" + usernet.GuestAddr + " net.gw=" + usernet.Gateway + " net.dns=" + usernet.DNS
+		cmdline += " " + netCmdline
 	}
 	args = append(args, cfg.Extra...)
 	args = append(args, "-kernel", img, "-append", strings.TrimSpace(cmdline))

@@ -13,7 +13,7 @@ import (
 )
 
 // TestNetTap gives the guest a static address on a tap device in a network
-// namespace the test makes, and fetches from it there: --net tap:NAME with
+// namespace the test makes, fetches from it and pings it there: --net tap:NAME with
 // --ip and --gw, on both monitors. The fetch runs in this test binary,
 // started again inside the namespace (TestNetTapInside).
 func TestNetTap(t *testing.T) {
@@ -30,7 +30,7 @@ func TestNetTap(t *testing.T) {
 		cmd := exec.Command("unshare", "-n", os.Args[0], "-test.run=^TestNetTapInside$", "-test.v")
 		cmd.Env = append(os.Environ(), "UNIGO_TAP_TEST="+vmm, "UNIGO_TAP_IMG="+img, "UNIGO_BIN="+unigoBin)
 		out, err := cmd.CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "answer: hello from unigo: /over-tap") {
+		if err != nil || !strings.Contains(string(out), "answer: hello from unigo: /over-tap") || !strings.Contains(string(out), "ping: echo reply") {
 			t.Fatalf("%v\n%s", err, out)
 		}
 	})
@@ -67,6 +67,7 @@ func TestNetTapInside(t *testing.T) {
 			t.Errorf("after SIGTERM: %v, want exit status 143; stderr:\n%s", err, stderr.String())
 		}
 	}()
+	defer ping(t, [4]byte{10, 9, 0, 2})
 	c := &http.Client{Timeout: 2 * time.Second}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		resp, err := c.Get("http://10.9.0.2/over-tap")
@@ -80,4 +81,49 @@ func TestNetTapInside(t *testing.T) {
 			t.Fatalf("no answer from 10.9.0.2: %v; stderr:\n%s", err, stderr.String())
 		}
 	}
+}
+
+// ping sends an ICMP echo request (RFC 792) to addr from a raw socket and
+// wants the reply.
+func ping(t *testing.T, addr [4]byte) {
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_RAW, syscall.IPPROTO_ICMP)
+	if err != nil {
+		t.Errorf("raw ICMP socket: %v", err)
+		return
+	}
+	defer syscall.Close(fd)
+	req := []byte{8, 0, 0, 0, 0x12, 0x34, 0, 1, 'u', 'n', 'i', 'g', 'o'}
+	var sum uint32
+	for i := 0; i < len(req); i += 2 {
+		v := uint32(req[i]) << 8
+		if i+1 < len(req) {
+			v |= uint32(req[i+1])
+		}
+		sum += v
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	req[2], req[3] = byte(^sum>>8), byte(^sum)
+	tv := syscall.Timeval{Sec: 1}
+	syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
+	for try := 0; try < 5; try++ {
+		if err := syscall.Sendto(fd, req, 0, &syscall.SockaddrInet4{Addr: addr}); err != nil {
+			t.Errorf("send the echo request: %v", err)
+			return
+		}
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := syscall.Recvfrom(fd, buf, 0)
+			if err != nil {
+				break // timed out: ask again
+			}
+			ihl := int(buf[0]&0xf) * 4 // the reply comes with its IP header
+			if n >= ihl+8 && buf[ihl] == 0 && buf[ihl+4] == 0x12 && buf[ihl+5] == 0x34 {
+				t.Logf("ping: echo reply from %v", addr)
+				return
+			}
+		}
+	}
+	t.Errorf("no echo reply from %v", addr)
 }

@@ -215,19 +215,32 @@ func (q *virtq) buf(id uint16) []byte {
 func (d *virtioNet) receive(deliver func([]byte)) {
 	q := &d.rx
 	n := 0
-	for q.lastUsed != q.usedIdx() {
-		e := q.lastUsed % queueSize
-		id, ln := uint16(q.used[1+2*e]), q.used[2+2*e]
-		if ln > netHdrLen && ln <= bufSize {
-			deliver(q.buf(id)[netHdrLen:ln])
+	// No interrupts while the ring is being emptied; after re-enabling
+	// them, look once more for what came in between.
+	q.flags = 1
+	q.publish(q.availIdx())
+	for {
+		for q.lastUsed != q.usedIdx() {
+			e := q.lastUsed % queueSize
+			id, ln := uint16(q.used[1+2*e]), q.used[2+2*e]
+			if ln > netHdrLen && ln <= bufSize {
+				deliver(q.buf(id)[netHdrLen:ln])
+			}
+			idx := q.availIdx()
+			q.avail[2+idx%queueSize] = id
+			q.publish(idx + 1)
+			q.lastUsed++
+			n++
 		}
-		idx := q.availIdx()
-		q.avail[2+idx%queueSize] = id
-		q.publish(idx + 1)
-		q.lastUsed++
-		n++
+		if q.flags == 0 {
+			break
+		}
+		q.flags = 0
+		q.publish(q.availIdx())
 	}
-	if n > 0 {
+	// VIRTQ_USED_F_NO_NOTIFY (§2.7.10): the device may not need to hear of
+	// new buffers.
+	if n > 0 && atomic.LoadUint32(&q.used[0])&1 == 0 {
 		d.write(mmioQueueNotify, 0)
 	}
 }

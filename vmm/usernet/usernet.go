@@ -64,6 +64,7 @@ type Network struct {
 	lns      []net.Listener
 	once     sync.Once
 	up       chan struct{} // closed at the guest's first frame: its eth0 is up
+	in       chan []byte   // frames from the guest, for inject
 	upOnce   sync.Once
 }
 
@@ -105,7 +106,8 @@ func New(forwards []Forward) (*Network, error) {
 	st.SetPromiscuousMode(nic, true)
 	st.SetSpoofing(nic, true)
 	st.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: nic}})
-	n := &Network{st: st, ch: ch, forwards: forwards, up: make(chan struct{})}
+	n := &Network{st: st, ch: ch, forwards: forwards, up: make(chan struct{}), in: make(chan []byte, 512)}
+	go n.inject()
 	fwd := tcp.NewForwarder(st, 0, 1024, n.outbound)
 	st.SetTransportProtocolHandler(tcp.ProtocolNumber, fwd.HandlePacket)
 	st.SetTransportProtocolHandler(udp.ProtocolNumber, udp.NewForwarder(st, n.outboundUDP).HandlePacket)
@@ -148,12 +150,20 @@ func (n *Network) Start(deliver func(frame []byte)) error {
 	return nil
 }
 
-// Send takes a frame from the guest.
+// Send takes a frame from the guest. The netstack processes it on its own
+// goroutine: the vCPU thread goes back to the guest at once.
 func (n *Network) Send(frame []byte) {
 	n.upOnce.Do(func() { close(n.up) })
-	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
-	n.ch.InjectInbound(0, pkt)
-	pkt.DecRef()
+	n.in <- frame
+}
+
+// inject hands the guest's frames to the netstack, in order.
+func (n *Network) inject() {
+	for frame := range n.in {
+		pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
+		n.ch.InjectInbound(0, pkt)
+		pkt.DecRef()
+	}
 }
 
 // Close stops the forwards.

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Memory is guest memory as the monitor exposes it.
@@ -61,6 +62,7 @@ const (
 	descIndirect = 4
 
 	availNoInterrupt = 1 // VIRTQ_AVAIL_F_NO_INTERRUPT
+	usedNoNotify     = 1 // VIRTQ_USED_F_NO_NOTIFY
 )
 
 type queue struct {
@@ -87,6 +89,7 @@ type Net struct {
 	status    uint32
 	intStatus uint32
 	broken    bool
+	fence     uint32 // for the memory barrier in Receive
 	Dropped   uint64 // frames received with no buffer to put them in
 }
 
@@ -177,6 +180,13 @@ func (d *Net) Write(off uint64, v uint32) {
 	case regQueueReady:
 		if q != nil {
 			q.ready = v == 1 && q.num != 0
+			if q.ready && d.queueSel == 0 {
+				// The device takes receive buffers when a frame comes: it
+				// needs no notification of new ones (VIRTQ_USED_F_NO_NOTIFY).
+				if err := d.putU16(q.device, usedNoNotify); err != nil {
+					d.stop(err)
+				}
+			}
 		}
 	case regQueueDescLo, regQueueDescHi, regQueueDriverLo, regQueueDriverHi, regQueueDeviceLo, regQueueDeviceHi:
 		if q != nil {
@@ -395,6 +405,16 @@ func (d *Net) Receive(frame []byte) {
 	pending := d.intStatus&1 != 0
 	err := d.receiveLocked(q, frame)
 	raise := err == nil && !pending && d.intStatus&1 != 0
+	if raise {
+		// The used index must be visible before the flags are read, or a
+		// driver that just re-enabled interrupts and looked would be missed
+		// (x86 may reorder a store with a later load; a locked add orders them).
+		atomic.AddUint32(&d.fence, 0)
+		if flags, ferr := d.u16(q.driver); ferr == nil && flags&availNoInterrupt != 0 {
+			raise = false // the driver is emptying the ring and will look again
+			d.intStatus &^= 1
+		}
+	}
 	d.mu.Unlock()
 	d.after(err, raise) // one interrupt until the driver acknowledges it
 }

@@ -208,6 +208,8 @@ func TestNetEcho(t *testing.T) {
 		}
 		port := freePort(t)
 		cmd := exec.Command(unigoBin, "run", "--vmm", vmm, "-p", fmt.Sprintf("%d:7", port), image(t, "echo"))
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -246,7 +248,7 @@ func TestNetEcho(t *testing.T) {
 		h := sha256.New()
 		n, err := io.Copy(h, c)
 		if err != nil || n != int64(size) {
-			t.Fatalf("echoed %d of %d bytes: %v", n, size, err)
+			t.Fatalf("echoed %d of %d bytes: %v; stderr:\n%s", n, size, err, stderr.String())
 		}
 		if !bytes.Equal(h.Sum(nil), sha256Sum(data)) {
 			t.Fatal("the echo differs from what was sent")

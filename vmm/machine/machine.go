@@ -283,14 +283,16 @@ func (m *Machine) Run() (int, error) {
 			pending, lastTick = true, now
 		}
 		// A soft interrupt rewrites registers, which must wait until KVM
-		// has completed the MMIO instruction that exited: an entry with
-		// immediate_exit does that and runs nothing (api.rst 5,
-		// KVM_EXIT_MMIO); the interrupt goes in on the next round. Should
-		// KVM run the guest anyway, its exit is handled as any other.
+		// has completed the MMIO instruction that exited; the interrupt
+		// goes in on the next round. Should KVM run the guest anyway, its
+		// exit is handled as any other.
 		complete := ioPending && (pending || m.devPending.Load()) && m.softIntr()
 		ioPending = false
 		if complete {
-			run.ImmediateExit = 1
+			// A signal pending at entry: KVM completes the instruction,
+			// then exits for the signal (api.rst 5, KVM_EXIT_MMIO). This
+			// KVM does not honour immediate_exit so reliably.
+			syscall.Tgkill(m.pid, m.tid, syscall.SIGURG)
 		} else if m.devPending.Load() {
 			delivered, err := m.inject(abi.DeviceVector)
 			if err != nil {
@@ -309,7 +311,6 @@ func (m *Machine) Run() (int, error) {
 		m.inRun.Store(true)
 		err := m.cpu.RunOnce()
 		m.inRun.Store(false)
-		run.ImmediateExit = 0
 		if err != nil {
 			if errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) {
 				continue

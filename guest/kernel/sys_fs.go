@@ -12,10 +12,10 @@ import (
 // sysRead implements Linux syscall read(2).
 //
 //go:nosplit
-func sysRead(f *trapFrame) uintptr {
-	fd := f.arg(0)
-	buf := f.arg(1)
-	n := f.arg(2)
+func sysRead(f *trapFrame) uintptr { return fileRead(f.arg(0), f.arg(1), f.arg(2)) }
+
+//go:nosplit
+func fileRead(fd, buf, n uintptr) uintptr {
 	fl := getFile(fd)
 	if fl == nil {
 		return errno(linux.EBADF)
@@ -41,10 +41,10 @@ func sysRead(f *trapFrame) uintptr {
 // sysWrite implements Linux syscall write(2).
 //
 //go:nosplit
-func sysWrite(f *trapFrame) uintptr {
-	fd := f.arg(0)
-	buf := f.arg(1)
-	n := f.arg(2)
+func sysWrite(f *trapFrame) uintptr { return fileWrite(f.arg(0), f.arg(1), f.arg(2)) }
+
+//go:nosplit
+func fileWrite(fd, buf, n uintptr) uintptr {
 	fl := getFile(fd)
 	if fl == nil {
 		return errno(linux.EBADF)
@@ -66,6 +66,58 @@ func sysWrite(f *trapFrame) uintptr {
 		return sockWrite(fl, buf, n)
 	}
 	return errno(linux.EINVAL)
+}
+
+// sysReadv and sysWritev implement Linux syscalls readv(2) and writev(2)
+// as a read or write per iovec, stopping at the first short one. A
+// datagram socket would need the iovecs gathered into one datagram: not
+// yet, EOPNOTSUPP.
+//
+//go:nosplit
+func sysReadv(f *trapFrame) uintptr { return vectored(f.arg(0), f.arg(1), f.arg(2), false) }
+
+//go:nosplit
+func sysWritev(f *trapFrame) uintptr { return vectored(f.arg(0), f.arg(1), f.arg(2), true) }
+
+//go:nosplit
+func vectored(fd, iov, cnt uintptr, write bool) uintptr {
+	fl := getFile(fd)
+	if fl == nil {
+		return errno(linux.EBADF)
+	}
+	if fl.kind == fdSocket && sockets[fl.sock%maxSockets].dgram {
+		return errno(linux.EOPNOTSUPP)
+	}
+	if cnt > 1024 { // UIO_MAXIOV
+		return errno(linux.EINVAL)
+	}
+	if !userRange(iov, cnt*16) {
+		return errno(linux.EFAULT)
+	}
+	total := uintptr(0)
+	for i := uintptr(0); i < cnt; i++ {
+		base, n := uintptr(load64(iov+16*i)), uintptr(load64(iov+16*i+8))
+		if n == 0 {
+			continue
+		}
+		var r uintptr
+		if write {
+			r = fileWrite(fd, base, n)
+		} else {
+			r = fileRead(fd, base, n)
+		}
+		if int(r) < 0 {
+			if total > 0 {
+				return total
+			}
+			return r
+		}
+		total += r
+		if r < n {
+			break
+		}
+	}
+	return total
 }
 
 // sysClose implements Linux syscall close(2).

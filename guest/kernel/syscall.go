@@ -103,8 +103,6 @@ var table = [linux.NumSyscalls]sysEntry{
 	linux.SYS_RENAMEAT2:  {nil, supNone},
 	linux.SYS_IOCTL:      {nil, supNone},
 	linux.SYS_DUP3:       {nil, supNone},
-	linux.SYS_READV:      {nil, supNone},
-	linux.SYS_WRITEV:     {nil, supNone},
 	// Sockets: the networking issue.
 	// Profiling timers (runtime/pprof, SIGPROF).
 	linux.SYS_TIMER_CREATE:  {nil, supNone},
@@ -122,6 +120,8 @@ var table = [linux.NumSyscalls]sysEntry{
 	// sys_fs.go
 	linux.SYS_READ:     {sysRead, supPartial},
 	linux.SYS_WRITE:    {sysWrite, supPartial},
+	linux.SYS_READV:    {sysReadv, supPartial},
+	linux.SYS_WRITEV:   {sysWritev, supPartial},
 	linux.SYS_OPENAT:   {sysOpenat, supPartial},
 	linux.SYS_OPEN:     {sysOpen, supPartial},
 	linux.SYS_CLOSE:    {sysClose, supFull},

@@ -24,6 +24,7 @@ func TestLoopbackNet(t *testing.T) {
 				"listening on 127.0.0.1:",
 				"200 OK: hello from /unigo\n",
 				"echoed 4194304 bytes, checksums equal: true\n",
+				"writev echo: vectored\n",
 				"closed port: dial tcp 127.0.0.1:1: connect: connection refused\n",
 			} {
 				if !strings.Contains(r.stdout, want) {

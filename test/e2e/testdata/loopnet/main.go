@@ -35,12 +35,16 @@ func main() {
 		fail("listen", err)
 	}
 	go func() {
-		c, err := echo.Accept()
-		if err != nil {
-			fail("accept", err)
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				fail("accept", err)
+			}
+			go func() {
+				io.Copy(c, c)
+				c.Close()
+			}()
 		}
-		io.Copy(c, c)
-		c.Close()
 	}()
 	c, err := net.Dial("tcp", echo.Addr().String())
 	if err != nil {
@@ -57,6 +61,18 @@ func main() {
 		fail("read", err)
 	}
 	fmt.Printf("echoed %d bytes, checksums equal: %v\n", len(got), sha256.Sum256(got) == sha256.Sum256(data))
+	// net.Buffers goes out with one writev(2).
+	c2, err := net.Dial("tcp", echo.Addr().String())
+	if err != nil {
+		fail("dial", err)
+	}
+	bufs := net.Buffers{[]byte("vec"), []byte("tored")}
+	if _, err := bufs.WriteTo(c2); err != nil {
+		fail("writev", err)
+	}
+	c2.(*net.TCPConn).CloseWrite()
+	b, _ := io.ReadAll(c2)
+	fmt.Printf("writev echo: %s\n", b)
 	if _, err := net.Dial("tcp", "127.0.0.1:1"); err != nil {
 		fmt.Println("closed port:", err)
 	}

@@ -21,7 +21,7 @@ var stdlibPackages = []struct {
 	{pkg: "sync", skip: "^(ExampleOnceValues|TestIssue76126|TestMutexMisuse)$"}, // files; child processes
 	{pkg: "sync/atomic"},
 	{pkg: "context"},
-	{pkg: "time", skip: "^(TestEnvTZUsage|TestLoadLocationFromTZData|TestLoadLocationFromTZDataSlim)$",
+	{pkg: "time", skip: "^(TestLoadLocationFromTZData|TestLoadLocationFromTZDataSlim)$",
 		flags: []string{"-tags", "timetzdata"}}, // zoneinfo files
 	{pkg: "errors"}, {pkg: "fmt"},
 }

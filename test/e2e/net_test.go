@@ -11,48 +11,32 @@ import (
 // it, echoes 4 MiB over TCP with a checksum compare, and dials a closed port:
 // the kernel's socket calls and the netstack component, on both monitors.
 func TestLoopbackNet(t *testing.T) {
-	img := image(t, "loopnet")
-	for _, vmm := range []string{"kvm", "qemu"} {
-		t.Run(vmm, func(t *testing.T) {
-			if vmm == "kvm" {
-				needKVM(t)
-			} else {
-				needQEMU(t)
+	bothVMMs(t, func(t *testing.T, vmm string) {
+		r := run(t, "run", "--vmm", vmm, image(t, "loopnet"))
+		for _, want := range []string{
+			"listening on 127.0.0.1:",
+			"200 OK: hello from /unigo\n",
+			"echoed 4194304 bytes, checksums equal: true\n",
+			"writev echo: vectored\n",
+			"closed port: dial tcp 127.0.0.1:1: connect: connection refused\n",
+		} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("stdout lacks %q", want)
 			}
-			r := run(t, "run", "--vmm", vmm, img)
-			for _, want := range []string{
-				"listening on 127.0.0.1:",
-				"200 OK: hello from /unigo\n",
-				"echoed 4194304 bytes, checksums equal: true\n",
-				"writev echo: vectored\n",
-				"closed port: dial tcp 127.0.0.1:1: connect: connection refused\n",
-			} {
-				if !strings.Contains(r.stdout, want) {
-					t.Errorf("stdout lacks %q", want)
-				}
-			}
-			if r.code != 0 || t.Failed() {
-				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
-			}
-		})
-	}
+		}
+		if r.code != 0 || t.Failed() {
+			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+		}
+	})
 }
 
 // TestNetManyConns holds 500 loopback connections open at once inside the
 // guest and makes a request on each: a thousand sockets in the kernel's table.
 func TestNetManyConns(t *testing.T) {
-	img := image(t, "manyconns")
-	for _, vmm := range []string{"kvm", "qemu"} {
-		t.Run(vmm, func(t *testing.T) {
-			if vmm == "kvm" {
-				needKVM(t)
-			} else {
-				needQEMU(t)
-			}
-			r := run(t, "run", "--vmm", vmm, "-m", "512M", img)
-			expect(t, r, 0, "500 connections open\n500 answered\n")
-		})
-	}
+	bothVMMs(t, func(t *testing.T, vmm string) {
+		r := run(t, "run", "--vmm", vmm, "-m", "512M", image(t, "manyconns"))
+		expect(t, r, 0, "500 connections open\n500 answered\n")
+	})
 }
 
 // TestNetSelective checks that only a program that uses package net gets the

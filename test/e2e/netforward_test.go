@@ -17,6 +17,25 @@ import (
 	"time"
 )
 
+// waitHTTP GETs url until it answers (30 s at most) and returns the body;
+// the monitor's stderr goes in the failure.
+func waitHTTP(t *testing.T, url string, stderr *strings.Builder) []byte {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
+		if err == nil {
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil {
+				return body
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: %v; stderr:\n%s", url, err, stderr.String())
+		}
+	}
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -61,23 +80,7 @@ func checkPortForward(t *testing.T, vmm string) {
 	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "listening on :80\n" {
 		t.Fatalf("first line %q, %v; stderr:\n%s", line, err, stderr.String())
 	}
-	url := fmt.Sprintf("http://127.0.0.1:%d/from-the-host", port)
-	var body []byte
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
-		if err == nil {
-			body, err = io.ReadAll(resp.Body)
-			resp.Body.Close()
-		}
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s: %v; stderr:\n%s", url, err, stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	body := waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/from-the-host", port), &stderr)
 	if string(body) != "hello from unigo: /from-the-host\n" {
 		t.Errorf("body %q", body)
 	}
@@ -136,18 +139,7 @@ func checkConcurrent(t *testing.T, vmm string) {
 	defer cmd.Process.Kill()
 	bufio.NewReader(out).ReadString('\n')
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	// "listening" comes just before the listen: wait for a first answer.
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + addr + "/")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no answer: %v\n%s", err, stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitHTTP(t, "http://"+addr+"/", &stderr) // "listening" comes just before the listen
 	var cs []net.Conn
 	defer func() {
 		for _, c := range cs {

@@ -277,11 +277,10 @@ func TestNilDereference(t *testing.T) {
 	}
 }
 
-// TestCrashReport boots an image whose entry point is runtime.abort, an
-// INT3 before any handler exists: a triple fault, which the monitor reports
-// with registers and a symbolized program counter.
-func TestCrashReport(t *testing.T) {
-	needKVM(t)
+// helloWithSymbol returns the bytes of the hello image and the address of
+// its symbol sym.
+func helloWithSymbol(t *testing.T, sym string) ([]byte, uint64) {
+	t.Helper()
 	raw, err := os.ReadFile(image(t, "examples/hello"))
 	if err != nil {
 		t.Fatal(err)
@@ -294,15 +293,21 @@ func TestCrashReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var abort uint64
 	for _, s := range syms {
-		if s.Name == "runtime.abort.abi0" {
-			abort = s.Value
+		if s.Name == sym {
+			return raw, s.Value
 		}
 	}
-	if abort == 0 {
-		t.Fatal("no runtime.abort.abi0 in the image")
-	}
+	t.Fatalf("no %s in the image", sym)
+	return nil, 0
+}
+
+// TestCrashReport boots an image whose entry point is runtime.abort, an
+// INT3 before any handler exists: a triple fault, which the monitor reports
+// with registers and a symbolized program counter.
+func TestCrashReport(t *testing.T) {
+	needKVM(t)
+	raw, abort := helloWithSymbol(t, "runtime.abort.abi0")
 	binary.LittleEndian.PutUint64(raw[24:], abort) // e_entry
 	p := filepath.Join(t.TempDir(), "abort.img")
 	if err := os.WriteFile(p, raw, 0o644); err != nil {

@@ -17,6 +17,23 @@ import (
 	"time"
 )
 
+// startInstance starts unigo with args, its stdout on a pipe and its stderr
+// kept for failure messages.
+func startInstance(t *testing.T, args ...string) (*exec.Cmd, *bufio.Reader, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(unigoBin, args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := new(strings.Builder)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, bufio.NewReader(out), stderr
+}
+
 // waitHTTP GETs url until it answers (30 s at most) and returns the body;
 // the monitor's stderr goes in the failure.
 func waitHTTP(t *testing.T, url string, stderr *strings.Builder) []byte {
@@ -66,26 +83,17 @@ func TestNetPortForward(t *testing.T) { bothVMMs(t, checkPortForward) }
 
 func checkPortForward(t *testing.T, vmm string) {
 	port := freePort(t)
-	cmd := exec.Command(unigoBin, "run", "--vmm", vmm, "-p", fmt.Sprintf("%d:80", port), image(t, "examples/httpd"))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out, stderr := startInstance(t, "run", "--vmm", vmm, "-p", fmt.Sprintf("%d:80", port), image(t, "examples/httpd"))
 	defer cmd.Process.Kill()
-	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "listening on :80\n" {
+	if line, err := out.ReadString('\n'); err != nil || line != "listening on :80\n" {
 		t.Fatalf("first line %q, %v; stderr:\n%s", line, err, stderr.String())
 	}
-	body := waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/from-the-host", port), &stderr)
+	body := waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/from-the-host", port), stderr)
 	if string(body) != "hello from unigo: /from-the-host\n" {
 		t.Errorf("body %q", body)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
-	err = cmd.Wait()
+	err := cmd.Wait()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 143 {
 		t.Errorf("after SIGTERM: %v, want exit status 143", err)
@@ -126,20 +134,11 @@ func checkConcurrent(t *testing.T, vmm string) {
 		conns = 20
 	}
 	port := freePort(t)
-	cmd := exec.Command(unigoBin, "run", "--vmm", vmm, "-m", "512M", "-p", fmt.Sprintf("%d:80", port), image(t, "examples/httpd"))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out, stderr := startInstance(t, "run", "--vmm", vmm, "-m", "512M", "-p", fmt.Sprintf("%d:80", port), image(t, "examples/httpd"))
 	defer cmd.Process.Kill()
-	bufio.NewReader(out).ReadString('\n')
+	out.ReadString('\n')
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	waitHTTP(t, "http://"+addr+"/", &stderr) // "listening" comes just before the listen
+	waitHTTP(t, "http://"+addr+"/", stderr) // "listening" comes just before the listen
 	var cs []net.Conn
 	defer func() {
 		for _, c := range cs {
@@ -199,19 +198,11 @@ func TestNetEcho(t *testing.T) {
 			size = 16 << 20
 		}
 		port := freePort(t)
-		cmd := exec.Command(unigoBin, "run", "--vmm", vmm, "-p", fmt.Sprintf("%d:7", port), image(t, "echo"))
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, out, stderr := startInstance(t, "run", "--vmm", vmm, "-p", fmt.Sprintf("%d:7", port), image(t, "echo"))
 		defer cmd.Process.Kill()
-		bufio.NewReader(out).ReadString('\n')
+		out.ReadString('\n')
 		var c net.Conn
+		var err error
 		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 			if c, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
 				// A forward accepted before the guest listens closes at once.

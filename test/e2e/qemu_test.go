@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"debug/elf"
 	"encoding/binary"
 	"os"
 	"os/exec"
@@ -145,27 +144,7 @@ chmod 666 /dev/null /dev/urandom /dev/zero && exec "$0" run "$1"`
 // pvhEntryAt returns a copy of the hello image whose PVH note enters at the
 // function sym.
 func pvhEntryAt(t *testing.T, sym string) string {
-	raw, err := os.ReadFile(image(t, "examples/hello"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := elf.NewFile(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	syms, err := f.Symbols()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var addr uint64
-	for _, s := range syms {
-		if s.Name == sym {
-			addr = s.Value
-		}
-	}
-	if addr == 0 {
-		t.Fatalf("no %s in the image", sym)
-	}
+	raw, addr := helloWithSymbol(t, sym)
 	// The note: namesz, descsz, type 18 (XEN_ELFNOTE_PHYS32_ENTRY), "Xen\0", entry.
 	pat := []byte{4, 0, 0, 0, 4, 0, 0, 0, 18, 0, 0, 0, 'X', 'e', 'n', 0}
 	i := bytes.Index(raw, pat)

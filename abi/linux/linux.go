@@ -296,8 +296,26 @@ const (
 	SHUT_WR   = 1
 	SHUT_RDWR = 2
 
-	MSG_NOSIGNAL = 0x4000
+	MSG_PEEK         = 0x2
+	MSG_TRUNC        = 0x20
+	MSG_DONTWAIT     = 0x40
+	MSG_NOSIGNAL     = 0x4000
+	MSG_CMSG_CLOEXEC = 0x40000000
 )
+
+// Msghdr is struct msghdr on x86-64 (include/linux/socket.h): what
+// sendmsg(2) and recvmsg(2) take.
+type Msghdr struct {
+	Name       uint64 // struct sockaddr *, or 0
+	Namelen    uint32
+	_          uint32
+	Iov        uint64 // struct iovec *
+	Iovlen     uint64
+	Control    uint64 // ancillary data
+	Controllen uint64
+	Flags      int32 // recvmsg: MSG_TRUNC when a datagram was cut
+	_          int32
+}
 
 // SockaddrIn is struct sockaddr_in: the port and address in network order.
 type SockaddrIn struct {

@@ -13,6 +13,13 @@ func hcall(nr uintptr, a0, a1 uint64) uint64 {
 	if pvh {
 		return pvhHcall(nr, a0, a1)
 	}
+	return monitorHcall(nr, a0, a1)
+}
+
+// monitorHcall makes hypercall nr to Unigo's own monitor.
+//
+//go:nosplit
+func monitorHcall(nr uintptr, a0, a1 uint64) uint64 {
 	store64(abi.HcPageAddr+abi.HcA0, a0)
 	store64(abi.HcPageAddr+abi.HcA1, a1)
 	hypercall(nr)
@@ -31,7 +38,13 @@ func exit(code int) {
 //
 //go:nosplit
 func halt(ns int64) {
-	if hcall(abi.HcHalt, uint64(ns), 0) == 1 {
+	if pvh {
+		if !pvhHalt(ns) {
+			pvhFatal(deadlockMsg)
+		}
+		return // device interrupts are taken as interrupts under PVH
+	}
+	if monitorHcall(abi.HcHalt, uint64(ns), 0) == 1 {
 		deviceIRQ()
 	}
 }

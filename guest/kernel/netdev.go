@@ -116,13 +116,7 @@ func deviceIRQ() {
 		lapicWrite(LAPIC_EOI, 0)
 	}
 	netIRQ = true
-	if netDoorbel >= 0 {
-		if d := &files[netDoorbel]; d.kind == fdEventfd {
-			d.count++
-			d.gen++
-			wakeWaiters(waitEpoll)
-		}
-	}
+	ringDoorbell()
 }
 
 // cmdlineDevices reads the virtio_mmio.device= and net.* words of the

@@ -22,6 +22,32 @@ func errPort() uint16 {
 	return comPort
 }
 
+const deadlockMsg = "guest deadlock: every thread waits and nothing can wake one"
+
+// pvhHalt waits up to ns nanoseconds (0: for an interrupt), or reports
+// false when nothing could end the wait. HLT until the timer while a whole
+// tick remains, then spin to the deadline: the wait ends on time and costs
+// the host little. Kept apart from pvhHcall so that the scheduler's wait
+// does not carry the fault reporting's stack frames.
+//
+//go:nosplit
+func pvhHalt(ns int64) bool {
+	if ns == 0 && !pvhTimer {
+		return false
+	}
+	if ns == 0 {
+		stiHlt() // nothing to wait for but an interrupt
+		return true
+	}
+	for deadline := nanotime() + ns; nanotime() < deadline; {
+		if pvhTimer && deadline-nanotime() > 10_000_000 {
+			stiHlt()
+			return true // any interrupt may have made a thread runnable: the scheduler looks again
+		}
+	}
+	return true
+}
+
 // pvhHcall does what the monitor does for hypercall nr.
 //
 //go:nosplit
@@ -37,20 +63,8 @@ func pvhHcall(nr uintptr, a0, a1 uint64) uint64 {
 	case abi.HcExit:
 		pvhExit(uint32(a0))
 	case abi.HcHalt:
-		// HLT until the timer while a whole tick remains, then spin to the
-		// deadline: the wait ends on time and costs the host little.
-		if a0 == 0 && !pvhTimer {
-			pvhFatal("guest deadlock: every thread waits and nothing can wake one")
-		}
-		if a0 == 0 {
-			stiHlt() // nothing to wait for but an interrupt
-			return 0
-		}
-		for deadline := nanotime() + int64(a0); nanotime() < deadline; {
-			if pvhTimer && deadline-nanotime() > 10_000_000 {
-				stiHlt()
-				return 0 // any interrupt may have made a thread runnable: the scheduler looks again
-			}
+		if !pvhHalt(int64(a0)) {
+			pvhFatal(deadlockMsg)
 		}
 	case abi.HcUnimplemented:
 		if ctl {

@@ -192,8 +192,15 @@ func sockChanged(s int) {
 func netNeed(s int, ops uint32) {
 	sockets[s].pending |= ops
 	sockets[s].known = true
-	if netDoorbel >= 0 {
-		if d := &files[netDoorbel]; d.kind == fdEventfd {
+	ringDoorbell()
+}
+
+// ringDoorbell signals the component's eventfd.
+//
+//go:nosplit
+func ringDoorbell() {
+	if i := uint(netDoorbel); i < uint(len(files)) { // not -1; and no bounds-check panic in trap context
+		if d := &files[i]; d.kind == fdEventfd {
 			d.count++
 			d.gen++
 			wakeWaiters(waitEpoll)

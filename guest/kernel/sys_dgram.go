@@ -13,6 +13,10 @@ import (
 // connect or the first send does; until the rings exist a send waits
 // (EAGAIN), and then the socket turns writable.
 
+// dgramScratch holds a datagram header on its way between a ring and the
+// kernel: trap context has one CPU and a small stack.
+var dgramScratch [dgramHdr]byte
+
 // dgramConnect sets the default peer of UDP socket s (connect(2) on UDP).
 //
 //go:nosplit
@@ -62,11 +66,12 @@ func getHdr(h *[dgramHdr]byte) (uintptr, inAddr) {
 	return uintptr(h[0]) | uintptr(h[1])<<8, unpackAddr(v)
 }
 
-// dgramSend queues one datagram of n bytes at buf for to.
+// dgramSend queues v as one datagram for to.
 //
 //go:nosplit
-func dgramSend(fl *file, s int, buf, n uintptr, to inAddr) uintptr {
+func dgramSend(s int, v *uvec, nb bool, to inAddr) uintptr {
 	k := &sockets[s]
+	n := v.total
 	if n > maxDgram {
 		return errno(linux.EMSGSIZE)
 	}
@@ -80,44 +85,42 @@ func dgramSend(fl *file, s int, buf, n uintptr, to inAddr) uintptr {
 		if k.tx.size != 0 && uint64(dgramHdr+n) > k.tx.size {
 			return errno(linux.EMSGSIZE)
 		}
-		if fl.flags&linux.O_NONBLOCK != 0 {
+		if nb {
 			return errno(linux.EAGAIN)
 		}
 		block(waitSock, 0, 0)
 	}
-	var h [dgramHdr]byte
-	putHdr(&h, n, to)
-	ringCopy(&k.tx, uintptr(unsafe.Pointer(&h)), dgramHdr, true)
-	ringCopy(&k.tx, buf, n, true)
+	h := &dgramScratch
+	putHdr(h, n, to)
+	ringCopy(&k.tx, uintptr(unsafe.Pointer(h)), dgramHdr, true)
+	ringCopyV(&k.tx, v, 0, n, true)
 	netNeed(s, NetOpTx)
 	sockChanged(s)
 	return n
 }
 
-// dgramRecv takes the next datagram into the n bytes at buf and returns
-// the bytes copied and the sender.
+// dgramRecv takes the next datagram into v and returns the bytes copied,
+// the sender, and whether the datagram was longer than v (the rest is
+// dropped, as recv(2) does for SOCK_DGRAM).
 //
 //go:nosplit
-func dgramRecv(fl *file, s int, buf, n uintptr) (uintptr, inAddr) {
-	if !userRange(buf, n) {
-		return errno(linux.EFAULT), inAddr{}
-	}
+func dgramRecv(s int, v *uvec, nb bool) (uintptr, inAddr, bool) {
 	k := &sockets[s]
 	for k.rx.w == k.rx.r {
-		if fl.flags&linux.O_NONBLOCK != 0 {
-			return errno(linux.EAGAIN), inAddr{}
+		if nb {
+			return errno(linux.EAGAIN), inAddr{}, false
 		}
 		block(waitSock, 0, 0)
 	}
-	var h [dgramHdr]byte
-	ringCopy(&k.rx, uintptr(unsafe.Pointer(&h)), dgramHdr, false)
-	size, from := getHdr(&h)
-	c := min(n, size)
-	ringCopy(&k.rx, buf, c, false)
-	k.rx.r += uint64(size - c) // the rest of a long datagram is dropped
+	h := &dgramScratch
+	ringCopy(&k.rx, uintptr(unsafe.Pointer(h)), dgramHdr, false)
+	size, from := getHdr(h)
+	c := min(v.total, size)
+	ringCopyV(&k.rx, v, 0, c, false)
+	k.rx.r += uint64(size - c)
 	netNeed(s, NetOpRxSpace)
 	sockChanged(s)
-	return c, from
+	return c, from, c < size
 }
 
 // netRxDgram puts the component's received datagram into s's ring: all of

@@ -31,7 +31,9 @@ func fileRead(fd, buf, n uintptr) uintptr {
 	case fdPipeR:
 		return pipeRead(fl, buf, n)
 	case fdSocket:
-		return sockRead(fl, buf, n)
+		v := uvec{buf: buf, n: n}
+		c, _, _ := sockRecv(fl, &v, fl.flags&linux.O_NONBLOCK != 0)
+		return c
 	case fdSynth:
 		return synthRead(fl, buf, n)
 	}
@@ -63,15 +65,15 @@ func fileWrite(fd, buf, n uintptr) uintptr {
 	case fdPipeW:
 		return pipeWrite(fl, buf, n)
 	case fdSocket:
-		return sockWrite(fl, buf, n)
+		v := uvec{buf: buf, n: n}
+		return sockSend(fl, &v, fl.flags&linux.O_NONBLOCK != 0, nil)
 	}
 	return errno(linux.EINVAL)
 }
 
 // sysReadv and sysWritev implement Linux syscalls readv(2) and writev(2)
-// as a read or write per iovec, stopping at the first short one. A
-// datagram socket would need the iovecs gathered into one datagram: not
-// yet, EOPNOTSUPP.
+// as a read or write per iovec, stopping at the first short one; a socket
+// gathers or scatters them in one go (a datagram is one message).
 //
 //go:nosplit
 func sysReadv(f *trapFrame) uintptr { return vectored(f.arg(0), f.arg(1), f.arg(2), false) }
@@ -85,10 +87,16 @@ func vectored(fd, iov, cnt uintptr, write bool) uintptr {
 	if fl == nil {
 		return errno(linux.EBADF)
 	}
-	if fl.kind == fdSocket && sockets[fl.sock%maxSockets].dgram {
-		return errno(linux.EOPNOTSUPP)
+	if fl.kind == fdSocket {
+		v := uvec{iov: iov, cnt: cnt}
+		nb := fl.flags&linux.O_NONBLOCK != 0
+		if write {
+			return sockSend(fl, &v, nb, nil)
+		}
+		n, _, _ := sockRecv(fl, &v, nb)
+		return n
 	}
-	if cnt > 1024 { // UIO_MAXIOV
+	if cnt > maxIOV {
 		return errno(linux.EINVAL)
 	}
 	if !userRange(iov, cnt*16) {

@@ -419,58 +419,67 @@ func sysShutdown(f *trapFrame) uintptr {
 	return 0
 }
 
-// sockRead reads from a connected socket (read(2), recvfrom(2)).
+// sockRecv scatters what a socket has received into v: what the receive
+// ring holds, up to v's size, or one datagram. It returns the bytes, the
+// sender, and whether a datagram was cut to fit. nb: do not wait.
 //
 //go:nosplit
-func sockRead(fl *file, buf, n uintptr) uintptr {
-	if !userRange(buf, n) {
-		return errno(linux.EFAULT)
+func sockRecv(fl *file, v *uvec, nb bool) (uintptr, inAddr, bool) {
+	if e := v.check(); e != 0 {
+		return e, inAddr{}, false
 	}
 	s := int(fl.sock)
 	k := &sockets[s]
 	if k.dgram {
-		c, _ := dgramRecv(fl, s, buf, n)
-		return c
+		return dgramRecv(s, v, nb)
 	}
 	for {
 		if k.state != sockConnected {
-			return errno(linux.ENOTCONN)
+			return errno(linux.ENOTCONN), inAddr{}, false
 		}
 		if k.broken {
-			return errno(linux.ECONNRESET)
+			return errno(linux.ECONNRESET), inAddr{}, false
 		}
 		if k.rx.w != k.rx.r {
 			break
 		}
-		if k.rdEOF || n == 0 {
-			return 0
+		if k.rdEOF || v.total == 0 {
+			return 0, k.remote, false
 		}
-		if fl.flags&linux.O_NONBLOCK != 0 {
-			return errno(linux.EAGAIN)
+		if nb {
+			return errno(linux.EAGAIN), inAddr{}, false
 		}
 		block(waitSock, 0, 0)
 	}
-	c := min(n, uintptr(k.rx.w-k.rx.r))
-	ringCopy(&k.rx, buf, c, false)
+	c := min(v.total, uintptr(k.rx.w-k.rx.r))
+	ringCopyV(&k.rx, v, 0, c, false)
 	netNeed(s, NetOpRxSpace)
 	sockChanged(s)
-	return c
+	return c, k.remote, false
 }
 
-// sockWrite writes to a connected socket (write(2), sendto(2)): as much as
-// the send ring takes, all of it when blocking.
+// sockSend gathers v into a socket's send ring: as much as the ring takes,
+// all of it when blocking; a datagram socket takes it whole or not at all.
+// to is a datagram's destination, nil for the connected peer.
 //
 //go:nosplit
-func sockWrite(fl *file, buf, n uintptr) uintptr {
+func sockSend(fl *file, v *uvec, nb bool, to *inAddr) uintptr {
+	if e := v.check(); e != 0 {
+		return e
+	}
 	s := int(fl.sock)
 	k := &sockets[s]
 	if k.dgram {
+		if to != nil {
+			return dgramSend(s, v, nb, *to)
+		}
 		if k.state != sockConnected {
 			return errno(linux.EDESTADDRREQ)
 		}
-		return dgramSend(fl, s, buf, n, k.remote)
+		return dgramSend(s, v, nb, k.remote)
 	}
-	done := uintptr(0)
+	// A stream socket ignores a destination, as tcp(7) does on Linux.
+	done, n := uintptr(0), v.total
 	for done < n {
 		if k.state != sockConnected {
 			return errno(linux.ENOTCONN)
@@ -483,7 +492,7 @@ func sockWrite(fl *file, buf, n uintptr) uintptr {
 		}
 		space := uintptr(k.tx.size - (k.tx.w - k.tx.r))
 		if space == 0 {
-			if fl.flags&linux.O_NONBLOCK != 0 {
+			if nb {
 				if done > 0 {
 					return done
 				}
@@ -493,7 +502,7 @@ func sockWrite(fl *file, buf, n uintptr) uintptr {
 			continue
 		}
 		c := min(n-done, space)
-		ringCopy(&k.tx, buf+done, c, true)
+		ringCopyV(&k.tx, v, done, c, true)
 		done += c
 		netNeed(s, NetOpTx)
 		sockChanged(s)
@@ -501,56 +510,51 @@ func sockWrite(fl *file, buf, n uintptr) uintptr {
 	return done
 }
 
-// sysSendto implements Linux syscall sendto(2) on a connected socket.
+// sysSendto implements Linux syscall sendto(2).
 //
 //go:nosplit
 func sysSendto(f *trapFrame) uintptr {
 	if fl := getFile(f.arg(0)); fl != nil && fl.kind == fdNetlink {
 		return netlinkSend(fl, f.arg(1), f.arg(2))
 	}
-	fl, s, e := sockOf(f.arg(0))
+	fl, _, e := sockOf(f.arg(0))
 	if e != 0 {
 		return e
 	}
-	if !userRange(f.arg(1), f.arg(2)) {
-		return errno(linux.EFAULT)
+	nb, e := msgFlags(fl, f.arg(3), linux.MSG_DONTWAIT|linux.MSG_NOSIGNAL)
+	if e != 0 {
+		return e
 	}
+	v := uvec{buf: f.arg(1), n: f.arg(2)}
 	if f.arg(4) != 0 {
-		if !sockets[s].dgram {
-			return errno(linux.EISCONN)
-		}
 		to, e := readSockaddr(f.arg(4), f.arg(5))
 		if e != 0 {
 			return e
 		}
-		return dgramSend(fl, s, f.arg(1), f.arg(2), to)
+		return sockSend(fl, &v, nb, &to)
 	}
-	return sockWrite(fl, f.arg(1), f.arg(2))
+	return sockSend(fl, &v, nb, nil)
 }
 
-// sysRecvfrom implements Linux syscall recvfrom(2) on a connected socket.
+// sysRecvfrom implements Linux syscall recvfrom(2).
 //
 //go:nosplit
 func sysRecvfrom(f *trapFrame) uintptr {
 	if fl := getFile(f.arg(0)); fl != nil && fl.kind == fdNetlink {
 		return netlinkRecv(fl, f.arg(1), f.arg(2), f.arg(4), f.arg(5))
 	}
-	fl, s, e := sockOf(f.arg(0))
+	fl, _, e := sockOf(f.arg(0))
 	if e != 0 {
 		return e
 	}
-	if sockets[s].dgram {
-		n, from := dgramRecv(fl, s, f.arg(1), f.arg(2))
-		if int(n) >= 0 {
-			if e := writeSockaddr(f.arg(4), f.arg(5), from); e != 0 {
-				return e
-			}
-		}
-		return n
+	nb, e := msgFlags(fl, f.arg(3), linux.MSG_DONTWAIT)
+	if e != 0 {
+		return e
 	}
-	n := sockRead(fl, f.arg(1), f.arg(2))
+	v := uvec{buf: f.arg(1), n: f.arg(2)}
+	n, from, _ := sockRecv(fl, &v, nb)
 	if int(n) >= 0 {
-		if e := writeSockaddr(f.arg(4), f.arg(5), sockets[s].remote); e != 0 {
+		if e := writeSockaddr(f.arg(4), f.arg(5), from); e != 0 {
 			return e
 		}
 	}

@@ -148,6 +148,9 @@ var table = [linux.NumSyscalls]sysEntry{
 	linux.SYS_SHUTDOWN:    {sysShutdown, supFull},
 	linux.SYS_SENDTO:      {sysSendto, supPartial},
 	linux.SYS_RECVFROM:    {sysRecvfrom, supPartial},
+	// sys_msg.go
+	linux.SYS_SENDMSG: {sysSendmsg, supPartial},
+	linux.SYS_RECVMSG: {sysRecvmsg, supPartial},
 	// sys_epoll.go
 	linux.SYS_EPOLL_CREATE1: {sysEpollCreate1, supFull},
 	linux.SYS_EPOLL_CTL:     {sysEpollCtl, supPartial},

@@ -18,6 +18,8 @@ func TestLoopbackNet(t *testing.T) {
 			"200 OK: hello from /unigo\n",
 			"echoed 4194304 bytes, checksums equal: true\n",
 			"writev echo: vectored\n",
+			"recvmsg: \"data\" truncated true, from the sender true\n",
+			"readv: [\"scat\" \"tered\"]\n",
 			"closed port: dial tcp 127.0.0.1:1: connect: connection refused\n",
 		} {
 			if !strings.Contains(r.stdout, want) {

@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"syscall"
+	"unsafe"
 )
 
 func main() {
@@ -73,6 +75,47 @@ func main() {
 	c2.(*net.TCPConn).CloseWrite()
 	b, _ := io.ReadAll(c2)
 	fmt.Printf("writev echo: %s\n", b)
+	// sendmsg(2) and recvmsg(2): a UDP datagram on loopback, read into a
+	// buffer too small for it (MSG_TRUNC), and readv(2) on a TCP connection.
+	lo := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}
+	u1, err := net.ListenUDP("udp", lo)
+	if err != nil {
+		fail("listen udp", err)
+	}
+	u2, err := net.ListenUDP("udp", lo)
+	if err != nil {
+		fail("listen udp", err)
+	}
+	if _, _, err := u1.WriteMsgUDP([]byte("datagram"), nil, u2.LocalAddr().(*net.UDPAddr)); err != nil {
+		fail("sendmsg", err)
+	}
+	small := make([]byte, 4)
+	n, _, flags, from, err := u2.ReadMsgUDP(small, nil)
+	if err != nil {
+		fail("recvmsg", err)
+	}
+	fmt.Printf("recvmsg: %q truncated %v, from the sender %v\n", small[:n], flags&syscall.MSG_TRUNC != 0,
+		from.Port == u1.LocalAddr().(*net.UDPAddr).Port)
+	c3, err := net.Dial("tcp", echo.Addr().String())
+	if err != nil {
+		fail("dial", err)
+	}
+	c3.Write([]byte("scattered"))
+	c3.(*net.TCPConn).CloseWrite()
+	raw, _ := c3.(*net.TCPConn).SyscallConn()
+	var parts [][]byte
+	raw.Read(func(fd uintptr) bool {
+		a, b := make([]byte, 4), make([]byte, 16)
+		n, err := readv(fd, a, b)
+		if err == syscall.EAGAIN {
+			return false
+		}
+		if n > 4 {
+			parts = [][]byte{a, b[:n-4]}
+		}
+		return true
+	})
+	fmt.Printf("readv: %q\n", parts)
 	if _, err := net.Dial("tcp", "127.0.0.1:1"); err != nil {
 		fmt.Println("closed port:", err)
 	}
@@ -81,4 +124,14 @@ func main() {
 func fail(what string, err error) {
 	fmt.Println(what+":", err)
 	os.Exit(1)
+}
+
+// readv fills a, then b, from descriptor fd with one readv(2).
+func readv(fd uintptr, a, b []byte) (int, error) {
+	iov := [2]syscall.Iovec{{Base: &a[0], Len: uint64(len(a))}, {Base: &b[0], Len: uint64(len(b))}}
+	n, _, e := syscall.Syscall(syscall.SYS_READV, fd, uintptr(unsafe.Pointer(&iov[0])), 2)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }

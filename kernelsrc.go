@@ -6,9 +6,10 @@ package unigo
 import "embed"
 
 // KernelSource is the guest side of this module: its go.mod and go.sum,
-// package abi and the guest tree.
+// package abi, the wire protocols both sides speak (proto) and the guest
+// tree.
 //
-//go:embed go.mod go.sum abi guest
+//go:embed go.mod go.sum abi proto guest
 var KernelSource embed.FS
 
 // ModulePath is this module's path.

@@ -35,8 +35,12 @@ type runOpts struct {
 // tapName returns the device of --net tap:NAME, or "".
 func (o runOpts) tapName() string { return strings.TrimPrefix(o.net, "tap:") }
 
-// netCmdline is the guest's network configuration on a tap device.
+// netCmdline is the guest's network configuration on a tap device: a
+// static one from --ip, --gw and --dns, else none (the guest asks DHCP).
 func (o runOpts) netCmdline() string {
+	if o.ip == "" {
+		return ""
+	}
 	c := "net.ip=" + o.ip
 	if o.gw != "" {
 		c += " net.gw=" + o.gw
@@ -52,14 +56,17 @@ func (o *runOpts) checkNet() error {
 	switch {
 	case o.net == "user" || o.net == "": // unigo test leaves it empty
 		if o.ip != "" || o.gw != "" || o.dns != "" {
-			return errors.New("--ip, --gw and --dns go with --net tap:NAME; the user-mode network's addresses are fixed (10.0.2.15, gateway 10.0.2.2, DNS 10.0.2.3)")
+			return errors.New("--ip, --gw and --dns go with --net tap:NAME; on the user-mode network DHCP gives the guest 10.0.2.15, gateway 10.0.2.2, DNS 10.0.2.3")
 		}
 	case strings.HasPrefix(o.net, "tap:") && o.tapName() != "":
 		if len(o.ports) > 0 {
 			return errors.New("-p forwards ports of the user-mode network; on a tap device the guest's own address is reachable")
 		}
 		if o.ip == "" {
-			return fmt.Errorf("--net %s needs --ip A.B.C.D/N (and usually --gw, --dns): there is no DHCP client yet", o.net)
+			if o.gw != "" || o.dns != "" {
+				return errors.New("--gw and --dns go with --ip: without --ip the guest takes its address, gateway and DNS server from DHCP")
+			}
+			return nil
 		}
 		if p, err := netip.ParsePrefix(o.ip); err != nil || !p.Addr().Is4() {
 			return fmt.Errorf("--ip %q: want an IPv4 address with its prefix length, such as 10.0.0.2/24", o.ip)
@@ -88,9 +95,9 @@ func runFlags(o *runOpts) *flag.FlagSet {
 	fs.StringVar(&o.vmm, "vmm", "", "`monitor`: kvm (Unigo's own, the default) or qemu (QEMU, TCG);\nwithout /dev/kvm, qemu if it is installed")
 	fs.StringVar(&o.qemuM, "qemu-machine", "microvm", "QEMU `machine` for --vmm qemu: microvm, q35 or pc")
 	fs.StringVar(&o.net, "net", "user", "the guest's `network`: user (user-mode networking, no root) or tap:NAME (a tap device)")
-	fs.StringVar(&o.ip, "ip", "", "with --net tap: the guest's `address`, A.B.C.D/N")
-	fs.StringVar(&o.gw, "gw", "", "with --net tap: the default `gateway`")
-	fs.StringVar(&o.dns, "dns", "", "with --net tap: the DNS `server` (/etc/resolv.conf in the guest)")
+	fs.StringVar(&o.ip, "ip", "", "with --net tap: the guest's static `address`, A.B.C.D/N (default: DHCP)")
+	fs.StringVar(&o.gw, "gw", "", "with --net tap and --ip: the default `gateway`")
+	fs.StringVar(&o.dns, "dns", "", "with --net tap and --ip: the DNS `server` (/etc/resolv.conf in the guest)")
 	fs.Var(&o.ports, "p", "forward `HOST:GUEST`[/tcp]: host port HOST on 127.0.0.1 to the guest's port GUEST\n(repeatable; like docker run -p)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: unigo run [flags] image-or-package [-- args...]
@@ -100,9 +107,11 @@ first. The guest's stdout and stderr are unigo's, and its exit status is
 unigo's exit status.
 
 A program that uses package net gets a network interface with user-mode
-networking (no root needed): it is 10.0.2.15/24, reaches the host's own
-services at 10.0.2.2 and the outside through the monitor, with DNS at
-10.0.2.3. -p forwards host ports (on 127.0.0.1) into it.
+networking (no root needed): DHCP makes it 10.0.2.15/24, it reaches the
+host's own services at 10.0.2.2 and the outside through the monitor, with
+DNS at 10.0.2.3. -p forwards host ports (on 127.0.0.1) into it. On a tap
+device (--net tap:NAME) it asks the LAN's DHCP server, or takes --ip, --gw
+and --dns.
 
 `)
 		fs.PrintDefaults()
@@ -232,7 +241,7 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 			return err
 		}
 		defer n.Close()
-		cfg.Net, cfg.Cmdline = n, n.Cmdline()
+		cfg.Net = n // the guest asks usernet's DHCP server
 	} else if len(o.ports) > 0 || (o.net != "user" && o.net != "") {
 		return errors.New("-p, --net: the program does not use package net, so its image has no network stack")
 	}

@@ -73,7 +73,7 @@ const (
 	SysNetRxDgram                      // (sock, buf, n, from) → n: one datagram into the receive ring, or 0 if it does not fit
 	SysNetTxDgram                      // (sock, buf, n, *to) → bytes of the next datagram, its address at to; 0: none
 	SysNetInfo                         // (sock) → NetInfo* bits
-	SysNetIface                        // (MAC, addr | prefix<<32, MTU) → 0: eth0 is up, for netlink
+	SysNetIface                        // (MAC, addr | prefix<<32, MTU, DNS server) → 0: eth0 is up (netlink, bind, /etc/resolv.conf)
 	sysNetEnd
 )
 

@@ -9,7 +9,7 @@ import (
 // Synthetic read-only files, until the file system issue brings a VFS: the
 // few that Go's net package reads, so that it behaves as on a configured
 // Linux host. /etc/resolv.conf exists when the command line names a DNS
-// server (net.dns=).
+// server (net.dns=) or DHCP gave one.
 
 const (
 	synthSomaxconn = iota
@@ -65,6 +65,30 @@ func resolvConfFrom() {
 		resolvConfLen = n + 1
 		return
 	}
+}
+
+// resolvConfServer writes /etc/resolv.conf naming the IPv4 name server
+// dns (a<<24 | b<<16 | c<<8 | d), as DHCP gave it.
+//
+//go:nosplit
+func resolvConfServer(dns uint32) {
+	n := copy(resolvConf[:], "nameserver ")
+	for i := 3; i >= 0; i-- {
+		v := byte(dns >> (8 * i))
+		if v >= 100 {
+			resolvConf[n] = '0' + v/100
+			n++
+		}
+		if v >= 10 {
+			resolvConf[n] = '0' + v/10%10
+			n++
+		}
+		resolvConf[n] = '0' + v%10
+		resolvConf[n+1] = '.'
+		n += 2
+	}
+	resolvConf[n-1] = '\n'
+	resolvConfLen = n
 }
 
 // userPathIs reports whether the NUL-terminated path at user address p is s.

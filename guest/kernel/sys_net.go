@@ -34,6 +34,9 @@ func sysNet(nr uintptr, f *trapFrame) uintptr {
 		}
 		a := unpackAddr(addr << 16)
 		ethAddr, ethPrefix, ethMTU, ethUp = a.addr, uint8(addr>>32), uint32(f.arg(2)), true
+		if dns := uint32(f.arg(3)); dns != 0 {
+			resolvConfServer(dns)
+		}
 		return 0
 	}
 	s := f.arg(0)

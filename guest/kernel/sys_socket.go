@@ -116,11 +116,13 @@ func writeSockaddr(buf, lenp uintptr, a inAddr) uintptr {
 	return 0
 }
 
-// usable reports whether addr may be bound: loopback (127/8) or the
-// wildcard. Binding to eth0's own address comes with DHCP.
+// usable reports whether addr may be bound: loopback (127/8), the
+// wildcard, or eth0's address.
 //
 //go:nosplit
-func usable(addr [4]byte) bool { return addr == [4]byte{} || addr[0] == 127 }
+func usable(addr [4]byte) bool {
+	return addr == [4]byte{} || addr[0] == 127 || (ethUp && addr == ethAddr)
+}
 
 // sysBind implements Linux syscall bind(2).
 //

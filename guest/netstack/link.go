@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"gvisor.dev/gvisor/pkg/buffer"
@@ -21,9 +24,13 @@ import (
 
 // The network interface eth0: the virtio-net device, with the address,
 // gateway and DNS server the command line gives (net.ip=A/N net.gw=G
-// net.dns=D). DHCP comes later.
+// net.dns=D), or else those a DHCP server gives (dhcp.go).
 
 const ethNIC = 2
+
+// dhcpWait is how long the program's start waits for a first lease; the
+// client keeps asking after that.
+const dhcpWait = 5 * time.Second
 
 var dev *virtioNet
 
@@ -42,19 +49,26 @@ func netConfig() map[string]string {
 	return cfg
 }
 
-// startEth brings up eth0 if there is a virtio-net device and an address.
+// startEth brings up eth0 if there is a virtio-net device.
 func startEth() error {
 	cfg := netConfig()
 	base, irq := findVirtioNet()
 	if base == 0 {
 		return nil // no device: loopback only
 	}
-	if cfg["ip"] == "" {
-		return fmt.Errorf("a virtio-net device at %#x but no address: give net.ip=A.B.C.D/N on the command line (DHCP is not there yet)", base)
-	}
-	pfx, err := netip.ParsePrefix(cfg["ip"])
-	if err != nil || !pfx.Addr().Is4() {
-		return fmt.Errorf("net.ip=%s: want an IPv4 address with its prefix length, such as 10.0.2.15/24", cfg["ip"])
+	var static lease
+	if cfg["ip"] != "" {
+		pfx, err := netip.ParsePrefix(cfg["ip"])
+		if err != nil || !pfx.Addr().Is4() {
+			return fmt.Errorf("net.ip=%s: want an IPv4 address with its prefix length, such as 10.0.2.15/24", cfg["ip"])
+		}
+		static.addr = pfx
+		if gw, err := netip.ParseAddr(cfg["gw"]); err == nil && gw.Is4() {
+			static.router = gw
+		}
+		if dns, err := netip.ParseAddr(cfg["dns"]); err == nil && dns.Is4() {
+			static.dns = []netip.Addr{dns}
+		}
 	}
 	d, err := newVirtioNet(base, irq)
 	if err != nil {
@@ -65,23 +79,15 @@ func startEth() error {
 	if err := st.CreateNIC(ethNIC, ethernet.New(ch)); err != nil {
 		return fmt.Errorf("create eth0: %s", err)
 	}
-	if err := st.AddProtocolAddress(ethNIC, tcpip.ProtocolAddress{
-		Protocol:          ipv4.ProtocolNumber,
-		AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom4(pfx.Addr().As4()), PrefixLen: pfx.Bits()},
-	}, stack.AddressProperties{}); err != nil {
-		return fmt.Errorf("address eth0: %s", err)
+	var client *dhcpClient
+	if !static.addr.IsValid() {
+		client = newDHCPClient([6]byte([]byte(d.mac)), func(frame []byte) {
+			// A full ring drops it; the client sends again. (Waiting on
+			// txq here could take the transmit goroutine's wake-up.)
+			_ = d.transmit([][]byte{frame}) || d.transmit([][]byte{frame})
+		})
+		early.holding = true
 	}
-	routes := st.GetRouteTable()
-	sub, err := tcpip.NewSubnet(tcpip.AddrFrom4(pfx.Masked().Addr().As4()), tcpip.MaskFromBytes(maskBytes(pfx.Bits())))
-	if err != nil {
-		return err
-	}
-	routes = append(routes, tcpip.Route{Destination: sub, NIC: ethNIC})
-	gw, err := netip.ParseAddr(cfg["gw"])
-	if err == nil && gw.Is4() {
-		routes = append(routes, tcpip.Route{Destination: header.IPv4EmptySubnet, Gateway: tcpip.AddrFrom4(gw.As4()), NIC: ethNIC})
-	}
-	st.SetRouteTable(routes)
 
 	go func() { // transmit
 		for {
@@ -98,27 +104,133 @@ func startEth() error {
 			pkt.DecRef()
 		}
 	}()
+	inject := func(frame []byte) {
+		pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
+		ch.InjectInbound(0, pkt)
+		pkt.DecRef()
+	}
 	go func() { // receive
 		for range d.irq {
 			d.receive(func(frame []byte) {
-				pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
-				ch.InjectInbound(0, pkt)
-				pkt.DecRef()
+				if client != nil && client.take(frame) {
+					return
+				}
+				if !early.hold(frame) {
+					inject(frame)
+				}
 			})
 		}
 	}()
 	signal(d.irq) // frames may have come before the interrupt was routed
+	if client == nil {
+		return configure(static)
+	}
+	defer early.release(inject)
+	l, ok := client.acquire(dhcpWait)
+	if !ok {
+		os.Stderr.WriteString("unigo: network: eth0 has no address: no DHCP server answered in " + dhcpWait.String() +
+			" (still asking; give unigo run --ip A.B.C.D/N for a static address)\n")
+		early.release(inject)
+		go func() {
+			l, _ := client.acquire(1<<62 - 1)
+			configure(l)
+			client.keep(l, func(l lease) { configure(l) })
+		}()
+		return nil
+	}
+	go client.keep(l, func(l lease) { configure(l) })
+	return configure(l)
+}
+
+// early holds the frames that come while eth0 waits for its first lease,
+// to be taken once it has its address: a forwarded connection's SYN that
+// came early then gets its answer at once, not at the sender's first
+// retransmission a second later.
+var early frameHold
+
+type frameHold struct {
+	mu      sync.Mutex
+	holding bool
+	frames  [][]byte
+}
+
+const maxEarly = 64
+
+// hold keeps a copy of frame while holding, and reports whether it did;
+// past maxEarly frames it drops them, as a full receive queue would.
+func (h *frameHold) hold(frame []byte) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.holding {
+		return false
+	}
+	if len(h.frames) < maxEarly {
+		h.frames = append(h.frames, append([]byte(nil), frame...))
+	}
+	return true
+}
+
+// release stops holding and hands the held frames to inject, in order.
+func (h *frameHold) release(inject func([]byte)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.holding = false
+	for _, f := range h.frames {
+		inject(f)
+	}
+	h.frames = nil
+}
+
+// ethAddr is eth0's address as configure last set it.
+var ethAddr netip.Prefix
+
+// configure gives eth0 l's address and routes, and tells the kernel (for
+// netlink, bind and /etc/resolv.conf).
+func configure(l lease) error {
+	if ethAddr.IsValid() && ethAddr != l.addr {
+		st.RemoveAddress(ethNIC, tcpip.AddrFrom4(ethAddr.Addr().As4()))
+	}
+	if ethAddr != l.addr {
+		if err := st.AddProtocolAddress(ethNIC, tcpip.ProtocolAddress{
+			Protocol:          ipv4.ProtocolNumber,
+			AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom4(l.addr.Addr().As4()), PrefixLen: l.addr.Bits()},
+		}, stack.AddressProperties{}); err != nil {
+			return fmt.Errorf("address eth0: %s", err)
+		}
+		ethAddr = l.addr
+	}
+	var routes []tcpip.Route
+	for _, r := range st.GetRouteTable() {
+		if r.NIC != ethNIC {
+			routes = append(routes, r)
+		}
+	}
+	sub, err := tcpip.NewSubnet(tcpip.AddrFrom4(l.addr.Masked().Addr().As4()), tcpip.MaskFromBytes(maskBytes(l.addr.Bits())))
+	if err != nil {
+		return err
+	}
+	routes = append(routes, tcpip.Route{Destination: sub, NIC: ethNIC})
+	if l.router.Is4() {
+		routes = append(routes, tcpip.Route{Destination: header.IPv4EmptySubnet, Gateway: tcpip.AddrFrom4(l.router.As4()), NIC: ethNIC})
+	}
+	st.SetRouteTable(routes)
+
 	var mac uint64
-	for _, b := range []byte(d.mac) {
+	for _, b := range []byte(dev.mac) {
 		mac = mac<<8 | uint64(b)
 	}
-	a := pfx.Addr().As4()
-	syscall.RawSyscall(kernel.SysNetIface, uintptr(mac),
-		uintptr(uint64(a[0])<<24|uint64(a[1])<<16|uint64(a[2])<<8|uint64(a[3])|uint64(pfx.Bits())<<32), 1500)
-	if gw.Is4() {
+	a := l.addr.Addr().As4()
+	var dns uint32
+	if len(l.dns) > 0 && l.dns[0].Is4() {
+		v := l.dns[0].As4()
+		dns = uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3])
+	}
+	syscall.RawSyscall6(kernel.SysNetIface, uintptr(mac),
+		uintptr(uint64(a[0])<<24|uint64(a[1])<<16|uint64(a[2])<<8|uint64(a[3])|uint64(l.addr.Bits())<<32), 1500, uintptr(dns), 0, 0)
+	if l.router.Is4() {
 		// Resolve the gateway now: the ARP request also tells the network
 		// that eth0 is up, and the first connection does not wait for it.
-		st.GetLinkAddress(ethNIC, tcpip.AddrFrom4(gw.As4()), tcpip.Address{}, ipv4.ProtocolNumber, nil)
+		st.GetLinkAddress(ethNIC, tcpip.AddrFrom4(l.router.As4()), tcpip.Address{}, ipv4.ProtocolNumber, nil)
 	}
 	return nil
 }

@@ -1,20 +1,27 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"unigo.dev/unigo/proto/dhcp"
 )
 
-// TestNetTap gives the guest a static address on a tap device in a network
-// namespace the test makes, fetches from it and pings it there: --net tap:NAME with
-// --ip and --gw, on both monitors. The fetch runs in this test binary,
+// TestNetTap gives the guest an address on a tap device in a network
+// namespace the test makes, fetches from it and pings it there: --net
+// tap:NAME with --ip and --gw, and without them from a DHCP server the test
+// runs on the tap, on both monitors. The fetch runs in this test binary,
 // started again inside the namespace (TestNetTapInside).
 func TestNetTap(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -27,11 +34,16 @@ func TestNetTap(t *testing.T) {
 	}
 	img := image(t, "examples/httpd")
 	bothVMMs(t, func(t *testing.T, vmm string) {
-		cmd := exec.Command("unshare", "-n", os.Args[0], "-test.run=^TestNetTapInside$", "-test.v")
-		cmd.Env = append(os.Environ(), "UNIGO_TAP_TEST="+vmm, "UNIGO_TAP_IMG="+img, "UNIGO_BIN="+unigoBin)
-		out, err := cmd.CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "answer: hello from unigo: /over-tap") || !strings.Contains(string(out), "ping: echo reply") {
-			t.Fatalf("%v\n%s", err, out)
+		for _, mode := range []string{"static", "dhcp"} {
+			cmd := exec.Command("unshare", "-n", os.Args[0], "-test.run=^TestNetTapInside$", "-test.v")
+			cmd.Env = append(os.Environ(), "UNIGO_TAP_TEST="+vmm, "UNIGO_TAP_MODE="+mode, "UNIGO_TAP_IMG="+img, "UNIGO_BIN="+unigoBin)
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "answer: hello from unigo: /over-tap") || !strings.Contains(string(out), "ping: echo reply") {
+				t.Fatalf("%s: %v\n%s", mode, err, out)
+			}
+			if mode == "dhcp" && !strings.Contains(string(out), "dhcp: offered 10.9.0.2, acknowledged 10.9.0.2, renewed 10.9.0.2") {
+				t.Fatalf("%s: the guest did not take its address from the test's DHCP server:\n%s", mode, out)
+			}
 		}
 	})
 }
@@ -52,8 +64,13 @@ func TestNetTapInside(t *testing.T) {
 			t.Fatalf("ip %v: %v\n%s", args, err, out)
 		}
 	}
-	cmd := exec.Command(os.Getenv("UNIGO_BIN"), "run", "--vmm", vmm, "--net", "tap:tap0", "--ip", "10.9.0.2/24", "--gw", "10.9.0.1",
-		os.Getenv("UNIGO_TAP_IMG"))
+	args := []string{"run", "--vmm", vmm, "--net", "tap:tap0", "--ip", "10.9.0.2/24", "--gw", "10.9.0.1"}
+	var stopDHCP func()
+	if os.Getenv("UNIGO_TAP_MODE") == "dhcp" {
+		args = args[:5]
+		stopDHCP = serveDHCP(t, "tap0")
+	}
+	cmd := exec.Command(os.Getenv("UNIGO_BIN"), append(args, os.Getenv("UNIGO_TAP_IMG"))...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -67,6 +84,9 @@ func TestNetTapInside(t *testing.T) {
 			t.Errorf("after SIGTERM: %v, want exit status 143; stderr:\n%s", err, stderr.String())
 		}
 	}()
+	if stopDHCP != nil {
+		defer stopDHCP() // before the guest stops: it waits for a renewal
+	}
 	defer ping(t, [4]byte{10, 9, 0, 2})
 	c := &http.Client{Timeout: 2 * time.Second}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
@@ -126,4 +146,74 @@ func ping(t *testing.T, addr [4]byte) {
 		}
 	}
 	t.Errorf("no echo reply from %v", addr)
+}
+
+// serveDHCP answers DHCP on device dev until the returned function is
+// called, which logs what it offered, acknowledged and renewed: 10.9.0.2/24,
+// router and DNS 10.9.0.1, for two seconds, so that the guest renews within
+// the test (at half the lease); the function waits up to 5 s for that.
+func serveDHCP(t *testing.T, dev string) func() {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var err error
+		c.Control(func(fd uintptr) {
+			if err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_BROADCAST, 1); err == nil {
+				err = syscall.BindToDevice(int(fd), dev)
+			}
+		})
+		return err
+	}}
+	pc, err := lc.ListenPacket(context.Background(), "udp4", ":67")
+	if err != nil {
+		t.Fatalf("DHCP server: %v", err)
+	}
+	var mu sync.Mutex
+	var offered, acked, renewed netip.Addr
+	renewal := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			m, err := dhcp.Parse(buf[:n])
+			if err != nil || m.Reply {
+				continue
+			}
+			me, you := netip.MustParseAddr("10.9.0.1"), netip.MustParseAddr("10.9.0.2")
+			r := &dhcp.Message{Reply: true, XID: m.XID, Flags: m.Flags, CHAddr: m.CHAddr, ServerID: me,
+				YIAddr: you, PrefixLen: 24, Router: me, DNS: []netip.Addr{me}, Lease: 2 * time.Second}
+			mu.Lock()
+			switch m.Type {
+			case dhcp.Discover:
+				r.Type, offered = dhcp.Offer, you
+			case dhcp.Request:
+				r.Type = dhcp.Ack
+				if m.CIAddr.IsUnspecified() {
+					acked = m.RequestedIP
+				} else {
+					renewed = m.CIAddr
+					select {
+					case renewal <- struct{}{}:
+					default:
+					}
+				}
+			}
+			mu.Unlock()
+			pc.WriteTo(r.Marshal(), &net.UDPAddr{IP: net.IPv4bcast, Port: dhcp.ClientPort})
+		}
+	}()
+	return func() {
+		select {
+		case <-renewal:
+		case <-time.After(5 * time.Second):
+		}
+		pc.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		t.Logf("dhcp: offered %v, acknowledged %v, renewed %v", offered, acked, renewed)
+	}
 }

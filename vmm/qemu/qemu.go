@@ -19,7 +19,6 @@ import (
 
 	"unigo.dev/unigo/abi"
 	"unigo.dev/unigo/vmm/machine"
-	"unigo.dev/unigo/vmm/usernet"
 )
 
 // Binary is the QEMU system emulator used.
@@ -141,8 +140,9 @@ func Command(img string, cfg Config, p *pipes) *exec.Cmd {
 			pp, _ := ParsePort(p) // checked by the caller
 			netdev += fmt.Sprintf(",hostfwd=%s:127.0.0.1:%d-:%d", pp.Proto, pp.Host, pp.Guest)
 		}
-		// QEMU's user-mode network has the addresses the own monitor's copies.
-		netCmdline := "net.ip=" + usernet.GuestAddr + " net.gw=" + usernet.Gateway + " net.dns=" + usernet.DNS
+		// QEMU's user-mode network has the addresses the own monitor's
+		// copies, and its DHCP server gives them.
+		netCmdline := ""
 		if cfg.Tap != "" {
 			netdev = "tap,id=unigo-net,ifname=" + cfg.Tap + ",script=no,downscript=no"
 			netCmdline = cfg.NetCmdline

@@ -63,9 +63,10 @@ type Network struct {
 	forwards []Forward
 	lns      []net.Listener
 	once     sync.Once
-	up       chan struct{} // closed at the guest's first frame: its eth0 is up
+	up       chan struct{} // closed at the guest's first frame past DHCP: its eth0 is up
 	in       chan []byte   // frames from the guest, for inject
 	upOnce   sync.Once
+	deliver  func(frame []byte) // to the guest
 }
 
 // quiet drops netstack's log lines.
@@ -122,14 +123,10 @@ func New(forwards []Forward) (*Network, error) {
 	return n, nil
 }
 
-// Cmdline is the guest's network configuration, as kernel command-line words.
-func (n *Network) Cmdline() string {
-	return "net.ip=" + GuestAddr + " net.gw=" + Gateway + " net.dns=" + DNS
-}
-
 // Start begins handing the gateway's frames to deliver, and serving the
 // forwarded ports.
 func (n *Network) Start(deliver func(frame []byte)) error {
+	n.deliver = deliver
 	go func() {
 		for {
 			pkt := n.ch.ReadContext(context.Background())
@@ -153,13 +150,17 @@ func (n *Network) Start(deliver func(frame []byte)) error {
 // Send takes a frame from the guest. The netstack processes it on its own
 // goroutine: the vCPU thread goes back to the guest at once.
 func (n *Network) Send(frame []byte) {
-	n.upOnce.Do(func() { close(n.up) })
 	n.in <- frame
 }
 
-// inject hands the guest's frames to the netstack, in order.
+// inject hands the guest's frames to the DHCP server or the netstack, in
+// order.
 func (n *Network) inject() {
 	for frame := range n.in {
+		if n.serveDHCP(frame) {
+			continue
+		}
+		n.upOnce.Do(func() { close(n.up) }) // it has its address
 		pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
 		n.ch.InjectInbound(0, pkt)
 		pkt.DecRef()

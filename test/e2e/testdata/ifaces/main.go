@@ -1,5 +1,6 @@
 // Command ifaces lists the network interfaces and addresses, as
-// net.Interfaces and net.InterfaceAddrs see them.
+// net.Interfaces and net.InterfaceAddrs see them, listens on eth0's address
+// and prints /etc/resolv.conf.
 package main
 
 import (
@@ -23,4 +24,17 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Println("addrs", addrs)
+	// eth0's own address can be bound, and its DNS server is in resolv.conf.
+	for _, a := range addrs {
+		if ip := a.(*net.IPNet).IP; !ip.IsLoopback() {
+			ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
+			if err != nil {
+				fmt.Println("listen:", err)
+				os.Exit(1)
+			}
+			fmt.Println("listening on eth0's address:", ln.Addr().(*net.TCPAddr).IP)
+		}
+	}
+	b, err := os.ReadFile("/etc/resolv.conf")
+	fmt.Printf("resolv.conf: %q %v\n", b, err)
 }

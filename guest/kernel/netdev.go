@@ -7,9 +7,10 @@ import (
 )
 
 // What the network component needs to drive a device from ordinary Go code:
-// the virtio-mmio devices found at boot, DMA memory (contiguous RAM whose
+// the virtio devices found at boot (virtio-mmio, and PCI functions with
+// their configuration space), DMA memory (contiguous RAM whose
 // identity-mapped address is its physical address), the device's interrupt
-// routed through the I/O APIC (82093AA data sheet) to vecDevice, and the
+// routed through the I/O APIC (82093AA data sheet) or MSI-X to vecDevice, and the
 // command line's network settings.
 
 const (
@@ -57,15 +58,24 @@ func ioapicWrite(reg, v uint32) {
 func sysNetDev(nr uintptr, f *trapFrame) uintptr {
 	switch nr {
 	case SysNetDevice:
-		i, out := f.arg(0), f.arg(1)
-		if i >= uintptr(nMMIO) {
-			return errno(linux.ENOENT)
+		return netDevice(f.arg(0), f.arg(1))
+	case SysNetPCIRead, SysNetPCIWrite:
+		d, off := pciFind(uint64(f.arg(0))), f.arg(1)
+		if d == nil || d.virtioType() == 0 || off >= 4096 || off&3 != 0 {
+			return errno(linux.EINVAL) // only virtio functions the scan found
 		}
-		d := &mmioDevs[i]
-		v := [4]uint64{d.base, d.size, uint64(d.irq), uint64(d.deviceID)}
-		if !copyOut(out, unsafe.Pointer(&v), 32) {
-			return errno(linux.EFAULT)
+		if nr == SysNetPCIRead {
+			return uintptr(pciRead32(d.bus, d.dev, d.fn, uint16(off)))
 		}
+		pciWrite32(d.bus, d.dev, d.fn, uint16(off), uint32(f.arg(2)))
+	case SysNetMSI:
+		if !pvh || pciFind(uint64(f.arg(0))) == nil {
+			return errno(linux.ENODEV)
+		}
+		netIRQDevice = 0 // MSI-X: nothing to acknowledge at the device
+		// SDM Vol. 3A §11.11.1-2: fixed delivery, edge, to this CPU's APIC
+		// ID in physical destination mode.
+		return uintptr(0xfee00000|(lapicRead(lapicID)>>24)<<12) | uintptr(vecDevice)<<32
 	case SysNetDMA:
 		n := (f.arg(0) + pageSize - 1) &^ (pageSize - 1)
 		if n == 0 || n > 16<<20 || physEnd-physNext < n {
@@ -99,6 +109,36 @@ func sysNetDev(nr uintptr, f *trapFrame) uintptr {
 		}
 		memmove(buf, uintptr(unsafe.Pointer(&netConfig[0])), k)
 		return k
+	}
+	return 0
+}
+
+// netDevice writes virtio device i's location, transport, interrupt line
+// and type at out: first the virtio-mmio devices, then the PCI functions.
+//
+//go:nosplit
+func netDevice(i, out uintptr) uintptr {
+	var v [4]uint64
+	if i < uintptr(nMMIO) {
+		d := &mmioDevs[i]
+		v = [4]uint64{d.base, NetTransportMMIO, uint64(d.irq), uint64(d.deviceID)}
+	} else {
+		k := int(i) - nMMIO
+		for j := 0; j < nPCI; j++ {
+			if t := pciDevs[j].virtioType(); t != 0 {
+				if k == 0 {
+					v = [4]uint64{pciDevs[j].bdf(), NetTransportPCI, 0, uint64(t)}
+					break
+				}
+				k--
+			}
+		}
+		if v[1] == 0 {
+			return errno(linux.ENOENT)
+		}
+	}
+	if !copyOut(out, unsafe.Pointer(&v), 32) {
+		return errno(linux.EFAULT)
 	}
 	return 0
 }

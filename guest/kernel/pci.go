@@ -14,6 +14,7 @@ const (
 	pciClassRev   = 0x08 // u32: class, subclass, prog-if, revision
 	pciHeaderType = 0x0e // u8; bit 7: multi-function
 	pciBusNumbers = 0x18 // u32 in a bridge: primary, secondary, subordinate
+	pciSubsystem  = 0x2c // u32: subsystem vendor, subsystem ID
 	pciClassBridg = 0x0604
 	maxPCIDevs    = 32
 )
@@ -46,6 +47,59 @@ func pciRead32(bus, dev, fn uint8, off uint16) uint32 {
 	}
 	outl(pciConfAddr, 1<<31|uint32(bus)<<16|uint32(dev)<<11|uint32(fn)<<8|uint32(off&0xfc))
 	return inl(pciConfData)
+}
+
+// pciWrite32 writes the configuration register at off (4-byte aligned).
+//
+//go:nosplit
+func pciWrite32(bus, dev, fn uint8, off uint16, v uint32) {
+	if acpi.ecamBase != 0 && bus >= acpi.ecamBus0 && bus <= acpi.ecamBus1 {
+		a := acpi.ecamBase + uint64(bus-acpi.ecamBus0)<<20 | uint64(dev)<<15 | uint64(fn)<<12 | uint64(off&0xffc)
+		if a < 4<<30 {
+			store32(uintptr(a), v)
+			return
+		}
+	}
+	if off >= 256 {
+		return
+	}
+	outl(pciConfAddr, 1<<31|uint32(bus)<<16|uint32(dev)<<11|uint32(fn)<<8|uint32(off&0xfc))
+	outl(pciConfData, v)
+}
+
+// pciBDF packs a function's address as bus<<8 | dev<<3 | fn, the form the
+// network component names it by.
+//
+//go:nosplit
+func (d *pciDev) bdf() uint64 { return uint64(d.bus)<<8 | uint64(d.dev)<<3 | uint64(d.fn) }
+
+// virtioType returns the virtio device type of a PCI function (virtio 1.2
+// §4.1.2.1: vendor 0x1af4, device 0x1040+type, or a transitional device
+// 0x1000-0x103f whose subsystem ID is the type), or 0.
+//
+//go:nosplit
+func (d *pciDev) virtioType() uint32 {
+	switch {
+	case d.vendor != 0x1af4:
+		return 0
+	case d.device >= 0x1040 && d.device <= 0x107f:
+		return uint32(d.device - 0x1040)
+	case d.device >= 0x1000 && d.device <= 0x103f:
+		return pciRead32(d.bus, d.dev, d.fn, pciSubsystem) >> 16
+	}
+	return 0
+}
+
+// pciFind returns the function with address bdf, or nil.
+//
+//go:nosplit
+func pciFind(bdf uint64) *pciDev {
+	for i := 0; i < nPCI; i++ {
+		if pciDevs[i].bdf() == bdf {
+			return &pciDevs[i]
+		}
+	}
+	return nil
 }
 
 // pciScan enumerates the functions reachable from bus 0.

@@ -66,7 +66,7 @@ const (
 	SysNetAccepted                     // (listening sock, local, remote, rx, tx, size) → the new socket, queued for accept4
 	SysNetEvent                        // (sock, NetEv*, errno) → 0
 	SysNetAddrs                        // (sock, *[2]uint64) → 0: the local and remote addresses, packed
-	SysNetDevice                       // (i, *[4]uint64) → 0: virtio-mmio device i: base, size, irq, device ID
+	SysNetDevice                       // (i, *[4]uint64) → 0: virtio device i: location, transport (NetTransport*), irq, device type
 	SysNetDMA                          // (bytes) → the physical address of that much zeroed, contiguous, identity-mapped RAM
 	SysNetIRQ                          // (virtio-mmio base, irq) → 0: the device's interrupt becomes NetOpIRQ commands
 	SysNetConfig                       // (buf, n) → bytes: the command line's net.* words
@@ -74,7 +74,16 @@ const (
 	SysNetTxDgram                      // (sock, buf, n, *to) → bytes of the next datagram, its address at to; 0: none
 	SysNetInfo                         // (sock) → NetInfo* bits
 	SysNetIface                        // (MAC, addr | prefix<<32, MTU, DNS server) → 0: eth0 is up (netlink, bind, /etc/resolv.conf)
+	SysNetPCIRead                      // (bdf, offset) → the PCI function's configuration dword there
+	SysNetPCIWrite                     // (bdf, offset, value) → 0
+	SysNetMSI                          // (bdf) → the MSI address | data<<32 that interrupts this CPU at vecDevice
 	sysNetEnd
+)
+
+// Transports of SysNetDevice's devices: where the location points.
+const (
+	NetTransportMMIO = 1 // location: the virtio-mmio registers' base
+	NetTransportPCI  = 2 // location: the PCI function, bus<<8 | dev<<3 | fn
 )
 
 // NetInfo bits of SysNetInfo.

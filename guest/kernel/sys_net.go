@@ -25,7 +25,7 @@ func sysNet(nr uintptr, f *trapFrame) uintptr {
 	switch nr {
 	case SysNetCommands:
 		return netCommands(f.arg(0), f.arg(1))
-	case SysNetDevice, SysNetDMA, SysNetIRQ, SysNetConfig:
+	case SysNetDevice, SysNetDMA, SysNetIRQ, SysNetConfig, SysNetPCIRead, SysNetPCIWrite, SysNetMSI:
 		return sysNetDev(nr, f)
 	case SysNetIface:
 		mac, addr := uint64(f.arg(0)), uint64(f.arg(1))

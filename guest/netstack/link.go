@@ -52,8 +52,11 @@ func netConfig() map[string]string {
 // startEth brings up eth0 if there is a virtio-net device.
 func startEth() error {
 	cfg := netConfig()
-	base, irq := findVirtioNet()
-	if base == 0 {
+	t, err := findVirtioNet()
+	if err != nil {
+		return err
+	}
+	if t == nil {
 		return nil // no device: loopback only
 	}
 	var static lease
@@ -70,7 +73,7 @@ func startEth() error {
 			static.dns = []netip.Addr{dns}
 		}
 	}
-	d, err := newVirtioNet(base, irq)
+	d, err := newVirtioNet(t)
 	if err != nil {
 		return err
 	}

@@ -12,34 +12,16 @@ import (
 	"unigo.dev/unigo/guest/kernel"
 )
 
-// A virtio-net driver over the virtio-mmio transport, version 2 (Virtual
-// I/O Device (VIRTIO) Version 1.2: §4.2.2 registers, §3.1.1 initialization,
-// §2.7 split virtqueues, §5.1 network device). It runs as ordinary Go code:
-// the rings and buffers are DMA memory from the kernel, addressed at their
-// physical addresses, and the device's interrupt arrives as a NetOpIRQ.
+// A virtio-net driver (Virtual I/O Device (VIRTIO) Version 1.2: §3.1.1
+// initialization, §2.7 split virtqueues, §5.1 network device) over either
+// transport: virtio-mmio version 2 (virtio_mmio.go) or PCI with MSI-X
+// (virtio_pci.go). It runs as ordinary Go code: the rings and buffers are
+// DMA memory from the kernel, addressed at their physical addresses, and
+// the device's interrupt arrives as a NetOpIRQ.
 
 func physPtr(pa uintptr) unsafe.Pointer
 
-// virtio-mmio registers (§4.2.2).
 const (
-	mmioDeviceFeatures    = 0x010
-	mmioDeviceFeaturesSel = 0x014
-	mmioDriverFeatures    = 0x020
-	mmioDriverFeaturesSel = 0x024
-	mmioQueueSel          = 0x030
-	mmioQueueNumMax       = 0x034
-	mmioQueueNum          = 0x038
-	mmioQueueReady        = 0x044
-	mmioQueueNotify       = 0x050
-	mmioStatus            = 0x070
-	mmioQueueDescLow      = 0x080
-	mmioQueueDescHigh     = 0x084
-	mmioQueueDriverLow    = 0x090
-	mmioQueueDriverHigh   = 0x094
-	mmioQueueDeviceLow    = 0x0a0
-	mmioQueueDeviceHigh   = 0x0a4
-	mmioConfig            = 0x100
-
 	statusAck        = 1
 	statusDriver     = 2
 	statusDriverOK   = 4
@@ -76,20 +58,28 @@ func (q *virtq) availIdx() uint16 {
 	return uint16(atomic.LoadUint32((*uint32)(unsafe.Pointer(&q.avail[0]))) >> 16)
 }
 
-type virtioNet struct {
-	base uintptr
-	rx   virtq
-	tx   virtq
-	mu   sync.Mutex    // tx
-	irq  chan struct{} // an interrupt: frames received
-	txq  chan struct{} // an interrupt: frames sent, descriptors free
-	mac  tcpip.LinkAddress
+// transport is how the driver reaches a device's registers (§4.1, §4.2).
+type transport interface {
+	status() uint32
+	setStatus(s uint32)
+	features() uint64
+	setFeatures(f uint64)
+	// queue sets up queue i with size descriptors at the given tables.
+	queue(i, size uint32, desc, driver, device uintptr) error
+	notify(i uint32)
+	config(off uintptr) byte // the device-specific configuration (§5.1.4)
+	routeIRQ() error         // once the queues are set up
+	String() string
 }
 
-func (d *virtioNet) reg(off uintptr) *uint32 { return (*uint32)(physPtr(d.base + off)) }
-func (d *virtioNet) read(off uintptr) uint32 { return atomic.LoadUint32(d.reg(off)) }
-func (d *virtioNet) write(off uintptr, v uint32) {
-	atomic.StoreUint32(d.reg(off), v)
+type virtioNet struct {
+	t   transport
+	rx  virtq
+	tx  virtq
+	mu  sync.Mutex    // tx
+	irq chan struct{} // an interrupt: frames received
+	txq chan struct{} // an interrupt: frames sent, descriptors free
+	mac tcpip.LinkAddress
 }
 
 func dma(n uintptr) (uintptr, error) {
@@ -100,49 +90,45 @@ func dma(n uintptr) (uintptr, error) {
 	return a, nil
 }
 
-// findVirtioNet returns the first virtio-mmio network device, or nil.
-func findVirtioNet() (base, irq uintptr) {
+// findVirtioNet returns the transport of the first virtio network device,
+// or nil.
+func findVirtioNet() (transport, error) {
 	for i := uintptr(0); ; i++ {
 		var v [4]uint64
 		if _, _, e := syscall.RawSyscall(kernel.SysNetDevice, i, uintptr(unsafe.Pointer(&v)), 0); e != 0 {
-			return 0, 0
+			return nil, nil
 		}
-		if v[3] == virtioNetDeviceID {
-			return uintptr(v[0]), uintptr(v[2])
+		if v[3] != virtioNetDeviceID {
+			continue
 		}
+		if v[1] == kernel.NetTransportPCI {
+			return newPCITransport(uintptr(v[0]))
+		}
+		return newMMIOTransport(uintptr(v[0]), uintptr(v[2]))
 	}
 }
 
 // newVirtioNet initializes the device (§3.1.1) with a receive and a
 // transmit queue.
-func newVirtioNet(base, irq uintptr) (*virtioNet, error) {
-	d := &virtioNet{base: base, irq: make(chan struct{}, 1), txq: make(chan struct{}, 1)}
-	if v := d.read(0x004); v != 2 {
-		return nil, fmt.Errorf("virtio-mmio version %d at %#x: want 2 (QEMU: -global virtio-mmio.force-legacy=false)", v, base)
-	}
-	d.write(mmioStatus, 0)
-	d.write(mmioStatus, statusAck)
-	d.write(mmioStatus, statusAck|statusDriver)
-	d.write(mmioDeviceFeaturesSel, 0)
-	lo := uint64(d.read(mmioDeviceFeatures))
-	d.write(mmioDeviceFeaturesSel, 1)
-	feats := lo | uint64(d.read(mmioDeviceFeatures))<<32
+func newVirtioNet(t transport) (*virtioNet, error) {
+	d := &virtioNet{t: t, irq: make(chan struct{}, 1), txq: make(chan struct{}, 1)}
+	t.setStatus(0)
+	t.setStatus(statusAck)
+	t.setStatus(statusAck | statusDriver)
+	feats := t.features()
 	if feats&featVersion1 == 0 {
-		return nil, fmt.Errorf("virtio-net at %#x does not offer VIRTIO_F_VERSION_1", base)
+		return nil, fmt.Errorf("%v does not offer VIRTIO_F_VERSION_1", t)
 	}
 	want := feats & (featVersion1 | featMAC)
-	d.write(mmioDriverFeaturesSel, 0)
-	d.write(mmioDriverFeatures, uint32(want))
-	d.write(mmioDriverFeaturesSel, 1)
-	d.write(mmioDriverFeatures, uint32(want>>32))
-	d.write(mmioStatus, statusAck|statusDriver|statusFeaturesOK)
-	if d.read(mmioStatus)&statusFeaturesOK == 0 {
-		return nil, fmt.Errorf("virtio-net at %#x refused the features %#x", base, want)
+	t.setFeatures(want)
+	t.setStatus(statusAck | statusDriver | statusFeaturesOK)
+	if t.status()&statusFeaturesOK == 0 {
+		return nil, fmt.Errorf("%v refused the features %#x", t, want)
 	}
 	mac := make([]byte, 6)
 	if want&featMAC != 0 {
 		for i := range mac {
-			mac[i] = *(*byte)(physPtr(base + mmioConfig + uintptr(i)))
+			mac[i] = t.config(uintptr(i))
 		}
 	} else {
 		copy(mac, []byte{0x52, 0x54, 0x00, 0x12, 0x34, 0x56})
@@ -167,19 +153,15 @@ func newVirtioNet(base, irq uintptr) (*virtioNet, error) {
 	// next transmit. The flag is cleared only to wait for free ones.
 	d.tx.flags = 1
 	d.tx.publish(0)
-	if _, _, e := syscall.RawSyscall(kernel.SysNetIRQ, base, irq, 0); e != 0 {
-		return nil, fmt.Errorf("route the interrupt of virtio-net at %#x (irq %d): %v", base, irq, e)
+	if err := t.routeIRQ(); err != nil {
+		return nil, err
 	}
-	d.write(mmioStatus, statusAck|statusDriver|statusFeaturesOK|statusDriverOK)
-	d.write(mmioQueueNotify, 0)
+	t.setStatus(statusAck | statusDriver | statusFeaturesOK | statusDriverOK)
+	t.notify(0)
 	return d, nil
 }
 
 func (d *virtioNet) setupQueue(q *virtq, index uint32) error {
-	d.write(mmioQueueSel, index)
-	if max := d.read(mmioQueueNumMax); max < queueSize {
-		return fmt.Errorf("virtio-net queue %d holds %d descriptors, want %d", index, max, queueSize)
-	}
 	mem, err := dma(3 * 4096)
 	if err != nil {
 		return err
@@ -192,16 +174,7 @@ func (d *virtioNet) setupQueue(q *virtq, index uint32) error {
 	q.desc = unsafe.Slice((*uint64)(physPtr(mem)), 2*queueSize)
 	q.avail = unsafe.Slice((*uint16)(physPtr(mem+4096)), 3+queueSize)
 	q.used = unsafe.Slice((*uint32)(physPtr(mem+8192)), 1+2*queueSize)
-	d.write(mmioQueueNum, queueSize)
-	for _, r := range []struct {
-		lo, hi uintptr
-		a      uintptr
-	}{{mmioQueueDescLow, mmioQueueDescHigh, mem}, {mmioQueueDriverLow, mmioQueueDriverHigh, mem + 4096}, {mmioQueueDeviceLow, mmioQueueDeviceHigh, mem + 8192}} {
-		d.write(r.lo, uint32(r.a))
-		d.write(r.hi, uint32(uint64(r.a)>>32))
-	}
-	d.write(mmioQueueReady, 1)
-	return nil
+	return d.t.queue(index, queueSize, mem, mem+4096, mem+8192)
 }
 
 func (q *virtq) usedIdx() uint16 { return uint16(atomic.LoadUint32(&q.used[0]) >> 16) }
@@ -241,7 +214,7 @@ func (d *virtioNet) receive(deliver func([]byte)) {
 	// VIRTQ_USED_F_NO_NOTIFY (§2.7.10): the device may not need to hear of
 	// new buffers.
 	if n > 0 && atomic.LoadUint32(&q.used[0])&1 == 0 {
-		d.write(mmioQueueNotify, 0)
+		d.t.notify(0)
 	}
 }
 
@@ -277,6 +250,6 @@ func (d *virtioNet) transmit(frame [][]byte) bool {
 	idx := q.availIdx()
 	q.avail[2+idx%queueSize] = id
 	q.publish(idx + 1)
-	d.write(mmioQueueNotify, 1)
+	d.t.notify(1)
 	return true
 }

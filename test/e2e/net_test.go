@@ -89,8 +89,11 @@ func TestNetSelective(t *testing.T) {
 func TestNetInterfaces(t *testing.T) {
 	bothVMMs(t, func(t *testing.T, vmm string) {
 		r := run(t, "run", "--vmm", vmm, image(t, "ifaces"))
-		expect(t, r, 0, "1 lo mtu 65536  [up|loopback|running]\n2 eth0 mtu 1500 52:54:00:12:34:56 [up|broadcast|multicast|running]\naddrs [127.0.0.1/8 10.0.2.15/24]\n"+
-			"listening on eth0's address: 10.0.2.15\n"+
-			"resolv.conf: \"nameserver 10.0.2.3\\n\" <nil>\n")
+		expect(t, r, 0, ifacesOutput)
 	})
 }
+
+const ifacesOutput = "1 lo mtu 65536  [up|loopback|running]\n2 eth0 mtu 1500 52:54:00:12:34:56 [up|broadcast|multicast|running]\n" +
+	"addrs [127.0.0.1/8 10.0.2.15/24]\n" +
+	"listening on eth0's address: 10.0.2.15\n" +
+	"resolv.conf: \"nameserver 10.0.2.3\\n\" <nil>\n"

@@ -147,8 +147,12 @@ func Command(img string, cfg Config, p *pipes) *exec.Cmd {
 			netdev = "tap,id=unigo-net,ifname=" + cfg.Tap + ",script=no,downscript=no"
 			netCmdline = cfg.NetCmdline
 		}
-		args = append(args, "-global", "virtio-mmio.force-legacy=false",
-			"-netdev", netdev, "-device", "virtio-net-device,netdev=unigo-net")
+		args = append(args, "-netdev", netdev)
+		if strings.HasPrefix(machine, "microvm") {
+			args = append(args, "-global", "virtio-mmio.force-legacy=false", "-device", "virtio-net-device,netdev=unigo-net")
+		} else {
+			args = append(args, "-device", "virtio-net-pci,netdev=unigo-net") // q35, pc: PCI with MSI-X
+		}
 		cmdline += " " + netCmdline
 	}
 	args = append(args, cfg.Extra...)

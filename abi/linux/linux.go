@@ -274,7 +274,10 @@ const (
 	IPPROTO_IP    = 0
 	IPPROTO_TCP   = 6
 	IPPROTO_UDP   = 17
+	IPPROTO_IPV6  = 41
 	IPPROTO_MPTCP = 262
+
+	IPV6_V6ONLY = 26 // ipv6(7)
 
 	SOL_SOCKET   = 1
 	SO_REUSEADDR = 2
@@ -323,6 +326,16 @@ type SockaddrIn struct {
 	Port   [2]byte
 	Addr   [4]byte
 	Zero   [8]byte
+}
+
+// SockaddrIn6 is struct sockaddr_in6 (RFC 3493 §3.3): the port in network
+// order.
+type SockaddrIn6 struct {
+	Family   uint16
+	Port     [2]byte
+	Flowinfo uint32
+	Addr     [16]byte
+	ScopeID  uint32
 }
 
 // Stat is struct stat on x86-64 (arch/x86/include/uapi/asm/stat.h).

@@ -59,23 +59,8 @@ func sysNetDev(nr uintptr, f *trapFrame) uintptr {
 	switch nr {
 	case SysNetDevice:
 		return netDevice(f.arg(0), f.arg(1))
-	case SysNetPCIRead, SysNetPCIWrite:
-		d, off := pciFind(uint64(f.arg(0))), f.arg(1)
-		if d == nil || d.virtioType() == 0 || off >= 4096 || off&3 != 0 {
-			return errno(linux.EINVAL) // only virtio functions the scan found
-		}
-		if nr == SysNetPCIRead {
-			return uintptr(pciRead32(d.bus, d.dev, d.fn, uint16(off)))
-		}
-		pciWrite32(d.bus, d.dev, d.fn, uint16(off), uint32(f.arg(2)))
-	case SysNetMSI:
-		if !pvh || pciFind(uint64(f.arg(0))) == nil {
-			return errno(linux.ENODEV)
-		}
-		netIRQDevice = 0 // MSI-X: nothing to acknowledge at the device
-		// SDM Vol. 3A §11.11.1-2: fixed delivery, edge, to this CPU's APIC
-		// ID in physical destination mode.
-		return uintptr(0xfee00000|(lapicRead(lapicID)>>24)<<12) | uintptr(vecDevice)<<32
+	case SysNetPCIRead, SysNetPCIWrite, SysNetMSI:
+		return netPCI(nr, f)
 	case SysNetDMA:
 		n := (f.arg(0) + pageSize - 1) &^ (pageSize - 1)
 		if n == 0 || n > 16<<20 || physEnd-physNext < n {
@@ -111,6 +96,36 @@ func sysNetDev(nr uintptr, f *trapFrame) uintptr {
 		return k
 	}
 	return 0
+}
+
+// netPCI lends a virtio PCI function's configuration space to the driver,
+// and gives it the MSI message for this CPU.
+//
+//go:nosplit
+func netPCI(nr uintptr, f *trapFrame) uintptr {
+	d := pciFind(uint64(f.arg(0)))
+	if d == nil || d.virtioType() == 0 {
+		return errno(linux.ENODEV) // only virtio functions the scan found
+	}
+	switch nr {
+	case SysNetPCIRead, SysNetPCIWrite:
+		off := f.arg(1)
+		if off >= 4096 || off&3 != 0 {
+			return errno(linux.EINVAL)
+		}
+		if nr == SysNetPCIRead {
+			return uintptr(pciRead32(d.bus, d.dev, d.fn, uint16(off)))
+		}
+		pciWrite32(d.bus, d.dev, d.fn, uint16(off), uint32(f.arg(2)))
+		return 0
+	}
+	if !pvh {
+		return errno(linux.ENODEV)
+	}
+	netIRQDevice = 0 // MSI-X: nothing to acknowledge at the device
+	// SDM Vol. 3A §11.11.1-2: fixed delivery, edge, to this CPU's APIC ID
+	// in physical destination mode.
+	return uintptr(0xfee00000|(lapicRead(lapicID)>>24)<<12) | uintptr(vecDevice)<<32
 }
 
 // netDevice writes virtio device i's location, transport, interrupt line

@@ -63,20 +63,21 @@ const (
 	SysNetRings                        // (sock, rx, tx, size) → 0: the rings, in the component's memory
 	SysNetRx                           // (sock, buf, n) → bytes taken into the receive ring
 	SysNetTx                           // (sock, buf, n) → bytes taken out of the send ring
-	SysNetAccepted                     // (listening sock, local, remote, rx, tx, size) → the new socket, queued for accept4
-	SysNetEvent                        // (sock, NetEv*, errno) → 0
-	SysNetAddrs                        // (sock, *[2]uint64) → 0: the local and remote addresses, packed
+	SysNetAccepted                     // (listening sock, *[2]NetAddr local and remote, rx, tx, size) → the new socket, queued for accept4
+	SysNetEvent                        // (sock, NetEv*, errno or for NetEvConnected *NetAddr) → 0
+	SysNetAddrs                        // (sock, *[2]NetAddr) → 0: the local and remote addresses
 	SysNetDevice                       // (i, *[4]uint64) → 0: virtio device i: location, transport (NetTransport*), irq, device type
 	SysNetDMA                          // (bytes) → the physical address of that much zeroed, contiguous, identity-mapped RAM
 	SysNetIRQ                          // (virtio-mmio base, irq) → 0: the device's interrupt becomes NetOpIRQ commands
 	SysNetConfig                       // (buf, n) → bytes: the command line's net.* words
-	SysNetRxDgram                      // (sock, buf, n, from) → n: one datagram into the receive ring, or 0 if it does not fit
-	SysNetTxDgram                      // (sock, buf, n, *to) → bytes of the next datagram, its address at to; 0: none
+	SysNetRxDgram                      // (sock, buf, n, *NetAddr from) → n: one datagram into the receive ring, or 0 if it does not fit
+	SysNetTxDgram                      // (sock, buf, n, *NetAddr to) → bytes of the next datagram, its address at to; 0: none
 	SysNetInfo                         // (sock) → NetInfo* bits
 	SysNetIface                        // (MAC, addr | prefix<<32, MTU, DNS server) → 0: eth0 is up (netlink, bind, /etc/resolv.conf)
 	SysNetPCIRead                      // (bdf, offset) → the PCI function's configuration dword there
 	SysNetPCIWrite                     // (bdf, offset, value) → 0
 	SysNetMSI                          // (bdf) → the MSI address | data<<32 that interrupts this CPU at vecDevice
+	SysNetIface6                       // (*[16]byte, prefix) → 0: an IPv6 address of eth0, for netlink and bind
 	sysNetEnd
 )
 
@@ -90,13 +91,15 @@ const (
 const (
 	NetInfoDgram     = 1 << 0 // a UDP socket
 	NetInfoConnected = 1 << 1 // with a remote address (connect)
+	NetInfoIPv6      = 1 << 2 // an AF_INET6 socket: IPv4 peers are IPv4-mapped unless NetInfoV6Only
+	NetInfoV6Only    = 1 << 3
 )
 
 // A datagram in a ring: a header of dgramHdr bytes, the length (u16) and
-// the packed address (u64, the source received or the destination to send
+// the address (a NetAddr: the source received or the destination to send
 // to), then the bytes.
 const (
-	dgramHdr = 10
+	dgramHdr = 2 + netAddrSize
 	maxDgram = 65507 // IPv4's largest UDP payload
 )
 
@@ -113,25 +116,10 @@ type ring struct {
 	r, w uint64
 }
 
-// inAddr is an IPv4 address and port; packed as addr<<16 | port for the
-// private calls.
-type inAddr struct {
-	addr [4]byte
-	port uint16
-}
-
-//go:nosplit
-func (a inAddr) pack() uint64 {
-	return uint64(a.addr[0])<<40 | uint64(a.addr[1])<<32 | uint64(a.addr[2])<<24 | uint64(a.addr[3])<<16 | uint64(a.port)
-}
-
-//go:nosplit
-func unpackAddr(v uint64) inAddr {
-	return inAddr{addr: [4]byte{byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16)}, port: uint16(v)}
-}
-
 type socket struct {
-	dgram      bool // UDP
+	family     uint16 // AF_INET or AF_INET6
+	v6only     bool   // IPV6_V6ONLY: an AF_INET6 socket without IPv4-mapped peers
+	dgram      bool   // UDP
 	state      uint8
 	fds        uint8 // descriptors open on it (0 while in an accept queue)
 	known      bool  // the component knows it: release through NetOpClose
@@ -288,21 +276,45 @@ func ringCopy(g *ring, buf, k uintptr, in bool) {
 	}
 }
 
+// space is what a socket bound at addr answers for: spaceV4, spaceV6, or
+// both for an AF_INET6 wildcard that takes IPv4-mapped peers.
+//
+//go:nosplit
+func (k *socket) space(addr *[16]byte) uint8 {
+	switch {
+	case !isAny(addr) && is4(addr), k.family == linux.AF_INET:
+		return spaceV4
+	case !isAny(addr), k.v6only:
+		return spaceV6
+	}
+	return spaceV4 | spaceV6
+}
+
+const (
+	spaceV4 = 1
+	spaceV6 = 2
+)
+
 // portFree reports whether local may be bound: no other socket holds its
 // port on an overlapping address (SO_REUSEADDR lets a listener's port be
 // taken only by sockets that are not listening, as on Linux).
 //
 //go:nosplit
-func portFree(self int, local inAddr) bool {
+func portFree(self int, local *inAddr) bool {
+	me := &sockets[uint(self)%maxSockets]
 	for i := range sockets {
 		k := &sockets[i]
-		if i == self || k.state == sockFree || !k.bound || k.local.port != local.port || k.dgram != sockets[self].dgram {
+		if i == self || k.state == sockFree || !k.bound || k.local.port != local.port || k.dgram != me.dgram {
 			continue
 		}
-		if k.local.addr != local.addr && k.local.addr != [4]byte{} && local.addr != [4]byte{} {
+		if !isAny(&k.local.addr) && !isAny(&local.addr) {
+			if k.local.addr != local.addr {
+				continue
+			}
+		} else if k.space(&k.local.addr)&me.space(&local.addr) == 0 {
 			continue
 		}
-		if k.reuseAddr && sockets[self].reuseAddr && k.state != sockListening {
+		if k.reuseAddr && me.reuseAddr && k.state != sockListening {
 			continue
 		}
 		return false
@@ -313,14 +325,15 @@ func portFree(self int, local inAddr) bool {
 // ephemeralPort returns a free port for local's address, or 0.
 //
 //go:nosplit
-func ephemeralPort(self int, addr [4]byte) uint16 {
+func ephemeralPort(self int, addr *[16]byte) uint16 {
+	a := inAddr{addr: *addr}
 	for n := 0; n <= ephemeralHi-ephemeralLo; n++ {
 		p := nextPort
 		nextPort++
 		if nextPort > ephemeralHi {
 			nextPort = ephemeralLo
 		}
-		if portFree(self, inAddr{addr, p}) {
+		if a.port = p; portFree(self, &a) {
 			return p
 		}
 	}

@@ -20,15 +20,15 @@ var dgramScratch [dgramHdr]byte
 // dgramConnect sets the default peer of UDP socket s (connect(2) on UDP).
 //
 //go:nosplit
-func dgramConnect(s int, a inAddr) uintptr {
+func dgramConnect(s int, a *inAddr) uintptr {
 	k := &sockets[s]
-	if a.addr == [4]byte{} {
-		a.addr = [4]byte{127, 0, 0, 1}
+	if isAny(&a.addr) {
+		setLoopback(&a.addr)
 	}
 	if e := dgramAutobind(s); e != 0 {
 		return e
 	}
-	k.remote, k.state = a, sockConnected
+	k.remote, k.state = *a, sockConnected
 	return 0
 }
 
@@ -39,7 +39,7 @@ func dgramConnect(s int, a inAddr) uintptr {
 func dgramAutobind(s int) uintptr {
 	k := &sockets[s]
 	if !k.bound {
-		if k.local.port = ephemeralPort(s, k.local.addr); k.local.port == 0 {
+		if k.local.port = ephemeralPort(s, &k.local.addr); k.local.port == 0 {
 			return errno(linux.EAGAIN)
 		}
 		k.bound = true
@@ -49,27 +49,16 @@ func dgramAutobind(s int) uintptr {
 }
 
 //go:nosplit
-func putHdr(h *[dgramHdr]byte, n uintptr, a inAddr) {
+func putHdr(h *[dgramHdr]byte, n uintptr, a *inAddr) {
 	h[0], h[1] = byte(n), byte(n>>8)
-	v := a.pack()
-	for i := 0; i < 8; i++ {
-		h[2+i] = byte(v >> (8 * i))
-	}
+	memmove(uintptr(unsafe.Pointer(&h[2])), uintptr(unsafe.Pointer(a)), netAddrSize)
 }
 
-//go:nosplit
-func getHdr(h *[dgramHdr]byte) (uintptr, inAddr) {
-	var v uint64
-	for i := 0; i < 8; i++ {
-		v |= uint64(h[2+i]) << (8 * i)
-	}
-	return uintptr(h[0]) | uintptr(h[1])<<8, unpackAddr(v)
-}
 
 // dgramSend queues v as one datagram for to.
 //
 //go:nosplit
-func dgramSend(s int, v *uvec, nb bool, to inAddr) uintptr {
+func dgramSend(s int, v *uvec, nb bool, to *inAddr) uintptr {
 	k := &sockets[s]
 	n := v.total
 	if n > maxDgram {
@@ -78,8 +67,11 @@ func dgramSend(s int, v *uvec, nb bool, to inAddr) uintptr {
 	if e := dgramAutobind(s); e != 0 {
 		return e
 	}
-	if to.addr == [4]byte{} {
-		to.addr = [4]byte{127, 0, 0, 1}
+	if isAny(&to.addr) {
+		setLoopback(&to.addr)
+	}
+	if k.family == linux.AF_INET6 && k.v6only && is4(&to.addr) {
+		return errno(linux.ENETUNREACH)
 	}
 	for k.tx.size == 0 || k.tx.size-(k.tx.w-k.tx.r) < uint64(dgramHdr+n) {
 		if k.tx.size != 0 && uint64(dgramHdr+n) > k.tx.size {
@@ -99,52 +91,58 @@ func dgramSend(s int, v *uvec, nb bool, to inAddr) uintptr {
 	return n
 }
 
-// dgramRecv takes the next datagram into v and returns the bytes copied,
-// the sender, and whether the datagram was longer than v (the rest is
-// dropped, as recv(2) does for SOCK_DGRAM).
+// dgramRecv takes the next datagram into v, its sender into from (if not
+// nil), and returns the bytes copied; v.trunc reports a datagram longer
+// than v (the rest is dropped, as recv(2) does for SOCK_DGRAM).
 //
 //go:nosplit
-func dgramRecv(s int, v *uvec, nb bool) (uintptr, inAddr, bool) {
+func dgramRecv(s int, v *uvec, nb bool, from *inAddr) uintptr {
 	k := &sockets[s]
 	for k.rx.w == k.rx.r {
 		if nb {
-			return errno(linux.EAGAIN), inAddr{}, false
+			return errno(linux.EAGAIN)
 		}
 		block(waitSock, 0, 0)
 	}
 	h := &dgramScratch
 	ringCopy(&k.rx, uintptr(unsafe.Pointer(h)), dgramHdr, false)
-	size, from := getHdr(h)
+	size := uintptr(h[0]) | uintptr(h[1])<<8
+	if from != nil {
+		memmove(uintptr(unsafe.Pointer(from)), uintptr(unsafe.Pointer(&h[2])), netAddrSize)
+	}
 	c := min(v.total, size)
 	ringCopyV(&k.rx, v, 0, c, false)
 	k.rx.r += uint64(size - c)
+	v.trunc = c < size
 	netNeed(s, NetOpRxSpace)
 	sockChanged(s)
-	return c, from, c < size
+	return c
 }
 
-// netRxDgram puts the component's received datagram into s's ring: all of
-// it, or nothing when it does not fit (a full socket drops, as UDP does).
+// netRxDgram puts the component's received datagram, from the NetAddr at
+// fromp, into s's ring: all of it, or nothing when it does not fit (a full
+// socket drops, as UDP does).
 //
 //go:nosplit
-func netRxDgram(s int, buf, n uintptr, from uint64) uintptr {
+func netRxDgram(s int, buf, n, fromp uintptr) uintptr {
 	k := &sockets[s]
-	if !userRange(buf, n) {
+	var from inAddr
+	if !userRange(buf, n) || !copyIn(unsafe.Pointer(&from), fromp, netAddrSize) {
 		return errno(linux.EFAULT)
 	}
 	if n > maxDgram || k.rx.size-(k.rx.w-k.rx.r) < uint64(dgramHdr+n) {
 		return 0
 	}
-	var h [dgramHdr]byte
-	putHdr(&h, n, unpackAddr(from))
-	ringCopy(&k.rx, uintptr(unsafe.Pointer(&h)), dgramHdr, true)
+	h := &dgramScratch
+	putHdr(h, n, &from)
+	ringCopy(&k.rx, uintptr(unsafe.Pointer(h)), dgramHdr, true)
 	ringCopy(&k.rx, buf, n, true)
 	sockChanged(s)
 	return n
 }
 
 // netTxDgram takes s's next datagram to send into the component's buffer,
-// with its destination at to.
+// with its destination as a NetAddr at to.
 //
 //go:nosplit
 func netTxDgram(s int, buf, n, to uintptr) uintptr {
@@ -152,23 +150,16 @@ func netTxDgram(s int, buf, n, to uintptr) uintptr {
 	if k.tx.w == k.tx.r {
 		return 0
 	}
-	var h [dgramHdr]byte
+	h := &dgramScratch
 	pos := k.tx.r
-	ringCopy(&k.tx, uintptr(unsafe.Pointer(&h)), dgramHdr, false)
-	size, dst := getHdr(&h)
-	if size > n || !userRange(buf, size) || !userRange(to, 8) {
+	ringCopy(&k.tx, uintptr(unsafe.Pointer(h)), dgramHdr, false)
+	size := uintptr(h[0]) | uintptr(h[1])<<8
+	if size > n || !userRange(buf, size) || !userRange(to, netAddrSize) {
 		k.tx.r = pos
 		return errno(linux.EMSGSIZE)
 	}
 	ringCopy(&k.tx, buf, size, false)
-	store64u(to, dst.pack())
+	memmove(to, uintptr(unsafe.Pointer(&h[2])), netAddrSize)
 	sockChanged(s)
 	return size
-}
-
-//go:nosplit
-func store64u(a uintptr, v uint64) {
-	for i := uintptr(0); i < 8; i++ {
-		putByte(a+i, byte(v>>(8*i)))
-	}
 }

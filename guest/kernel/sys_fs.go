@@ -32,8 +32,7 @@ func fileRead(fd, buf, n uintptr) uintptr {
 		return pipeRead(fl, buf, n)
 	case fdSocket:
 		v := uvec{buf: buf, n: n}
-		c, _, _ := sockRecv(fl, &v, fl.flags&linux.O_NONBLOCK != 0)
-		return c
+		return sockRecv(fl, &v, fl.flags&linux.O_NONBLOCK != 0, nil)
 	case fdSynth:
 		return synthRead(fl, buf, n)
 	}
@@ -93,8 +92,7 @@ func vectored(fd, iov, cnt uintptr, write bool) uintptr {
 		if write {
 			return sockSend(fl, &v, nb, nil)
 		}
-		n, _, _ := sockRecv(fl, &v, nb)
-		return n
+		return sockRecv(fl, &v, nb, nil)
 	}
 	if cnt > maxIOV {
 		return errno(linux.EINVAL)

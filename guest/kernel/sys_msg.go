@@ -56,7 +56,7 @@ func sysSendmsg(f *trapFrame) uintptr {
 	}
 	v := uvec{iov: uintptr(m.Iov), cnt: uintptr(m.Iovlen)}
 	if m.Name != 0 {
-		to, e := readSockaddr(uintptr(m.Name), uintptr(m.Namelen))
+		to, e := readSockaddr(&sockets[fl.sock%maxSockets], uintptr(m.Name), uintptr(m.Namelen))
 		if e != 0 {
 			return e
 		}
@@ -80,17 +80,18 @@ func sysRecvmsg(f *trapFrame) uintptr {
 		return e
 	}
 	v := uvec{iov: uintptr(m.Iov), cnt: uintptr(m.Iovlen)}
-	n, from, trunc := sockRecv(fl, &v, nb)
+	var from inAddr
+	n := sockRecv(fl, &v, nb, &from)
 	if int(n) < 0 {
 		return n
 	}
 	if m.Name != 0 {
-		if e := writeSockaddr(uintptr(m.Name), mp+unsafe.Offsetof(m.Namelen), from); e != 0 {
+		if e := writeSockaddr(&sockets[fl.sock%maxSockets], uintptr(m.Name), mp+unsafe.Offsetof(m.Namelen), &from); e != 0 {
 			return e
 		}
 	}
 	m.Controllen, m.Flags = 0, 0
-	if trunc {
+	if v.trunc {
 		m.Flags = linux.MSG_TRUNC
 	}
 	if !copyOut(mp+unsafe.Offsetof(m.Controllen), unsafe.Pointer(&m.Controllen), 8) ||

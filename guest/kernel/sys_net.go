@@ -32,12 +32,14 @@ func sysNet(nr uintptr, f *trapFrame) uintptr {
 		for i := range ethMAC {
 			ethMAC[i] = byte(mac >> (8 * (5 - i)))
 		}
-		a := unpackAddr(addr << 16)
-		ethAddr, ethPrefix, ethMTU, ethUp = a.addr, uint8(addr>>32), uint32(f.arg(2)), true
+		ethAddr = [4]byte{byte(addr >> 24), byte(addr >> 16), byte(addr >> 8), byte(addr)}
+		ethPrefix, ethMTU, ethUp = uint8(addr>>32), uint32(f.arg(2)), true
 		if dns := uint32(f.arg(3)); dns != 0 {
 			resolvConfServer(dns)
 		}
 		return 0
+	case SysNetIface6:
+		return netIface6(f.arg(0), f.arg(1))
 	}
 	s := f.arg(0)
 	if s >= maxSockets || sockets[s].state == sockFree {
@@ -74,8 +76,9 @@ func sysNet(nr uintptr, f *trapFrame) uintptr {
 		if k.state != sockListening || k.closing {
 			return errno(linux.ECONNREFUSED)
 		}
-		rx, tx, size := f.arg(3), f.arg(4), f.arg(5)
-		if size == 0 || !userRange(rx, size) || !userRange(tx, size) {
+		var ends [2]inAddr
+		rx, tx, size := f.arg(2), f.arg(3), f.arg(4)
+		if size == 0 || !userRange(rx, size) || !userRange(tx, size) || !copyIn(unsafe.Pointer(&ends), f.arg(1), 2*netAddrSize) {
 			return errno(linux.EFAULT)
 		}
 		if k.nq >= k.backlog {
@@ -87,7 +90,8 @@ func sysNet(nr uintptr, f *trapFrame) uintptr {
 		}
 		n := &sockets[c]
 		n.state, n.bound, n.known = sockConnected, true, true
-		n.local, n.remote = unpackAddr(uint64(f.arg(1))), unpackAddr(uint64(f.arg(2)))
+		n.family, n.v6only = k.family, k.v6only
+		n.local, n.remote = ends[0], ends[1]
 		n.rx, n.tx = ring{buf: rx, size: uint64(size)}, ring{buf: tx, size: uint64(size)}
 		n.parent = int16(s)
 		if k.nq == 0 {
@@ -102,9 +106,13 @@ func sysNet(nr uintptr, f *trapFrame) uintptr {
 	case SysNetEvent:
 		switch f.arg(1) {
 		case NetEvConnected: // arg: the local address the route chose
+			var a inAddr
+			if !copyIn(unsafe.Pointer(&a), f.arg(2), netAddrSize) {
+				return errno(linux.EFAULT)
+			}
 			if k.state == sockConnecting {
 				k.state = sockConnected
-				if a := unpackAddr(uint64(f.arg(2))); a.addr != [4]byte{} {
+				if !isAny(&a.addr) {
 					k.local.addr = a.addr
 				}
 			}
@@ -125,7 +133,7 @@ func sysNet(nr uintptr, f *trapFrame) uintptr {
 		}
 		sockChanged(int(s))
 	case SysNetRxDgram:
-		return netRxDgram(int(s), f.arg(1), f.arg(2), uint64(f.arg(3)))
+		return netRxDgram(int(s), f.arg(1), f.arg(2), f.arg(3))
 	case SysNetTxDgram:
 		return netTxDgram(int(s), f.arg(1), f.arg(2), f.arg(3))
 	case SysNetInfo:
@@ -136,11 +144,17 @@ func sysNet(nr uintptr, f *trapFrame) uintptr {
 		if k.state == sockConnected {
 			v |= NetInfoConnected
 		}
+		if k.family == linux.AF_INET6 {
+			v |= NetInfoIPv6
+		}
+		if k.v6only {
+			v |= NetInfoV6Only
+		}
 		return v
 	case SysNetAddrs:
 		out := f.arg(1)
-		v := [2]uint64{k.local.pack(), k.remote.pack()}
-		if !copyOut(out, unsafe.Pointer(&v), 16) {
+		v := [2]inAddr{k.local, k.remote}
+		if !copyOut(out, unsafe.Pointer(&v), 2*netAddrSize) {
 			return errno(linux.EFAULT)
 		}
 	default:

@@ -38,14 +38,46 @@ const (
 	iffMulticast = 0x1000
 )
 
-// eth0 as the component reported it (SysNetIface).
+// eth0 as the component reported it (SysNetIface, SysNetIface6).
 var (
 	ethUp     bool
 	ethMAC    [6]byte
 	ethAddr   [4]byte
 	ethPrefix uint8
 	ethMTU    uint32
+	eth6      [maxEth6]struct {
+		addr   [16]byte
+		prefix uint8
+	}
+	nEth6 int
 )
+
+const (
+	ethIndex = 2 // eth0's interface index; lo is 1
+	maxEth6  = 4
+)
+
+// netIface6 records an IPv6 address of eth0 (its link-local one, say).
+//
+//go:nosplit
+func netIface6(p, prefix uintptr) uintptr {
+	var a [16]byte
+	if !copyIn(unsafe.Pointer(&a), p, 16) || prefix > 128 {
+		return errno(linux.EINVAL)
+	}
+	for i := 0; i < nEth6; i++ {
+		if eth6[i].addr == a {
+			eth6[i].prefix = uint8(prefix)
+			return 0
+		}
+	}
+	if nEth6 == maxEth6 {
+		return errno(linux.ENOSPC)
+	}
+	eth6[nEth6].addr, eth6[nEth6].prefix = a, uint8(prefix)
+	nEth6++
+	return 0
+}
 
 // nlBuf is where a reply is built: trap context, one system call at a time.
 var (
@@ -140,22 +172,52 @@ func nlReply(req uint16, seq uint32) {
 			nlAttr32(iflaMTU, mtu)
 			nlEnd(h)
 		} else {
-			h := nlHeader(rtmNewAddr, nlmFMulti, seq)
 			addr, prefix, scope := ethAddr, ethPrefix, uint8(0) // RT_SCOPE_UNIVERSE
 			if lo {
 				addr, prefix, scope = [4]byte{127, 0, 0, 1}, 8, 254 // RT_SCOPE_HOST
 			}
-			nlBuf[nlLen], nlBuf[nlLen+1], nlBuf[nlLen+2], nlBuf[nlLen+3] = linux.AF_INET, prefix, 0, scope
-			nlLen += 4
-			nlPut32(uint32(i))
-			nlAttr(ifaAddress, addr[:])
-			nlAttr(ifaLocal, addr[:])
-			nlAttr(ifaLabel, nameZ[:len(name)+1])
-			nlEnd(h)
+			if lo || ethAddr != [4]byte{} {
+				h := nlHeader(rtmNewAddr, nlmFMulti, seq)
+				nlIfaddr(linux.AF_INET, prefix, scope, uint32(i))
+				nlAttr(ifaAddress, addr[:])
+				nlAttr(ifaLocal, addr[:])
+				nlAttr(ifaLabel, nameZ[:len(name)+1])
+				nlEnd(h)
+			}
+			if lo {
+				nlAddr6(&[16]byte{15: 1}, 128, 254, 1, seq)
+			} else {
+				for j := 0; j < nEth6; j++ {
+					scope := uint8(0)
+					if isLinkLocal(&eth6[j].addr) {
+						scope = 253 // RT_SCOPE_LINK
+					}
+					nlAddr6(&eth6[j].addr, eth6[j].prefix, scope, ethIndex, seq)
+				}
+			}
 		}
 	}
 	h := nlHeader(nlmsgDone, nlmFMulti, seq)
 	nlPut32(0)
+	nlEnd(h)
+}
+
+// nlIfaddr appends struct ifaddrmsg.
+//
+//go:nosplit
+func nlIfaddr(family, prefix, scope uint8, index uint32) {
+	nlBuf[nlLen], nlBuf[nlLen+1], nlBuf[nlLen+2], nlBuf[nlLen+3] = family, prefix, 0, scope
+	nlLen += 4
+	nlPut32(index)
+}
+
+// nlAddr6 appends an RTM_NEWADDR message for IPv6 address a.
+//
+//go:nosplit
+func nlAddr6(a *[16]byte, prefix, scope uint8, index, seq uint32) {
+	h := nlHeader(rtmNewAddr, nlmFMulti, seq)
+	nlIfaddr(linux.AF_INET6, prefix, scope, index)
+	nlAttr(ifaAddress, a[:])
 	nlEnd(h)
 }
 

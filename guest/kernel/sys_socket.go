@@ -7,7 +7,8 @@ import (
 )
 
 // The socket system calls (socket(2) and the rest), over the kernel's half of
-// a socket (socket.go). IPv4 TCP and UDP for now (datagrams: sys_dgram.go).
+// a socket (socket.go): TCP and UDP over IPv4 and IPv6 (addresses:
+// inaddr.go; datagrams: sys_dgram.go).
 
 //go:nosplit
 func sockOf(fd uintptr) (*file, int, uintptr) {
@@ -41,8 +42,8 @@ func sysSocket(f *trapFrame) uintptr {
 	if !netUp {
 		return errno(linux.EAFNOSUPPORT) // the image has no network component
 	}
-	if domain != linux.AF_INET {
-		return errno(linux.EAFNOSUPPORT) // IPv6 and local sockets come later
+	if domain != linux.AF_INET && domain != linux.AF_INET6 {
+		return errno(linux.EAFNOSUPPORT) // local sockets come later
 	}
 	dgram := false
 	switch typ &^ (linux.SOCK_NONBLOCK | linux.SOCK_CLOEXEC) {
@@ -62,7 +63,7 @@ func sysSocket(f *trapFrame) uintptr {
 	if s < 0 {
 		return errno(linux.ENFILE)
 	}
-	sockets[s].dgram = dgram
+	sockets[s].dgram, sockets[s].family = dgram, uint16(domain)
 	fd := allocFD(fdSocket)
 	if fd < 0 {
 		sockets[s] = socket{}
@@ -73,55 +74,6 @@ func sysSocket(f *trapFrame) uintptr {
 	files[fd].cloexec = typ&linux.SOCK_CLOEXEC != 0
 	sockets[s].fds = 1
 	return uintptr(fd)
-}
-
-// readSockaddr reads a sockaddr_in of n bytes at a.
-//
-//go:nosplit
-func readSockaddr(a, n uintptr) (inAddr, uintptr) {
-	var sa linux.SockaddrIn
-	if n < 8 || n > 128 {
-		return inAddr{}, errno(linux.EINVAL)
-	}
-	if !copyIn(unsafe.Pointer(&sa), a, min(n, unsafe.Sizeof(sa))) {
-		return inAddr{}, errno(linux.EFAULT)
-	}
-	if sa.Family != linux.AF_INET {
-		return inAddr{}, errno(linux.EAFNOSUPPORT)
-	}
-	return inAddr{addr: sa.Addr, port: uint16(sa.Port[0])<<8 | uint16(sa.Port[1])}, 0
-}
-
-// writeSockaddr writes a as a sockaddr_in at a with its length at lenp, cut
-// to the length given there (accept(2), getsockname(2)).
-//
-//go:nosplit
-func writeSockaddr(buf, lenp uintptr, a inAddr) uintptr {
-	if buf == 0 || lenp == 0 {
-		return 0
-	}
-	if !userRange(lenp, 4) {
-		return errno(linux.EFAULT)
-	}
-	n := uintptr(uint32(load64u(lenp)))
-	sa := linux.SockaddrIn{Family: linux.AF_INET, Port: [2]byte{byte(a.port >> 8), byte(a.port)}, Addr: a.addr}
-	k := min(n, unsafe.Sizeof(sa))
-	if !copyOut(buf, unsafe.Pointer(&sa), k) {
-		return errno(linux.EFAULT)
-	}
-	size := uint32(unsafe.Sizeof(sa))
-	if !copyOut(lenp, unsafe.Pointer(&size), 4) {
-		return errno(linux.EFAULT)
-	}
-	return 0
-}
-
-// usable reports whether addr may be bound: loopback (127/8), the
-// wildcard, or eth0's address.
-//
-//go:nosplit
-func usable(addr [4]byte) bool {
-	return addr == [4]byte{} || addr[0] == 127 || (ethUp && addr == ethAddr)
 }
 
 // sysBind implements Linux syscall bind(2).
@@ -135,22 +87,22 @@ func sysBind(f *trapFrame) uintptr {
 	if e != 0 {
 		return e
 	}
-	a, e := readSockaddr(f.arg(1), f.arg(2))
+	k := &sockets[s]
+	a, e := readSockaddr(k, f.arg(1), f.arg(2))
 	if e != 0 {
 		return e
 	}
-	k := &sockets[s]
 	if k.bound || k.state != sockNew {
 		return errno(linux.EINVAL)
 	}
-	if !usable(a.addr) {
+	if !usable(&a.addr) {
 		return errno(linux.EADDRNOTAVAIL)
 	}
 	if a.port == 0 {
-		if a.port = ephemeralPort(s, a.addr); a.port == 0 {
+		if a.port = ephemeralPort(s, &a.addr); a.port == 0 {
 			return errno(linux.EADDRINUSE)
 		}
-	} else if !portFree(s, a) {
+	} else if !portFree(s, &a) {
 		return errno(linux.EADDRINUSE)
 	}
 	k.local, k.bound = a, true
@@ -180,7 +132,7 @@ func sysListen(f *trapFrame) uintptr {
 		return errno(linux.EINVAL)
 	}
 	if !k.bound {
-		if k.local.port = ephemeralPort(s, [4]byte{}); k.local.port == 0 {
+		if k.local.port = ephemeralPort(s, &k.local.addr); k.local.port == 0 {
 			return errno(linux.EADDRINUSE)
 		}
 		k.bound = true
@@ -231,7 +183,7 @@ func sysAccept4(f *trapFrame) uintptr {
 	files[fd].flags = linux.O_RDWR | uint32(flags&linux.SOCK_NONBLOCK)
 	files[fd].cloexec = flags&linux.SOCK_CLOEXEC != 0
 	sockChanged(s)
-	if e := writeSockaddr(f.arg(1), f.arg(2), sockets[c].remote); e != 0 {
+	if e := writeSockaddr(k, f.arg(1), f.arg(2), &sockets[c].remote); e != 0 {
 		return e
 	}
 	return uintptr(fd)
@@ -245,13 +197,13 @@ func sysConnect(f *trapFrame) uintptr {
 	if e != 0 {
 		return e
 	}
-	a, e := readSockaddr(f.arg(1), f.arg(2))
+	k := &sockets[s]
+	a, e := readSockaddr(k, f.arg(1), f.arg(2))
 	if e != 0 {
 		return e
 	}
-	k := &sockets[s]
 	if k.dgram {
-		return dgramConnect(s, a)
+		return dgramConnect(s, &a)
 	}
 	switch k.state {
 	case sockConnecting:
@@ -261,14 +213,15 @@ func sysConnect(f *trapFrame) uintptr {
 	case sockListening:
 		return errno(linux.EINVAL)
 	}
-	if a.addr == [4]byte{} {
-		a.addr = [4]byte{127, 0, 0, 1} // connecting to INADDR_ANY reaches this host (ip(7))
+	if isAny(&a.addr) {
+		setLoopback(&a.addr) // connecting to the wildcard reaches this host (ip(7), ipv6(7))
 	}
-	if a.addr[0] == 127 && (!k.bound || k.local.addr == [4]byte{}) {
-		k.local.addr = [4]byte{127, 0, 0, 1}
+	if isLoopback(&a.addr) && (!k.bound || isAny(&k.local.addr)) {
+		k.local.addr = a.addr
+		setLoopback(&k.local.addr) // 127.0.0.1 or ::1
 	} // elsewhere the route picks the local address (NetEvConnected)
 	if !k.bound {
-		if k.local.port = ephemeralPort(s, k.local.addr); k.local.port == 0 {
+		if k.local.port = ephemeralPort(s, &k.local.addr); k.local.port == 0 {
 			return errno(linux.EADDRNOTAVAIL)
 		}
 		k.bound = true
@@ -301,7 +254,7 @@ func sysGetsockname(f *trapFrame) uintptr {
 	if e != 0 {
 		return e
 	}
-	return writeSockaddr(f.arg(1), f.arg(2), sockets[s].local)
+	return writeSockaddr(&sockets[s], f.arg(1), f.arg(2), &sockets[s].local)
 }
 
 // sysGetpeername implements Linux syscall getpeername(2).
@@ -315,7 +268,7 @@ func sysGetpeername(f *trapFrame) uintptr {
 	if sockets[s].state != sockConnected {
 		return errno(linux.ENOTCONN) // a datagram socket is connected once connect named its peer
 	}
-	return writeSockaddr(f.arg(1), f.arg(2), sockets[s].remote)
+	return writeSockaddr(&sockets[s], f.arg(1), f.arg(2), &sockets[s].remote)
 }
 
 // sysSetsockopt implements Linux syscall setsockopt(2) for the options Go
@@ -352,6 +305,11 @@ func sysSetsockopt(f *trapFrame) uintptr {
 			return errno(linux.EINVAL)
 		}
 		k.lingerOn, k.lingerSecs = v != 0, int32(load32u(val+4))
+	case level == linux.IPPROTO_IPV6 && opt == linux.IPV6_V6ONLY && k.family == linux.AF_INET6:
+		if k.bound {
+			return errno(linux.EINVAL) // as Linux: only before bind
+		}
+		k.v6only = v != 0
 	case level == linux.IPPROTO_TCP && opt == linux.TCP_NODELAY:
 		k.noDelay = v != 0
 	case level == linux.IPPROTO_TCP && opt >= linux.TCP_KEEPIDLE && opt <= linux.TCP_KEEPCNT:
@@ -422,42 +380,48 @@ func sysShutdown(f *trapFrame) uintptr {
 }
 
 // sockRecv scatters what a socket has received into v: what the receive
-// ring holds, up to v's size, or one datagram. It returns the bytes, the
-// sender, and whether a datagram was cut to fit. nb: do not wait.
+// ring holds, up to v's size, or one datagram (v.trunc: cut to fit), with
+// the sender at from if that is not nil. nb: do not wait.
 //
 //go:nosplit
-func sockRecv(fl *file, v *uvec, nb bool) (uintptr, inAddr, bool) {
+func sockRecv(fl *file, v *uvec, nb bool, from *inAddr) uintptr {
 	if e := v.check(); e != 0 {
-		return e, inAddr{}, false
+		return e
 	}
-	s := int(fl.sock)
+	s := int(fl.sock % maxSockets)
 	k := &sockets[s]
 	if k.dgram {
-		return dgramRecv(s, v, nb)
+		return dgramRecv(s, v, nb, from)
 	}
 	for {
 		if k.state != sockConnected {
-			return errno(linux.ENOTCONN), inAddr{}, false
+			return errno(linux.ENOTCONN)
 		}
 		if k.broken {
-			return errno(linux.ECONNRESET), inAddr{}, false
+			return errno(linux.ECONNRESET)
 		}
 		if k.rx.w != k.rx.r {
 			break
 		}
 		if k.rdEOF || v.total == 0 {
-			return 0, k.remote, false
+			break
 		}
 		if nb {
-			return errno(linux.EAGAIN), inAddr{}, false
+			return errno(linux.EAGAIN)
 		}
 		block(waitSock, 0, 0)
 	}
+	if from != nil {
+		*from = k.remote
+	}
 	c := min(v.total, uintptr(k.rx.w-k.rx.r))
+	if c == 0 {
+		return 0 // end of stream, or an empty read
+	}
 	ringCopyV(&k.rx, v, 0, c, false)
 	netNeed(s, NetOpRxSpace)
 	sockChanged(s)
-	return c, k.remote, false
+	return c
 }
 
 // sockSend gathers v into a socket's send ring: as much as the ring takes,
@@ -473,12 +437,12 @@ func sockSend(fl *file, v *uvec, nb bool, to *inAddr) uintptr {
 	k := &sockets[s]
 	if k.dgram {
 		if to != nil {
-			return dgramSend(s, v, nb, *to)
+			return dgramSend(s, v, nb, to)
 		}
 		if k.state != sockConnected {
 			return errno(linux.EDESTADDRREQ)
 		}
-		return dgramSend(s, v, nb, k.remote)
+		return dgramSend(s, v, nb, &k.remote)
 	}
 	// A stream socket ignores a destination, as tcp(7) does on Linux.
 	done, n := uintptr(0), v.total
@@ -519,7 +483,7 @@ func sysSendto(f *trapFrame) uintptr {
 	if fl := getFile(f.arg(0)); fl != nil && fl.kind == fdNetlink {
 		return netlinkSend(fl, f.arg(1), f.arg(2))
 	}
-	fl, _, e := sockOf(f.arg(0))
+	fl, s, e := sockOf(f.arg(0))
 	if e != 0 {
 		return e
 	}
@@ -529,7 +493,7 @@ func sysSendto(f *trapFrame) uintptr {
 	}
 	v := uvec{buf: f.arg(1), n: f.arg(2)}
 	if f.arg(4) != 0 {
-		to, e := readSockaddr(f.arg(4), f.arg(5))
+		to, e := readSockaddr(&sockets[s], f.arg(4), f.arg(5))
 		if e != 0 {
 			return e
 		}
@@ -545,7 +509,7 @@ func sysRecvfrom(f *trapFrame) uintptr {
 	if fl := getFile(f.arg(0)); fl != nil && fl.kind == fdNetlink {
 		return netlinkRecv(fl, f.arg(1), f.arg(2), f.arg(4), f.arg(5))
 	}
-	fl, _, e := sockOf(f.arg(0))
+	fl, s, e := sockOf(f.arg(0))
 	if e != 0 {
 		return e
 	}
@@ -554,9 +518,10 @@ func sysRecvfrom(f *trapFrame) uintptr {
 		return e
 	}
 	v := uvec{buf: f.arg(1), n: f.arg(2)}
-	n, from, _ := sockRecv(fl, &v, nb)
+	var from inAddr
+	n := sockRecv(fl, &v, nb, &from)
 	if int(n) >= 0 {
-		if e := writeSockaddr(f.arg(4), f.arg(5), from); e != 0 {
+		if e := writeSockaddr(&sockets[s], f.arg(4), f.arg(5), &from); e != 0 {
 			return e
 		}
 	}

@@ -8,6 +8,7 @@ type uvec struct {
 	iov, cnt uintptr // struct iovec[cnt] when iov != 0
 	buf, n   uintptr // else one buffer
 	total    uintptr // bytes in all pieces, set by check
+	trunc    bool    // set by a datagram receive: the datagram was longer
 }
 
 // maxIOV is Linux's UIO_MAXIOV.

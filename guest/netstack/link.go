@@ -17,6 +17,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/link/channel"
 	"gvisor.dev/gvisor/pkg/tcpip/link/ethernet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 
 	"unigo.dev/unigo/guest/kernel"
@@ -82,6 +83,15 @@ func startEth() error {
 	if err := st.CreateNIC(ethNIC, ethernet.New(ch)); err != nil {
 		return fmt.Errorf("create eth0: %s", err)
 	}
+	// IPv6 on the link: the link-local address from the MAC (RFC 4291
+	// §2.5.6, modified EUI-64), with neighbor discovery.
+	if err := st.AddProtocolAddress(ethNIC, tcpip.ProtocolAddress{
+		Protocol:          ipv6.ProtocolNumber,
+		AddressWithPrefix: tcpip.AddressWithPrefix{Address: header.LinkLocalAddr(d.mac), PrefixLen: 64},
+	}, stack.AddressProperties{}); err != nil {
+		return fmt.Errorf("link-local address of eth0: %s", err)
+	}
+	st.SetRouteTable(append(st.GetRouteTable(), linkLocalRoute()))
 	var client *dhcpClient
 	if !static.addr.IsValid() {
 		client = newDHCPClient([6]byte([]byte(d.mac)), func(frame []byte) {
@@ -212,7 +222,7 @@ func configure(l lease) error {
 	if err != nil {
 		return err
 	}
-	routes = append(routes, tcpip.Route{Destination: sub, NIC: ethNIC})
+	routes = append(routes, tcpip.Route{Destination: sub, NIC: ethNIC}, linkLocalRoute())
 	if l.router.Is4() {
 		routes = append(routes, tcpip.Route{Destination: header.IPv4EmptySubnet, Gateway: tcpip.AddrFrom4(l.router.As4()), NIC: ethNIC})
 	}
@@ -230,12 +240,19 @@ func configure(l lease) error {
 	}
 	syscall.RawSyscall6(kernel.SysNetIface, uintptr(mac),
 		uintptr(uint64(a[0])<<24|uint64(a[1])<<16|uint64(a[2])<<8|uint64(a[3])|uint64(l.addr.Bits())<<32), 1500, uintptr(dns), 0, 0)
+	ll := header.LinkLocalAddr(dev.mac).As16()
+	syscall.RawSyscall(kernel.SysNetIface6, uintptr(unsafe.Pointer(&ll)), 64, 0)
 	if l.router.Is4() {
 		// Resolve the gateway now: the ARP request also tells the network
 		// that eth0 is up, and the first connection does not wait for it.
 		st.GetLinkAddress(ethNIC, tcpip.AddrFrom4(l.router.As4()), tcpip.Address{}, ipv4.ProtocolNumber, nil)
 	}
 	return nil
+}
+
+// linkLocalRoute sends fe80::/64 out of eth0.
+func linkLocalRoute() tcpip.Route {
+	return tcpip.Route{Destination: header.IPv6LinkLocalPrefix.Subnet(), NIC: ethNIC}
 }
 
 func maskBytes(bits int) []byte {

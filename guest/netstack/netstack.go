@@ -19,9 +19,11 @@ import (
 
 	"gvisor.dev/gvisor/pkg/log"
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/link/loopback"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
@@ -51,8 +53,12 @@ func (quiet) Emit(int, log.Level, time.Time, string, ...any) {}
 func start() error {
 	log.SetTarget(quiet{})
 	st = stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4}, // ICMP: pings are answered
+		NetworkProtocols: []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol,
+			// No duplicate address detection: eth0's link-local address is
+			// derived from the device's MAC, and DAD would hold it back ~1 s.
+			ipv6.NewProtocolWithOptions(ipv6.Options{DADConfigs: stack.DADConfigurations{DupAddrDetectTransmits: 0}})},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol,
+			icmp.NewProtocol4, icmp.NewProtocol6}, // ICMP: pings are answered
 	})
 	// Go sets TCP_NODELAY on every TCP connection; make it the default, and
 	// keep SACK on (Linux's defaults).
@@ -69,11 +75,17 @@ func start() error {
 	}, stack.AddressProperties{}); err != nil {
 		return fmt.Errorf("address the loopback interface: %s", err)
 	}
+	if err := st.AddProtocolAddress(loopNIC, tcpip.ProtocolAddress{
+		Protocol:          ipv6.ProtocolNumber,
+		AddressWithPrefix: tcpip.AddressWithPrefix{Address: tcpip.AddrFrom16([16]byte{15: 1}), PrefixLen: 128},
+	}, stack.AddressProperties{}); err != nil {
+		return fmt.Errorf("address the loopback interface: %s", err)
+	}
 	sub, err := tcpip.NewSubnet(tcpip.AddrFrom4([4]byte{127, 0, 0, 0}), tcpip.MaskFromBytes([]byte{255, 0, 0, 0}))
 	if err != nil {
 		return err
 	}
-	st.SetRouteTable([]tcpip.Route{{Destination: sub, NIC: loopNIC}})
+	st.SetRouteTable([]tcpip.Route{{Destination: sub, NIC: loopNIC}, {Destination: header.IPv6Loopback.WithPrefix().Subnet(), NIC: loopNIC}})
 
 	efd, _, e := syscall.RawSyscall(syscall.SYS_EVENTFD2, 0, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if e != 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -14,6 +15,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
 
@@ -121,32 +124,86 @@ func event(id uint32, ev int, arg uintptr) {
 }
 
 // addrs returns the socket's local and remote addresses from the kernel.
-func addrs(id uint32) (local, remote tcpip.FullAddress) {
-	var v [2]uint64
+func addrs(id uint32) (local, remote kernel.NetAddr) {
+	var v [2]kernel.NetAddr
 	syscall.RawSyscall(kernel.SysNetAddrs, uintptr(id), uintptr(unsafe.Pointer(&v)), 0)
-	return unpack(v[0]), unpack(v[1])
+	return v[0], v[1]
 }
 
-func unpack(v uint64) tcpip.FullAddress {
-	a := tcpip.AddrFrom4([4]byte{byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16)})
-	if a == tcpip.AddrFrom4([4]byte{}) {
-		return tcpip.FullAddress{Port: uint16(v)} // any interface
+// family is what the kernel says of socket id: its network protocol, and
+// whether an IPv6 socket refuses IPv4-mapped peers.
+func family(id uint32) (tcpip.NetworkProtocolNumber, bool) {
+	info, _, _ := syscall.RawSyscall(kernel.SysNetInfo, uintptr(id), 0, 0)
+	if info&kernel.NetInfoIPv6 != 0 {
+		return ipv6.ProtocolNumber, info&kernel.NetInfoV6Only != 0
 	}
-	return tcpip.FullAddress{Addr: a, Port: uint16(v)}
+	return ipv4.ProtocolNumber, false
 }
 
-func pack(a tcpip.FullAddress) uint64 {
-	b := a.Addr.As4()
-	return uint64(b[0])<<40 | uint64(b[1])<<32 | uint64(b[2])<<24 | uint64(b[3])<<16 | uint64(a.Port)
+// full turns a kernel address (IPv4 as IPv4-mapped) into netstack's: an
+// AF_INET socket's as 4 bytes; an AF_INET6 socket's as 16, which a
+// dual-stack endpoint maps back itself; the wildcard as no address.
+func full(a kernel.NetAddr, proto tcpip.NetworkProtocolNumber) tcpip.FullAddress {
+	ip := netip.AddrFrom16(a.Addr)
+	if ip.Unmap().IsUnspecified() {
+		return tcpip.FullAddress{Port: a.Port}
+	}
+	if proto == ipv4.ProtocolNumber {
+		return tcpip.FullAddress{Addr: tcpip.AddrFrom4(ip.Unmap().As4()), Port: a.Port}
+	}
+	return tcpip.FullAddress{Addr: tcpip.AddrFrom16(a.Addr), Port: a.Port}
+}
+
+// kernelAddr turns a net.Addr of gonet's into the kernel's form.
+func kernelAddr(a net.Addr) kernel.NetAddr {
+	var ip net.IP
+	var port int
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		ip, port = a.IP, a.Port
+	case *net.UDPAddr:
+		ip, port = a.IP, a.Port
+	}
+	var k kernel.NetAddr
+	if v := ip.To16(); v != nil {
+		k.Addr = [16]byte(v)
+	}
+	k.Port = uint16(port)
+	return k
+}
+
+// endpoint makes a netstack endpoint of transport tp for socket id.
+func endpoint(id uint32, tp tcpip.TransportProtocolNumber, wq *waiter.Queue) (tcpip.Endpoint, tcpip.NetworkProtocolNumber, error) {
+	proto, v6only := family(id)
+	ep, err := st.NewEndpoint(tp, proto, wq)
+	if err != nil {
+		return nil, 0, errors.New(err.String())
+	}
+	if v6only {
+		ep.SocketOptions().SetV6Only(true)
+	}
+	return ep, proto, nil
 }
 
 func (s *sock) listen() {
 	local, _ := addrs(s.id)
-	ln, err := gonet.ListenTCP(st, local, ipv4.ProtocolNumber)
+	var wq waiter.Queue
+	ep, proto, err := endpoint(s.id, tcp.ProtocolNumber, &wq)
+	if err == nil {
+		if e := ep.Bind(full(local, proto)); e != nil {
+			err = errors.New("bind: " + e.String())
+		} else if e := ep.Listen(4096); e != nil { // the kernel keeps the program's backlog
+			err = errors.New(e.String())
+		}
+		if err != nil {
+			ep.Close()
+		}
+	}
 	if err != nil {
 		os.Stderr.WriteString("unigo: network: listen: " + err.Error() + "\n")
 		return
 	}
+	ln := gonet.NewTCPListener(st, &wq, ep)
 	s.mu.Lock()
 	s.ln = ln
 	s.mu.Unlock()
@@ -157,10 +214,10 @@ func (s *sock) listen() {
 				return // closed
 			}
 			tc := c.(*gonet.TCPConn)
-			local, remote := fullAddr(tc.LocalAddr()), fullAddr(tc.RemoteAddr())
+			ends := [2]kernel.NetAddr{kernelAddr(tc.LocalAddr()), kernelAddr(tc.RemoteAddr())}
 			rx, tx := make([]byte, ringSize), make([]byte, ringSize)
-			id, _, e := syscall.Syscall6(kernel.SysNetAccepted, uintptr(s.id), uintptr(pack(local)), uintptr(pack(remote)),
-				uintptr(unsafe.Pointer(&rx[0])), uintptr(unsafe.Pointer(&tx[0])), ringSize)
+			id, _, e := syscall.Syscall6(kernel.SysNetAccepted, uintptr(s.id), uintptr(unsafe.Pointer(&ends)),
+				uintptr(unsafe.Pointer(&rx[0])), uintptr(unsafe.Pointer(&tx[0])), ringSize, 0)
 			if e != 0 {
 				tc.Close() // the backlog is full or the listener went away
 				continue
@@ -172,25 +229,10 @@ func (s *sock) listen() {
 	}()
 }
 
-func fullAddr(a net.Addr) tcpip.FullAddress {
-	var ip net.IP
-	var port int
-	switch a := a.(type) {
-	case *net.TCPAddr:
-		ip, port = a.IP, a.Port
-	case *net.UDPAddr:
-		ip, port = a.IP, a.Port
-	default:
-		return tcpip.FullAddress{}
-	}
-	var b [4]byte
-	copy(b[:], ip.To4())
-	return tcpip.FullAddress{Addr: tcpip.AddrFrom4(b), Port: uint16(port)}
-}
-
 func (s *sock) connect() {
 	local, remote := addrs(s.id)
-	c, err := gonet.DialTCPWithBind(context.Background(), st, local, remote, ipv4.ProtocolNumber)
+	proto, _ := family(s.id)
+	c, err := gonet.DialTCPWithBind(context.Background(), st, full(local, proto), full(remote, proto), proto)
 	if err != nil {
 		event(s.id, kernel.NetEvFailed, uintptr(errnoOf(err)))
 		s.mu.Lock()
@@ -204,7 +246,8 @@ func (s *sock) connect() {
 	}
 	s.rx, s.tx = make([]byte, ringSize), make([]byte, ringSize)
 	syscall.RawSyscall6(kernel.SysNetRings, uintptr(s.id), uintptr(unsafe.Pointer(&s.rx[0])), uintptr(unsafe.Pointer(&s.tx[0])), ringSize, 0, 0)
-	event(s.id, kernel.NetEvConnected, uintptr(pack(fullAddr(c.LocalAddr()))))
+	la := kernelAddr(c.LocalAddr())
+	event(s.id, kernel.NetEvConnected, uintptr(unsafe.Pointer(&la)))
 	s.run(c)
 }
 
@@ -310,12 +353,12 @@ func errnoOf(err error) syscall.Errno {
 func (s *sock) openUDP() {
 	local, _ := addrs(s.id)
 	var wq waiter.Queue
-	ep, err := st.NewEndpoint(udp.ProtocolNumber, ipv4.ProtocolNumber, &wq)
+	ep, proto, err := endpoint(s.id, udp.ProtocolNumber, &wq)
 	if err != nil {
-		os.Stderr.WriteString("unigo: network: udp endpoint: " + err.String() + "\n")
+		os.Stderr.WriteString("unigo: network: udp endpoint: " + err.Error() + "\n")
 		return
 	}
-	if err := ep.Bind(local); err != nil {
+	if err := ep.Bind(full(local, proto)); err != nil {
 		os.Stderr.WriteString("unigo: network: udp bind: " + err.String() + "\n")
 		ep.Close()
 		return
@@ -335,7 +378,8 @@ func (s *sock) openUDP() {
 				return // closed
 			}
 			if n > 0 {
-				syscall.RawSyscall6(kernel.SysNetRxDgram, uintptr(s.id), uintptr(unsafe.Pointer(&buf[0])), uintptr(n), uintptr(pack(fullAddr(from))), 0, 0)
+				fa := kernelAddr(from)
+				syscall.RawSyscall6(kernel.SysNetRxDgram, uintptr(s.id), uintptr(unsafe.Pointer(&buf[0])), uintptr(n), uintptr(unsafe.Pointer(&fa)), 0, 0)
 			}
 		}
 	}()
@@ -343,12 +387,12 @@ func (s *sock) openUDP() {
 		buf := make([]byte, 65536)
 		for range s.kick {
 			for {
-				var to uint64
+				var to kernel.NetAddr
 				n, _, e := syscall.RawSyscall6(kernel.SysNetTxDgram, uintptr(s.id), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), uintptr(unsafe.Pointer(&to)), 0, 0)
 				if e != 0 || n == 0 {
 					break
 				}
-				a := unpack(to)
+				a := full(to, proto)
 				c.WriteTo(buf[:n], &net.UDPAddr{IP: net.IP(a.Addr.AsSlice()), Port: int(a.Port)})
 			}
 			s.mu.Lock()

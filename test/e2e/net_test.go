@@ -20,6 +20,9 @@ func TestLoopbackNet(t *testing.T) {
 			"writev echo: vectored\n",
 			"recvmsg: \"data\" truncated true, from the sender true\n",
 			"readv: [\"scat\" \"tered\"]\n",
+			"ipv6 echo: six from ::1\n",
+			"dual-stack listener ::: via IPv4 four from 127.0.0.1, via IPv6 six from ::1\n",
+			"udp6: \"datagram6\" from ::1 (the sender true)\n",
 			"closed port: dial tcp 127.0.0.1:1: connect: connection refused\n",
 		} {
 			if !strings.Contains(r.stdout, want) {
@@ -94,6 +97,7 @@ func TestNetInterfaces(t *testing.T) {
 }
 
 const ifacesOutput = "1 lo mtu 65536  [up|loopback|running]\n2 eth0 mtu 1500 52:54:00:12:34:56 [up|broadcast|multicast|running]\n" +
-	"addrs [127.0.0.1/8 10.0.2.15/24]\n" +
+	"addrs [127.0.0.1/8 ::1/128 10.0.2.15/24 fe80::5054:ff:fe12:3456/64]\n" +
 	"listening on eth0's address: 10.0.2.15\n" +
+	"listening on eth0's address: fe80::5054:ff:fe12:3456\n" +
 	"resolv.conf: \"nameserver 10.0.2.3\\n\" <nil>\n"

@@ -19,9 +19,9 @@ import (
 )
 
 // TestNetTap gives the guest an address on a tap device in a network
-// namespace the test makes, fetches from it and pings it there: --net
-// tap:NAME with --ip and --gw, and without them from a DHCP server the test
-// runs on the tap, on both monitors. The fetch runs in this test binary,
+// namespace the test makes, fetches from it over IPv4 and IPv6 (link-local)
+// and pings it there: --net tap:NAME with --ip and --gw, and without them
+// from a DHCP server the test runs on the tap, on both monitors. The fetch runs in this test binary,
 // started again inside the namespace (TestNetTapInside).
 func TestNetTap(t *testing.T) {
 	if os.Geteuid() != 0 {
@@ -38,7 +38,8 @@ func TestNetTap(t *testing.T) {
 			cmd := exec.Command("unshare", "-n", os.Args[0], "-test.run=^TestNetTapInside$", "-test.v")
 			cmd.Env = append(os.Environ(), "UNIGO_TAP_TEST="+vmm, "UNIGO_TAP_MODE="+mode, "UNIGO_TAP_IMG="+img, "UNIGO_BIN="+unigoBin)
 			out, err := cmd.CombinedOutput()
-			if err != nil || !strings.Contains(string(out), "answer: hello from unigo: /over-tap") || !strings.Contains(string(out), "ping: echo reply") {
+			if err != nil || !strings.Contains(string(out), "answer: hello from unigo: /over-tap\n") ||
+				!strings.Contains(string(out), "answer: hello from unigo: /over-tap-ipv6") || !strings.Contains(string(out), "ping: echo reply") {
 				t.Fatalf("%s: %v\n%s", mode, err, out)
 			}
 			if mode == "dhcp" && !strings.Contains(string(out), "dhcp: offered 10.9.0.2, acknowledged 10.9.0.2, renewed 10.9.0.2") {
@@ -89,16 +90,21 @@ func TestNetTapInside(t *testing.T) {
 	}
 	defer ping(t, [4]byte{10, 9, 0, 2})
 	c := &http.Client{Timeout: 2 * time.Second}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		resp, err := c.Get("http://10.9.0.2/over-tap")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			t.Logf("answer: %s", strings.TrimSpace(string(b)))
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no answer from 10.9.0.2: %v; stderr:\n%s", err, stderr.String())
+	// IPv4 to the address given or leased, then IPv6 to the link-local
+	// address the guest derives from its MAC (QEMU's default, and the own
+	// monitor's), which neighbor discovery resolves.
+	for _, url := range []string{"http://10.9.0.2/over-tap", "http://[fe80::5054:ff:fe12:3456%25tap0]/over-tap-ipv6"} {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			resp, err := c.Get(url)
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				t.Logf("answer: %s", strings.TrimSpace(string(b)))
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no answer from %s: %v; stderr:\n%s", url, err, stderr.String())
+			}
 		}
 	}
 }

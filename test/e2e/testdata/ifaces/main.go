@@ -27,7 +27,11 @@ func main() {
 	// eth0's own address can be bound, and its DNS server is in resolv.conf.
 	for _, a := range addrs {
 		if ip := a.(*net.IPNet).IP; !ip.IsLoopback() {
-			ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
+			host := ip.String()
+			if ip.IsLinkLocalUnicast() {
+				host += "%eth0" // a link-local address needs its link, as on Linux
+			}
+			ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 			if err != nil {
 				fmt.Println("listen:", err)
 				os.Exit(1)

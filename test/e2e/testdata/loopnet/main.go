@@ -116,6 +116,34 @@ func main() {
 		return true
 	})
 	fmt.Printf("readv: %q\n", parts)
+	// IPv6: a listener on ::1, and a wildcard one, which Go makes an
+	// AF_INET6 socket that IPv4 clients reach too (IPv4-mapped); UDP on ::1.
+	six, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		fail("listen [::1]", err)
+	}
+	go serveEcho(six)
+	fmt.Println("ipv6 echo:", echoOnce(six.Addr().String(), "six"))
+	dual, err := net.Listen("tcp", ":0")
+	if err != nil {
+		fail("listen :0", err)
+	}
+	go serveEcho(dual)
+	port := dual.Addr().(*net.TCPAddr).Port
+	fmt.Printf("dual-stack listener %v: via IPv4 %s, via IPv6 %s\n", dual.Addr().(*net.TCPAddr).IP,
+		echoOnce(fmt.Sprintf("127.0.0.1:%d", port), "four"), echoOnce(fmt.Sprintf("[::1]:%d", port), "six"))
+	u6, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		fail("listen udp6", err)
+	}
+	u6c, err := net.DialUDP("udp", nil, u6.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		fail("dial udp6", err)
+	}
+	u6c.Write([]byte("datagram6"))
+	b6 := make([]byte, 64)
+	n6, from6, err := u6.ReadFromUDP(b6)
+	fmt.Printf("udp6: %q from %v (the sender %v)\n", b6[:n6], from6.IP, from6.Port == u6c.LocalAddr().(*net.UDPAddr).Port)
 	if _, err := net.Dial("tcp", "127.0.0.1:1"); err != nil {
 		fmt.Println("closed port:", err)
 	}
@@ -134,4 +162,36 @@ func readv(fd uintptr, a, b []byte) (int, error) {
 		return 0, e
 	}
 	return int(n), nil
+}
+
+// serveEcho answers each connection to ln with what it sent, and the
+// address it came from.
+func serveEcho(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			b, _ := io.ReadAll(c)
+			fmt.Fprintf(c, "%s from %s", b, c.RemoteAddr().(*net.TCPAddr).IP)
+			c.Close()
+		}()
+	}
+}
+
+// echoOnce sends msg to serveEcho at addr and returns the answer.
+func echoOnce(addr, msg string) string {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err.Error()
+	}
+	defer c.Close()
+	c.Write([]byte(msg))
+	c.(*net.TCPConn).CloseWrite()
+	b, err := io.ReadAll(c)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
 }

@@ -54,7 +54,6 @@ func putHdr(h *[dgramHdr]byte, n uintptr, a *inAddr) {
 	memmove(uintptr(unsafe.Pointer(&h[2])), uintptr(unsafe.Pointer(a)), netAddrSize)
 }
 
-
 // dgramSend queues v as one datagram for to.
 //
 //go:nosplit

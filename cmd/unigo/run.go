@@ -98,7 +98,7 @@ func runFlags(o *runOpts) *flag.FlagSet {
 	fs.StringVar(&o.ip, "ip", "", "with --net tap: the guest's static `address`, A.B.C.D/N (default: DHCP)")
 	fs.StringVar(&o.gw, "gw", "", "with --net tap and --ip: the default `gateway`")
 	fs.StringVar(&o.dns, "dns", "", "with --net tap and --ip: the DNS `server` (/etc/resolv.conf in the guest)")
-	fs.Var(&o.ports, "p", "forward `HOST:GUEST`[/tcp]: host port HOST on 127.0.0.1 to the guest's port GUEST\n(repeatable; like docker run -p)")
+	fs.Var(&o.ports, "p", "forward `HOST:GUEST`[/tcp|/udp]: host port HOST on 127.0.0.1 to the guest's port GUEST\n(repeatable; like docker run -p)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: unigo run [flags] image-or-package [-- args...]
 
@@ -234,7 +234,7 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 		var fw []usernet.Forward
 		for _, p := range o.ports {
 			pp, _ := qemu.ParsePort(p)
-			fw = append(fw, usernet.Forward{Host: pp.Host, Guest: pp.Guest})
+			fw = append(fw, usernet.Forward{Host: pp.Host, Guest: pp.Guest, Proto: pp.Proto})
 		}
 		n, err := usernet.New(fw)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"testing"
+	"time"
 )
 
 // TestNetUDP sends datagrams inside the guest over loopback, to an echo
@@ -84,4 +85,47 @@ func TestNetDNS(t *testing.T) {
 			fmt.Sprintf("10.0.2.2:%d", echo), fmt.Sprintf("10.0.2.2:%d", dns), name)
 		expect(t, r, 0, "resolved: true\n")
 	})
+}
+
+// TestNetUDPForward sends datagrams from two host sockets through
+// -p HOST:5353/udp to a UDP server in the guest, and each gets its own
+// answers back.
+func TestNetUDPForward(t *testing.T) {
+	bothVMMs(t, func(t *testing.T, vmm string) {
+		port := freeUDPPort(t)
+		cmd, out, stderr := startInstance(t, "run", "--vmm", vmm, "-p", fmt.Sprintf("%d:5353/udp", port), image(t, "udpserve"))
+		defer cmd.Process.Kill()
+		if line, err := out.ReadString('\n'); err != nil || line != "listening on [::]:5353\n" {
+			t.Fatalf("first line %q, %v; stderr:\n%s", line, err, stderr.String())
+		}
+		for _, msg := range []string{"first client", "second client"} {
+			c, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			buf := make([]byte, 128)
+			var n int
+			for try := 0; ; try++ { // UDP: ask again until the guest's stack is up
+				c.Write([]byte(msg))
+				c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+				if n, err = c.Read(buf); err == nil || try == 40 {
+					break
+				}
+			}
+			if err != nil || string(buf[:n]) != "echo: "+msg {
+				t.Fatalf("answer %q, %v; want %q; stderr:\n%s", buf[:n], err, "echo: "+msg, stderr.String())
+			}
+		}
+	})
+}
+
+// freeUDPPort returns a UDP port on 127.0.0.1 that nothing listens on.
+func freeUDPPort(t *testing.T) int {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	return pc.LocalAddr().(*net.UDPAddr).Port
 }

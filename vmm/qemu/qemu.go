@@ -59,8 +59,8 @@ func ParsePort(s string) (Port, error) {
 	switch {
 	case !ok || err1 != nil || err2 != nil || hp < 1 || hp > 65535 || gp < 1 || gp > 65535:
 		return Port{}, fmt.Errorf("-p %q: want HOST:GUEST with port numbers, such as 8080:80", s)
-	case proto != "tcp":
-		return Port{}, fmt.Errorf("-p %q: only tcp is forwarded yet", s)
+	case proto != "tcp" && proto != "udp":
+		return Port{}, fmt.Errorf("-p %q: the protocol is tcp or udp", s)
 	}
 	return Port{hp, gp, proto}, nil
 }

@@ -53,15 +53,18 @@ var (
 
 const nic = 1
 
-// Forward is a host port forwarded to a guest port.
-type Forward struct{ Host, Guest int }
+// Forward is a host port forwarded to a guest port, "tcp" or "udp".
+type Forward struct {
+	Host, Guest int
+	Proto       string
+}
 
 // Network is the monitor's end of the LAN.
 type Network struct {
 	st       *stack.Stack
 	ch       *channel.Endpoint
 	forwards []Forward
-	lns      []net.Listener
+	lns      []io.Closer // a net.Listener, or a net.PacketConn for udp
 	once     sync.Once
 	up       chan struct{} // closed at the guest's first frame past DHCP: its eth0 is up
 	in       chan []byte   // frames from the guest, for inject
@@ -113,10 +116,17 @@ func New(forwards []Forward) (*Network, error) {
 	st.SetTransportProtocolHandler(tcp.ProtocolNumber, fwd.HandlePacket)
 	st.SetTransportProtocolHandler(udp.ProtocolNumber, udp.NewForwarder(st, n.outboundUDP).HandlePacket)
 	for _, f := range forwards {
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(f.Host)))
+		var ln io.Closer
+		var err error
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(f.Host))
+		if f.Proto == "udp" {
+			ln, err = net.ListenPacket("udp", addr)
+		} else {
+			ln, err = net.Listen("tcp", addr)
+		}
 		if err != nil {
 			n.Close()
-			return nil, fmt.Errorf("-p %d:%d: %w", f.Host, f.Guest, err)
+			return nil, fmt.Errorf("-p %d:%d/%s: %w", f.Host, f.Guest, f.Proto, err)
 		}
 		n.lns = append(n.lns, ln)
 	}
@@ -142,7 +152,11 @@ func (n *Network) Start(deliver func(frame []byte)) error {
 		}
 	}()
 	for i, ln := range n.lns {
-		go n.serve(ln, n.forwards[i])
+		if pc, ok := ln.(net.PacketConn); ok {
+			go n.serveUDP(pc, n.forwards[i])
+		} else {
+			go n.serve(ln.(net.Listener), n.forwards[i])
+		}
 	}
 	return nil
 }
@@ -195,6 +209,50 @@ func (n *Network) serve(ln net.Listener, f Forward) {
 			}
 			splice(c, g)
 		}()
+	}
+}
+
+// serveUDP forwards the datagrams to a host port into the guest: each
+// client address gets its own flow from the gateway, whose answers go back
+// to that client, until udpIdle passes without one.
+func (n *Network) serveUDP(pc net.PacketConn, f Forward) {
+	<-n.up
+	var mu sync.Mutex
+	flows := map[string]*gonet.UDPConn{}
+	buf := make([]byte, 65536)
+	for {
+		k, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		g := flows[from.String()]
+		if g == nil {
+			g, err = gonet.DialUDP(n.st, &tcpip.FullAddress{NIC: nic, Addr: gatewayIP},
+				&tcpip.FullAddress{NIC: nic, Addr: guestIP, Port: uint16(f.Guest)}, ipv4.ProtocolNumber)
+			if err != nil {
+				mu.Unlock()
+				continue
+			}
+			flows[from.String()] = g
+			go func(g *gonet.UDPConn, from net.Addr) {
+				b := make([]byte, 65536)
+				for {
+					g.SetReadDeadline(time.Now().Add(udpIdle))
+					m, err := g.Read(b)
+					if err != nil {
+						break
+					}
+					pc.WriteTo(b[:m], from)
+				}
+				mu.Lock()
+				delete(flows, from.String())
+				mu.Unlock()
+				g.Close()
+			}(g, from)
+		}
+		mu.Unlock()
+		g.Write(buf[:k])
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 
 	"unigo.dev/unigo/guest/kernel"
 )
@@ -27,8 +28,12 @@ const (
 	statusDriverOK   = 4
 	statusFeaturesOK = 8
 
-	featMAC      = 1 << 5  // VIRTIO_NET_F_MAC
-	featVersion1 = 1 << 32 // VIRTIO_F_VERSION_1
+	featGuestCSUM = 1 << 1  // VIRTIO_NET_F_GUEST_CSUM: received frames may come with their checksum vouched for
+	featMAC       = 1 << 5  // VIRTIO_NET_F_MAC
+	featMrgRxbuf  = 1 << 15 // VIRTIO_NET_F_MRG_RXBUF: a received frame may span buffers
+	hdrNeedsCsum  = 1       // virtio_net_hdr flags (§5.1.6)
+	hdrDataValid  = 2
+	featVersion1  = 1 << 32 // VIRTIO_F_VERSION_1
 
 	virtioNetDeviceID = 1
 	netHdrLen         = 12 // struct virtio_net_hdr with num_buffers (§5.1.6)
@@ -119,7 +124,16 @@ func newVirtioNet(t transport) (*virtioNet, error) {
 	if feats&featVersion1 == 0 {
 		return nil, fmt.Errorf("%v does not offer VIRTIO_F_VERSION_1", t)
 	}
-	want := feats & (featVersion1 | featMAC)
+	// Checksum offload for received frames, and merged receive buffers,
+	// where offered. With VIRTIO_NET_F_GUEST_CSUM the device may pass on a
+	// frame whose checksum a host left partial (NEEDS_CSUM: a tap's host
+	// stack offloading it), which the driver completes. Netstack still
+	// checks every checksum: its NIC takes checksum validation from the
+	// link's capabilities, not per frame, so DATA_VALID saves nothing
+	// here. Sent frames keep netstack's checksums: with TX offload it
+	// leaves them empty, also in IPv6 fragments, which no device can
+	// complete.
+	want := feats & (featVersion1 | featMAC | featGuestCSUM | featMrgRxbuf)
 	t.setFeatures(want)
 	t.setStatus(statusAck | statusDriver | statusFeaturesOK)
 	if t.status()&statusFeaturesOK == 0 {
@@ -184,8 +198,10 @@ func (q *virtq) buf(id uint16) []byte {
 }
 
 // receive hands each frame the device filled to deliver, then gives the
-// buffers back.
-func (d *virtioNet) receive(deliver func([]byte)) {
+// buffers back. A frame in several buffers (num_buffers,
+// VIRTIO_NET_F_MRG_RXBUF) is joined first; a partial checksum
+// (NEEDS_CSUM) is completed.
+func (d *virtioNet) receive(deliver func(frame []byte)) {
 	q := &d.rx
 	n := 0
 	// No interrupts while the ring is being emptied; after re-enabling
@@ -197,11 +213,23 @@ func (d *virtioNet) receive(deliver func([]byte)) {
 			e := q.lastUsed % queueSize
 			id, ln := uint16(q.used[1+2*e]), q.used[2+2*e]
 			if ln > netHdrLen && ln <= bufSize {
-				deliver(q.buf(id)[netHdrLen:ln])
+				b := q.buf(id)
+				hdr := [netHdrLen]byte(b)
+				if nb := int(b[10]) | int(b[11])<<8; nb > 1 {
+					frame := append([]byte(nil), b[netHdrLen:ln]...)
+					for ; nb > 1 && q.lastUsed+1 != q.usedIdx(); nb-- {
+						d.recycle(id)
+						q.lastUsed++
+						e = q.lastUsed % queueSize
+						id, ln = uint16(q.used[1+2*e]), min(q.used[2+2*e], bufSize)
+						frame = append(frame, q.buf(id)[:ln]...)
+					}
+					deliver(completeChecksum(&hdr, frame))
+				} else {
+					deliver(completeChecksum(&hdr, b[netHdrLen:ln]))
+				}
 			}
-			idx := q.availIdx()
-			q.avail[2+idx%queueSize] = id
-			q.publish(idx + 1)
+			d.recycle(id)
 			q.lastUsed++
 			n++
 		}
@@ -216,6 +244,32 @@ func (d *virtioNet) receive(deliver func([]byte)) {
 	if n > 0 && atomic.LoadUint32(&q.used[0])&1 == 0 {
 		d.t.notify(0)
 	}
+}
+
+// completeChecksum fills in the checksum a NEEDS_CSUM frame left partial
+// (§5.1.6.2: the one's complement sum from csum_start to the end, stored at
+// csum_start+csum_offset, over the pseudo-header sum already there), and
+// returns the frame.
+func completeChecksum(hdr *[netHdrLen]byte, frame []byte) []byte {
+	if hdr[0]&hdrNeedsCsum == 0 {
+		return frame
+	}
+	start := int(hdr[6]) | int(hdr[7])<<8
+	at := start + (int(hdr[8]) | int(hdr[9])<<8)
+	if at+2 > len(frame) {
+		return frame // malformed: netstack's own check drops it
+	}
+	c := ^checksum.Checksum(frame[start:], 0)
+	frame[at], frame[at+1] = byte(c>>8), byte(c)
+	return frame
+}
+
+// recycle gives receive buffer id back to the device.
+func (d *virtioNet) recycle(id uint16) {
+	q := &d.rx
+	idx := q.availIdx()
+	q.avail[2+idx%queueSize] = id
+	q.publish(idx + 1)
 }
 
 // transmit sends one frame; it reports false when every descriptor is busy.

@@ -161,6 +161,10 @@ func (n *Network) Start(deliver func(frame []byte)) error {
 	return nil
 }
 
+// ChecksumsValid reports that the frames for the guest come from this
+// process's netstack, with correct checksums: the guest need not check.
+func (n *Network) ChecksumsValid() bool { return true }
+
 // Send takes a frame from the guest. The netstack processes it on its own
 // goroutine: the vCPU thread goes back to the guest at once.
 func (n *Network) Send(frame []byte) {

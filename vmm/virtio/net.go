@@ -50,8 +50,15 @@ const (
 	magic        = 0x74726976 // "virt"
 	vendor       = 0x4f474e55 // "UNGO"
 	netDeviceID  = 1
-	featMAC      = 1 << 5
-	featVersion1 = 1 << 32
+	featCSUM      = 1 << 0  // VIRTIO_NET_F_CSUM: the driver may leave checksums to the device
+	featGuestCSUM = 1 << 1  // VIRTIO_NET_F_GUEST_CSUM: the device may say a checksum is valid
+	featMAC       = 1 << 5
+	featMrgRxbuf  = 1 << 15 // VIRTIO_NET_F_MRG_RXBUF: a frame may span receive buffers
+	featVersion1  = 1 << 32
+	offered       = featCSUM | featGuestCSUM | featMAC | featMrgRxbuf | featVersion1
+
+	hdrNeedsCsum = 1 // VIRTIO_NET_HDR_F_NEEDS_CSUM (§5.1.6)
+	hdrDataValid = 2 // VIRTIO_NET_HDR_F_DATA_VALID
 	statusFailed = 0x80
 	statusReset  = 0x40 // DEVICE_NEEDS_RESET
 	queueMax     = 256
@@ -90,7 +97,12 @@ type Net struct {
 	intStatus uint32
 	broken    bool
 	fence     uint32 // for the memory barrier in Receive
-	Dropped   uint64 // frames received with no buffer to put them in
+	Dropped   uint64 // frames received with no buffer to put them in, or sent malformed
+
+	// ValidChecksums says the network's frames carry correct checksums
+	// (an in-process network, not a LAN): the driver is told so
+	// (VIRTIO_NET_HDR_F_DATA_VALID) and need not check them again.
+	ValidChecksums bool
 }
 
 // NewNet returns a device with MAC address mac whose transmitted frames go
@@ -124,7 +136,7 @@ func (d *Net) Read(off uint64, size int) uint32 {
 	case regVendorID:
 		return vendor
 	case regDeviceFeatures:
-		f := uint64(featMAC | featVersion1)
+		f := uint64(offered)
 		if d.featSel == 0 {
 			return uint32(f)
 		} else if d.featSel == 1 {
@@ -336,17 +348,26 @@ func (d *Net) pop(q *queue) (head uint16, ok bool, err error) {
 
 // push returns chain head to the driver with n bytes written.
 func (d *Net) push(q *queue, head uint16, n uint32) error {
+	return d.pushAll(q, []uint16{head}, []uint32{n})
+}
+
+// pushAll returns chains to the driver at once: the used index moves past
+// all of them in one store, so a driver never sees part of a frame that
+// spans buffers (§5.1.6.4).
+func (d *Net) pushAll(q *queue, heads []uint16, lens []uint32) error {
 	idx, err := d.u16(q.device + 2)
 	if err != nil {
 		return err
 	}
-	b, err := d.mem.Slice(q.device+4+uint64(idx%uint16(q.num))*8, 8)
-	if err != nil {
-		return err
+	for i, head := range heads {
+		b, err := d.mem.Slice(q.device+4+uint64((idx+uint16(i))%uint16(q.num))*8, 8)
+		if err != nil {
+			return err
+		}
+		binary.LittleEndian.PutUint32(b, uint32(head))
+		binary.LittleEndian.PutUint32(b[4:], lens[i])
 	}
-	binary.LittleEndian.PutUint32(b, uint32(head))
-	binary.LittleEndian.PutUint32(b[4:], n)
-	return d.putU16(q.device+2, idx+1)
+	return d.putU16(q.device+2, idx+uint16(len(heads)))
 }
 
 // transmitLocked takes every frame the driver queued for sending, and
@@ -380,7 +401,11 @@ func (d *Net) transmitLocked() ([][]byte, bool, error) {
 			f = append(f, b...)
 		}
 		if len(f) > netHdrLen {
-			frames = append(frames, f[netHdrLen:])
+			if frame, ok := d.completeChecksum(f); ok {
+				frames = append(frames, frame)
+			} else {
+				d.Dropped++
+			}
 		}
 		if err := d.push(q, head, 0); err != nil {
 			return frames, false, d.stop(err)
@@ -420,32 +445,101 @@ func (d *Net) Receive(frame []byte) {
 }
 
 func (d *Net) receiveLocked(q *queue, frame []byte) error {
-	head, ok, err := d.pop(q)
-	if err != nil {
-		return d.stop(err)
+	var hdr [netHdrLen]byte
+	if d.ValidChecksums && d.driver&featGuestCSUM != 0 {
+		hdr[0] = hdrDataValid
 	}
-	if !ok {
+	src := append(hdr[:], frame...)
+	// Without VIRTIO_NET_F_MRG_RXBUF a frame takes one buffer chain; with
+	// it, as many as it needs, their count in num_buffers (§5.1.6.4).
+	var heads [8]uint16
+	var lens [8]uint32
+	var first [][]byte // the first chain's buffers: num_buffers goes there
+	nb, n := 0, 0
+	for n < len(src) {
+		if nb == len(heads) || (nb == 1 && d.driver&featMrgRxbuf == 0) {
+			break
+		}
+		head, ok, err := d.pop(q)
+		if err != nil {
+			return d.stop(err)
+		}
+		if !ok {
+			break
+		}
+		bufs, err := d.chain(q, head, true)
+		if err != nil {
+			return d.stop(err)
+		}
+		k := 0
+		for _, b := range bufs {
+			k += copy(b, src[n+k:])
+		}
+		if nb == 0 {
+			first = bufs
+		}
+		heads[nb], lens[nb] = head, uint32(k)
+		nb, n = nb+1, n+k
+	}
+	if nb == 0 {
 		d.Dropped++
 		return nil
 	}
-	bufs, err := d.chain(q, head, true)
-	if err != nil {
-		return d.stop(err)
-	}
-	var hdr [netHdrLen]byte
-	binary.LittleEndian.PutUint16(hdr[10:], 1) // num_buffers
-	src := append(hdr[:], frame...)
-	n := 0
-	for _, b := range bufs {
-		n += copy(b, src[n:])
-	}
 	if n < len(src) {
-		d.Dropped++ // buffers too small for the frame: returned empty, the frame dropped
-		n = 0
+		d.Dropped++ // no room for the whole frame: the buffers go back empty
+		for i := range lens[:nb] {
+			lens[i] = 0
+		}
+	} else {
+		putAt(first, 10, []byte{byte(nb), byte(nb >> 8)}) // num_buffers
 	}
-	if err := d.push(q, head, uint32(n)); err != nil {
+	if err := d.pushAll(q, heads[:nb], lens[:nb]); err != nil {
 		return d.stop(err)
 	}
 	d.intStatus |= 1
 	return nil
+}
+
+// putAt writes b at offset off of the bytes bufs hold in turn.
+func putAt(bufs [][]byte, off int, b []byte) {
+	for _, buf := range bufs {
+		for ; len(b) > 0 && off < len(buf); off++ {
+			buf[off], b = b[0], b[1:]
+		}
+		if len(b) == 0 {
+			return
+		}
+		off -= len(buf)
+	}
+}
+
+// completeChecksum returns the frame of a transmitted buffer (header and
+// frame), with the checksum the driver left to the device filled in
+// (VIRTIO_NET_HDR_F_NEEDS_CSUM, §5.1.6.2: the one's complement sum from
+// csum_start to the end, stored at csum_start+csum_offset, over the
+// pseudo-header sum the driver put there); false for a header that points
+// outside the frame.
+func (d *Net) completeChecksum(b []byte) ([]byte, bool) {
+	frame := b[netHdrLen:]
+	if b[0]&hdrNeedsCsum == 0 || d.driver&featCSUM == 0 {
+		return frame, true
+	}
+	start := int(binary.LittleEndian.Uint16(b[6:]))
+	at := start + int(binary.LittleEndian.Uint16(b[8:]))
+	if start > len(frame) || at+2 > len(frame) {
+		return nil, false
+	}
+	var sum uint32
+	p := frame[start:]
+	for ; len(p) >= 2; p = p[2:] {
+		sum += uint32(p[0])<<8 | uint32(p[1])
+	}
+	if len(p) == 1 {
+		sum += uint32(p[0]) << 8
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	binary.BigEndian.PutUint16(frame[at:], ^uint16(sum))
+	return frame, true
 }

@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"testing"
+
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"unigo.dev/unigo/proto/dhcp"
 )
 
 // ram is guest memory with the monitor's contract: Slice checks every range.
@@ -26,10 +31,22 @@ const (
 
 // setup brings a device up as the driver would, with queues of num entries.
 func setup(t testing.TB, mem ram, num uint32) (*Net, *[][]byte, *error) {
+	return setupWith(t, mem, num, 0)
+}
+
+// setupWith is setup with the driver accepting features.
+func setupWith(t testing.TB, mem ram, num uint32, features uint64) (*Net, *[][]byte, *error) {
 	var sent [][]byte
 	var failed error
 	d := NewNet(mem, [6]byte{2, 0, 0, 0, 0, 1}, func(f []byte) { sent = append(sent, append([]byte(nil), f...)) },
 		func() {}, func(err error) { failed = err })
+	d.Write(regStatus, 1|2)
+	for sel := uint32(0); sel < 2; sel++ {
+		d.Write(regDeviceFeatSel, sel)
+		offered := d.Read(regDeviceFeatures, 4)
+		d.Write(regDriverFeatSel, sel)
+		d.Write(regDriverFeatures, offered&uint32(features>>(32*sel)))
+	}
 	d.Write(regStatus, 1|2|8)
 	for q := uint32(0); q < 2; q++ {
 		d.Write(regQueueSel, q)
@@ -105,6 +122,81 @@ func TestTransmitAndReceive(t *testing.T) {
 	d.Receive(frame) // no buffer left: dropped, not an error
 	if d.Dropped != 1 || *failed != nil {
 		t.Errorf("dropped %d, failure %v", d.Dropped, *failed)
+	}
+}
+
+// TestOffloads checks the negotiated offloads (§5.1.6): a checksum the
+// driver leaves to the device, DATA_VALID on frames from a network whose
+// checksums are right, and a frame spread over two receive buffers.
+func TestOffloads(t *testing.T) {
+	mem := make(ram, 0x10000)
+	d, sent, failed := setupWith(t, mem, 8, featCSUM|featGuestCSUM|featMrgRxbuf|featVersion1)
+	d.ValidChecksums = true
+
+	// A UDP frame with its checksum replaced by the pseudo-header sum, as a
+	// driver that offloads it writes it; the device must give back the
+	// original, whose checksum gVisor's header package accepts.
+	want := dhcp.Frame([6]byte{2}, dhcp.Broadcast, netip.MustParseAddrPort("10.0.2.15:5000"),
+		netip.MustParseAddrPort("10.0.2.2:53"), []byte("a datagram with an odd length"))
+	ip := header.IPv4(want[header.EthernetMinimumSize:])
+	partial := append([]byte(nil), want...)
+	binary.BigEndian.PutUint16(partial[14+20+6:], header.PseudoHeaderChecksum(header.UDPProtocolNumber,
+		ip.SourceAddress(), ip.DestinationAddress(), uint16(len(ip.Payload()))))
+	hdr := make([]byte, netHdrLen)
+	hdr[0] = hdrNeedsCsum
+	binary.LittleEndian.PutUint16(hdr[6:], 14+20) // csum_start
+	binary.LittleEndian.PutUint16(hdr[8:], 6)     // csum_offset
+	copy(mem[bufAt:], append(hdr, partial...))
+	putDesc(mem, 1, 0, bufAt, uint32(netHdrLen+len(partial)), 0, 0)
+	// And one whose csum_offset points past its end: dropped, not sent.
+	binary.LittleEndian.PutUint16(hdr[8:], 0x7fff)
+	copy(mem[bufAt+0x800:], append(hdr, partial...))
+	putDesc(mem, 1, 1, bufAt+0x800, uint32(netHdrLen+len(partial)), 0, 0)
+	offer(mem, 1, 0, 1)
+	d.Write(regQueueNotify, 1)
+	if *failed != nil || len(*sent) != 1 || !bytes.Equal((*sent)[0], want) {
+		t.Fatalf("sent %x, failure %v; want %x", *sent, *failed, want)
+	}
+	if d.Dropped != 1 {
+		t.Errorf("dropped %d frames, want the malformed one", d.Dropped)
+	}
+
+	// 100 bytes of frame into two 64-byte buffers: two used elements,
+	// num_buffers 2, DATA_VALID.
+	frame := bytes.Repeat([]byte("0123456789"), 10)
+	putDesc(mem, 0, 0, bufAt+0x1000, 64, descWrite, 0)
+	putDesc(mem, 0, 1, bufAt+0x1100, 64, descWrite, 0)
+	offer(mem, 0, 0, 1)
+	d.Receive(frame)
+	if used := binary.LittleEndian.Uint16(mem[deviceAt+2:]); used != 2 {
+		t.Fatalf("receive used index %d, want 2", used)
+	}
+	e := mem[deviceAt+4:]
+	n0, n1 := binary.LittleEndian.Uint32(e[4:]), binary.LittleEndian.Uint32(e[12:])
+	got := append(append([]byte(nil), mem[bufAt+0x1000:bufAt+0x1000+int(n0)]...), mem[bufAt+0x1100:bufAt+0x1100+int(n1)]...)
+	if n0 != 64 || int(n0+n1) != netHdrLen+len(frame) || !bytes.Equal(got[netHdrLen:], frame) {
+		t.Fatalf("used lengths %d+%d, frame %q", n0, n1, got)
+	}
+	if got[0] != hdrDataValid || binary.LittleEndian.Uint16(got[10:]) != 2 {
+		t.Errorf("header flags %#x, num_buffers %d; want DATA_VALID and 2", got[0], binary.LittleEndian.Uint16(got[10:]))
+	}
+}
+
+// TestNoMergedBuffers: without VIRTIO_NET_F_MRG_RXBUF a frame larger than
+// one chain is dropped and the buffer returned empty.
+func TestNoMergedBuffers(t *testing.T) {
+	mem := make(ram, 0x10000)
+	d, _, failed := setup(t, mem, 8)
+	putDesc(mem, 0, 0, bufAt, 64, descWrite, 0)
+	putDesc(mem, 0, 1, bufAt+0x100, 64, descWrite, 0)
+	offer(mem, 0, 0, 1)
+	d.Receive(bytes.Repeat([]byte("x"), 100))
+	used := binary.LittleEndian.Uint16(mem[deviceAt+2:])
+	if *failed != nil || d.Dropped != 1 || used != 1 || binary.LittleEndian.Uint32(mem[deviceAt+8:]) != 0 {
+		t.Errorf("failure %v, dropped %d, used %d; want one empty buffer back", *failed, d.Dropped, used)
+	}
+	if mem[bufAt] != 0 {
+		t.Error("DATA_VALID without the network saying its checksums are valid")
 	}
 }
 

@@ -47,11 +47,11 @@ const (
 	regConfigGen      = 0x0fc
 	regConfig         = 0x100
 
-	magic        = 0x74726976 // "virt"
-	vendor       = 0x4f474e55 // "UNGO"
-	netDeviceID  = 1
-	featCSUM      = 1 << 0  // VIRTIO_NET_F_CSUM: the driver may leave checksums to the device
-	featGuestCSUM = 1 << 1  // VIRTIO_NET_F_GUEST_CSUM: the device may say a checksum is valid
+	magic         = 0x74726976 // "virt"
+	vendor        = 0x4f474e55 // "UNGO"
+	netDeviceID   = 1
+	featCSUM      = 1 << 0 // VIRTIO_NET_F_CSUM: the driver may leave checksums to the device
+	featGuestCSUM = 1 << 1 // VIRTIO_NET_F_GUEST_CSUM: the device may say a checksum is valid
 	featMAC       = 1 << 5
 	featMrgRxbuf  = 1 << 15 // VIRTIO_NET_F_MRG_RXBUF: a frame may span receive buffers
 	featVersion1  = 1 << 32

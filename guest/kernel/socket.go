@@ -42,6 +42,7 @@ const (
 	NetOpClose                // the program closed the socket: finish and release it
 	NetOpIRQ                  // with Sock = NetSockDevice: the network device interrupted
 	NetOpBind                 // a datagram socket needs its endpoint, at the bound address
+	NetOpOpts                 // the program set options for the endpoint (SysNetOpts)
 )
 
 // NetSockDevice is the Sock of a NetCommand about the device, not a socket.
@@ -78,7 +79,35 @@ const (
 	SysNetPCIWrite                     // (bdf, offset, value) → 0
 	SysNetMSI                          // (bdf) → the MSI address | data<<32 that interrupts this CPU at vecDevice
 	SysNetIface6                       // (*[16]byte, prefix) → 0: an IPv6 address of eth0, for netlink and bind
+	SysNetOpts                         // (sock, *NetOpts) → 0: the options the program set
 	sysNetEnd
+)
+
+// NetOpts are the socket options the component applies to its endpoint
+// (SysNetOpts, after a NetOpOpts); Set has a NetOpt* bit for each option
+// the program set, the others keep netstack's defaults.
+type NetOpts struct {
+	Set       uint32
+	KeepAlive int32 // SO_KEEPALIVE, 0 or 1
+	NoDelay   int32 // TCP_NODELAY, 0 or 1
+	Linger    int32 // SO_LINGER: seconds, or -1 for off
+	KeepIdle  int32 // TCP_KEEPIDLE, seconds
+	KeepIntvl int32 // TCP_KEEPINTVL, seconds
+	KeepCnt   int32 // TCP_KEEPCNT
+	SndBuf    int32 // SO_SNDBUF, bytes
+	RcvBuf    int32 // SO_RCVBUF, bytes
+}
+
+// NetOpts.Set bits.
+const (
+	NetOptKeepAlive = 1 << iota
+	NetOptNoDelay
+	NetOptLinger
+	NetOptKeepIdle
+	NetOptKeepIntvl
+	NetOptKeepCnt
+	NetOptSndBuf
+	NetOptRcvBuf
 )
 
 // Transports of SysNetDevice's devices: where the location points.
@@ -140,14 +169,8 @@ type socket struct {
 	backlog    int   // listen(2)'s backlog, at most maxBacklog
 	parent     int16 // the listener whose queue holds this socket, or -1
 	reuseAddr  bool
-	keepAlive  bool
 	broadcast  bool
-	noDelay    bool
-	optsTCP    [3]int32 // TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT as set
-	sndbuf     int32
-	rcvbuf     int32
-	lingerOn   bool
-	lingerSecs int32
+	opts       NetOpts // for the component's endpoint
 }
 
 var (

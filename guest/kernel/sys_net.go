@@ -90,7 +90,7 @@ func sysNet(nr uintptr, f *trapFrame) uintptr {
 		}
 		n := &sockets[c]
 		n.state, n.bound, n.known = sockConnected, true, true
-		n.family, n.v6only = k.family, k.v6only
+		n.family, n.v6only, n.opts = k.family, k.v6only, k.opts // inherited, as on Linux
 		n.local, n.remote = ends[0], ends[1]
 		n.rx, n.tx = ring{buf: rx, size: uint64(size)}, ring{buf: tx, size: uint64(size)}
 		n.parent = int16(s)
@@ -151,6 +151,10 @@ func sysNet(nr uintptr, f *trapFrame) uintptr {
 			v |= NetInfoV6Only
 		}
 		return v
+	case SysNetOpts:
+		if !copyOut(f.arg(1), unsafe.Pointer(&k.opts), unsafe.Sizeof(k.opts)) {
+			return errno(linux.EFAULT)
+		}
 	case SysNetAddrs:
 		out := f.arg(1)
 		v := [2]inAddr{k.local, k.remote}

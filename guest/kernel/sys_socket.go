@@ -272,8 +272,8 @@ func sysGetpeername(f *trapFrame) uintptr {
 }
 
 // sysSetsockopt implements Linux syscall setsockopt(2) for the options Go
-// sets. They are kept; the component applies those netstack has
-// (TCP_NODELAY, keep-alive) when the connection exists.
+// sets. The kernel keeps them; the component applies them to its netstack
+// endpoint when the connection exists (NetOpOpts).
 //
 //go:nosplit
 func sysSetsockopt(f *trapFrame) uintptr {
@@ -291,34 +291,70 @@ func sysSetsockopt(f *trapFrame) uintptr {
 	case level == linux.SOL_SOCKET && opt == linux.SO_REUSEADDR:
 		k.reuseAddr = v != 0
 	case level == linux.SOL_SOCKET && opt == linux.SO_KEEPALIVE:
-		k.keepAlive = v != 0
+		k.setOpt(NetOptKeepAlive, &k.opts.KeepAlive, b2i(v != 0))
 	case level == linux.SOL_SOCKET && opt == linux.SO_BROADCAST:
 		k.broadcast = v != 0
-	case level == linux.SOL_SOCKET && (opt == linux.SO_SNDBUF || opt == linux.SO_RCVBUF):
-		if opt == linux.SO_SNDBUF {
-			k.sndbuf = v
-		} else {
-			k.rcvbuf = v
-		}
+	case level == linux.SOL_SOCKET && opt == linux.SO_SNDBUF:
+		k.setOpt(NetOptSndBuf, &k.opts.SndBuf, max(v, 0))
+	case level == linux.SOL_SOCKET && opt == linux.SO_RCVBUF:
+		k.setOpt(NetOptRcvBuf, &k.opts.RcvBuf, max(v, 0))
 	case level == linux.SOL_SOCKET && opt == linux.SO_LINGER:
 		if n < 8 || !userRange(val, 8) {
 			return errno(linux.EINVAL)
 		}
-		k.lingerOn, k.lingerSecs = v != 0, int32(load32u(val+4))
+		secs := int32(-1)
+		if v != 0 {
+			secs = max(int32(load32u(val+4)), 0)
+		}
+		k.setOpt(NetOptLinger, &k.opts.Linger, secs)
 	case level == linux.IPPROTO_IPV6 && opt == linux.IPV6_V6ONLY && k.family == linux.AF_INET6:
 		if k.bound {
 			return errno(linux.EINVAL) // as Linux: only before bind
 		}
 		k.v6only = v != 0
 	case level == linux.IPPROTO_TCP && opt == linux.TCP_NODELAY:
-		k.noDelay = v != 0
+		k.setOpt(NetOptNoDelay, &k.opts.NoDelay, b2i(v != 0))
 	case level == linux.IPPROTO_TCP && opt >= linux.TCP_KEEPIDLE && opt <= linux.TCP_KEEPCNT:
 		if v < 1 {
 			return errno(linux.EINVAL)
 		}
-		k.optsTCP[opt-linux.TCP_KEEPIDLE] = v
+		switch opt {
+		case linux.TCP_KEEPIDLE:
+			k.setOpt(NetOptKeepIdle, &k.opts.KeepIdle, v)
+		case linux.TCP_KEEPINTVL:
+			k.setOpt(NetOptKeepIntvl, &k.opts.KeepIntvl, v)
+		default:
+			k.setOpt(NetOptKeepCnt, &k.opts.KeepCnt, v)
+		}
 	default:
 		return errno(linux.ENOPROTOOPT)
+	}
+	return 0
+}
+
+// setOpt records an option for the component's endpoint and, if the
+// component knows the socket, asks it to apply the options.
+//
+//go:nosplit
+func (k *socket) setOpt(bit uint32, field *int32, v int32) {
+	*field = v
+	k.opts.Set |= bit
+	if k.known {
+		netNeed(k.index(), NetOpOpts)
+	}
+}
+
+// index returns k's number.
+//
+//go:nosplit
+func (k *socket) index() int {
+	return int((uintptr(unsafe.Pointer(k)) - uintptr(unsafe.Pointer(&sockets[0]))) / unsafe.Sizeof(sockets[0]))
+}
+
+//go:nosplit
+func b2i(b bool) int32 {
+	if b {
+		return 1
 	}
 	return 0
 }
@@ -397,11 +433,14 @@ func sockRecv(fl *file, v *uvec, nb bool, from *inAddr) uintptr {
 		if k.state != sockConnected {
 			return errno(linux.ENOTCONN)
 		}
-		if k.broken {
-			return errno(linux.ECONNRESET)
-		}
 		if k.rx.w != k.rx.r {
-			break
+			break // what came before a reset is read first, as on Linux
+		}
+		if k.broken {
+			if k.err != 0 {
+				return errno(k.err) // ETIMEDOUT after keep-alive probes, say
+			}
+			return errno(linux.ECONNRESET)
 		}
 		if k.rdEOF || v.total == 0 {
 			break

@@ -1,7 +1,6 @@
 package netstack
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -26,7 +26,8 @@ import (
 // sock is the component's side of one kernel socket.
 type sock struct {
 	id      uint32
-	ln      *gonet.TCPListener
+	ep      tcpip.Endpoint // the netstack endpoint, for options
+	ln      tcpip.Endpoint // a listener's endpoint
 	conn    *gonet.TCPConn
 	udp     *gonet.UDPConn
 	rx, tx  []byte        // the kernel's rings for this socket: kept alive here
@@ -77,6 +78,9 @@ func command(id, ops uint32) {
 	}
 	if ops&kernel.NetOpListen != 0 {
 		s.listen()
+	}
+	if ops&kernel.NetOpOpts != 0 {
+		s.applyOpts()
 	}
 	if ops&kernel.NetOpConnect != 0 {
 		s.mu.Lock()
@@ -203,36 +207,93 @@ func (s *sock) listen() {
 		os.Stderr.WriteString("unigo: network: listen: " + err.Error() + "\n")
 		return
 	}
-	ln := gonet.NewTCPListener(st, &wq, ep)
 	s.mu.Lock()
-	s.ln = ln
+	s.ln, s.ep = ep, ep
 	s.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return // closed
-			}
-			tc := c.(*gonet.TCPConn)
-			ends := [2]kernel.NetAddr{kernelAddr(tc.LocalAddr()), kernelAddr(tc.RemoteAddr())}
-			rx, tx := make([]byte, ringSize), make([]byte, ringSize)
-			id, _, e := syscall.Syscall6(kernel.SysNetAccepted, uintptr(s.id), uintptr(unsafe.Pointer(&ends)),
-				uintptr(unsafe.Pointer(&rx[0])), uintptr(unsafe.Pointer(&tx[0])), ringSize, 0)
-			if e != 0 {
-				tc.Close() // the backlog is full or the listener went away
+	s.applyOpts() // accepted endpoints inherit them
+	go s.accept(ep, &wq)
+}
+
+// accept takes the listener's connections and queues them in the kernel for
+// accept4, until the listener closes.
+func (s *sock) accept(ep tcpip.Endpoint, wq *waiter.Queue) {
+	we, ready := waiter.NewChannelEntry(waiter.ReadableEvents)
+	wq.EventRegister(&we)
+	defer wq.EventUnregister(&we)
+	for {
+		n, nwq, err := ep.Accept(nil)
+		if _, ok := err.(*tcpip.ErrWouldBlock); ok {
+			select {
+			case <-ready:
 				continue
+			case <-s.closed:
+				return
 			}
-			n := lookup(uint32(id))
-			n.rx, n.tx = rx, tx
-			n.run(tc)
 		}
-	}()
+		if err != nil {
+			return // closed
+		}
+		tc := gonet.NewTCPConn(nwq, n)
+		ends := [2]kernel.NetAddr{kernelAddr(tc.LocalAddr()), kernelAddr(tc.RemoteAddr())}
+		rx, tx := make([]byte, ringSize), make([]byte, ringSize)
+		id, _, e := syscall.Syscall6(kernel.SysNetAccepted, uintptr(s.id), uintptr(unsafe.Pointer(&ends)),
+			uintptr(unsafe.Pointer(&rx[0])), uintptr(unsafe.Pointer(&tx[0])), ringSize, 0)
+		if e != 0 {
+			tc.Close() // the backlog is full or the listener went away
+			continue
+		}
+		c := lookup(uint32(id))
+		c.mu.Lock()
+		c.rx, c.tx, c.ep = rx, tx, n
+		c.mu.Unlock()
+		c.applyOpts() // what the program set since accept4, if it was that quick
+		c.run(tc)
+	}
+}
+
+// applyOpts applies the options the program set on the socket (setsockopt)
+// to its endpoint.
+func (s *sock) applyOpts() {
+	s.mu.Lock()
+	ep := s.ep
+	s.mu.Unlock()
+	if ep == nil {
+		return // no endpoint yet: it takes them when it is made
+	}
+	var o kernel.NetOpts
+	syscall.RawSyscall(kernel.SysNetOpts, uintptr(s.id), uintptr(unsafe.Pointer(&o)), 0)
+	so := ep.SocketOptions()
+	if o.Set&kernel.NetOptKeepAlive != 0 {
+		so.SetKeepAlive(o.KeepAlive != 0)
+	}
+	if o.Set&kernel.NetOptNoDelay != 0 {
+		so.SetDelayOption(o.NoDelay == 0)
+	}
+	if o.Set&kernel.NetOptLinger != 0 {
+		so.SetLinger(tcpip.LingerOption{Enabled: o.Linger >= 0, Timeout: time.Duration(max(o.Linger, 0)) * time.Second})
+	}
+	if o.Set&kernel.NetOptKeepIdle != 0 {
+		v := tcpip.KeepaliveIdleOption(time.Duration(o.KeepIdle) * time.Second)
+		ep.SetSockOpt(&v)
+	}
+	if o.Set&kernel.NetOptKeepIntvl != 0 {
+		v := tcpip.KeepaliveIntervalOption(time.Duration(o.KeepIntvl) * time.Second)
+		ep.SetSockOpt(&v)
+	}
+	if o.Set&kernel.NetOptKeepCnt != 0 {
+		ep.SetSockOptInt(tcpip.KeepaliveCountOption, int(o.KeepCnt))
+	}
+	// Linux doubles the buffer sizes it is given (socket(7)).
+	if o.Set&kernel.NetOptSndBuf != 0 {
+		so.SetSendBufferSize(2*int64(o.SndBuf), true)
+	}
+	if o.Set&kernel.NetOptRcvBuf != 0 {
+		so.SetReceiveBufferSize(2*int64(o.RcvBuf), true)
+	}
 }
 
 func (s *sock) connect() {
-	local, remote := addrs(s.id)
-	proto, _ := family(s.id)
-	c, err := gonet.DialTCPWithBind(context.Background(), st, full(local, proto), full(remote, proto), proto)
+	c, err := s.dial()
 	if err != nil {
 		event(s.id, kernel.NetEvFailed, uintptr(errnoOf(err)))
 		s.mu.Lock()
@@ -249,6 +310,40 @@ func (s *sock) connect() {
 	la := kernelAddr(c.LocalAddr())
 	event(s.id, kernel.NetEvConnected, uintptr(unsafe.Pointer(&la)))
 	s.run(c)
+}
+
+// dial makes the socket's endpoint, with the options the program set, and
+// connects it (as gonet.DialTCPWithBind does, keeping the endpoint).
+func (s *sock) dial() (*gonet.TCPConn, error) {
+	local, remote := addrs(s.id)
+	var wq waiter.Queue
+	ep, proto, err := endpoint(s.id, tcp.ProtocolNumber, &wq)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.ep = ep
+	s.mu.Unlock()
+	s.applyOpts()
+	we, ready := waiter.NewChannelEntry(waiter.WritableEvents)
+	wq.EventRegister(&we)
+	defer wq.EventUnregister(&we)
+	if l := full(local, proto); l != (tcpip.FullAddress{}) {
+		if e := ep.Bind(l); e != nil {
+			ep.Close()
+			return nil, errors.New("bind: " + e.String())
+		}
+	}
+	e := ep.Connect(full(remote, proto))
+	if _, ok := e.(*tcpip.ErrConnectStarted); ok {
+		<-ready
+		e = ep.LastError()
+	}
+	if e != nil {
+		ep.Close()
+		return nil, errors.New(e.String())
+	}
+	return gonet.NewTCPConn(&wq, ep), nil
 }
 
 // run starts the connection's reader and writer.
@@ -366,8 +461,9 @@ func (s *sock) openUDP() {
 	c := gonet.NewUDPConn(&wq, ep)
 	s.rx, s.tx = make([]byte, ringSize), make([]byte, ringSize)
 	s.mu.Lock()
-	s.udp = c
+	s.udp, s.ep = c, ep
 	s.mu.Unlock()
+	s.applyOpts()
 	done := make(chan struct{})
 	go func() { // receive
 		defer close(done)

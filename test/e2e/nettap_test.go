@@ -223,3 +223,74 @@ func serveDHCP(t *testing.T, dev string) func() {
 		t.Logf("dhcp: offered %v, acknowledged %v, renewed %v", offered, acked, renewed)
 	}
 }
+
+// TestNetKeepalive checks that the keep-alive options Go sets reach the
+// netstack: a guest on a tap device dials a server in the test's network
+// namespace with probes every second, the tap's link goes down, and the
+// guest's read fails with ETIMEDOUT within seconds instead of waiting
+// forever. The own monitor only: QEMU's tap shares the code under test.
+func TestNetKeepalive(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a network namespace and a tap device")
+	}
+	for _, tool := range []string{"unshare", "ip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (Debian: util-linux, iproute2)", tool)
+		}
+	}
+	needKVM(t)
+	img := image(t, "keepalive")
+	cmd := exec.Command("unshare", "-n", os.Args[0], "-test.run=^TestNetKeepaliveInside$", "-test.v")
+	cmd.Env = append(os.Environ(), "UNIGO_KEEPALIVE_IMG="+img, "UNIGO_BIN="+unigoBin)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "timed out: true, within 15 s: true") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
+// TestNetKeepaliveInside is TestNetKeepalive's half inside the namespace.
+func TestNetKeepaliveInside(t *testing.T) {
+	img := os.Getenv("UNIGO_KEEPALIVE_IMG")
+	if img == "" {
+		t.Skip("run by TestNetKeepalive inside a network namespace")
+	}
+	for _, args := range [][]string{
+		{"tuntap", "add", "tap0", "mode", "tap"},
+		{"addr", "add", "10.9.0.1/24", "dev", "tap0"},
+		{"link", "set", "tap0", "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v\n%s", args, err, out)
+		}
+	}
+	ln, err := net.Listen("tcp", "10.9.0.1:7000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cmd := exec.Command(os.Getenv("UNIGO_BIN"), "run", "--net", "tap:tap0", "--ip", "10.9.0.2/24", img, "--", "10.9.0.1:7000")
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(30 * time.Second))
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("accept: %v; stderr:\n%s", err, stderr.String())
+	}
+	defer c.Close()
+	time.Sleep(500 * time.Millisecond)
+	if out, err := exec.Command("ip", "link", "set", "tap0", "down").CombinedOutput(); err != nil {
+		t.Fatalf("ip link set tap0 down: %v\n%s", err, out)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		t.Logf("guest: %v\n%s%s", err, stdout.String(), stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the guest still waits 30 s after its peer vanished:\n%s%s", stdout.String(), stderr.String())
+	}
+}

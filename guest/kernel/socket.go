@@ -146,31 +146,31 @@ type ring struct {
 }
 
 type socket struct {
-	family     uint16 // AF_INET or AF_INET6
-	v6only     bool   // IPV6_V6ONLY: an AF_INET6 socket without IPv4-mapped peers
-	dgram      bool   // UDP
-	state      uint8
-	fds        uint8 // descriptors open on it (0 while in an accept queue)
-	known      bool  // the component knows it: release through NetOpClose
-	closing    bool  // closed by the program, waiting for NetEvReleased
-	bound      bool
-	rdEOF      bool        // the peer sent FIN, or SHUT_RD
-	wrShut     bool        // SHUT_WR
-	err        linux.Errno // pending SO_ERROR
-	broken     bool        // reset: reads and writes fail
-	local      inAddr
-	remote     inAddr
-	rx, tx     ring
-	pending    uint32 // NetOp* bits for the component
-	qhead      int16  // the accept queue: the first queued socket, linked through qnext
-	qtail      int16
-	qnext      int16
-	nq         int   // sockets in the accept queue
-	backlog    int   // listen(2)'s backlog, at most maxBacklog
-	parent     int16 // the listener whose queue holds this socket, or -1
-	reuseAddr  bool
-	broadcast  bool
-	opts       NetOpts // for the component's endpoint
+	family    uint16 // AF_INET or AF_INET6
+	v6only    bool   // IPV6_V6ONLY: an AF_INET6 socket without IPv4-mapped peers
+	dgram     bool   // UDP
+	state     uint8
+	fds       uint8 // descriptors open on it (0 while in an accept queue)
+	known     bool  // the component knows it: release through NetOpClose
+	closing   bool  // closed by the program, waiting for NetEvReleased
+	bound     bool
+	rdEOF     bool        // the peer sent FIN, or SHUT_RD
+	wrShut    bool        // SHUT_WR
+	err       linux.Errno // pending SO_ERROR
+	broken    bool        // reset: reads and writes fail
+	local     inAddr
+	remote    inAddr
+	rx, tx    ring
+	pending   uint32 // NetOp* bits for the component
+	qhead     int16  // the accept queue: the first queued socket, linked through qnext
+	qtail     int16
+	qnext     int16
+	nq        int   // sockets in the accept queue
+	backlog   int   // listen(2)'s backlog, at most maxBacklog
+	parent    int16 // the listener whose queue holds this socket, or -1
+	reuseAddr bool
+	broadcast bool
+	opts      NetOpts // for the component's endpoint
 }
 
 var (

@@ -91,7 +91,7 @@ func startEth() error {
 	}, stack.AddressProperties{}); err != nil {
 		return fmt.Errorf("link-local address of eth0: %s", err)
 	}
-	st.SetRouteTable(append(st.GetRouteTable(), linkLocalRoute()))
+	setRoutes()
 	var client *dhcpClient
 	if !static.addr.IsValid() {
 		client = newDHCPClient([6]byte([]byte(d.mac)), func(frame []byte) {
@@ -212,21 +212,18 @@ func configure(l lease) error {
 		}
 		ethAddr = l.addr
 	}
-	var routes []tcpip.Route
-	for _, r := range st.GetRouteTable() {
-		if r.NIC != ethNIC {
-			routes = append(routes, r)
-		}
-	}
 	sub, err := tcpip.NewSubnet(tcpip.AddrFrom4(l.addr.Masked().Addr().As4()), tcpip.MaskFromBytes(maskBytes(l.addr.Bits())))
 	if err != nil {
 		return err
 	}
-	routes = append(routes, tcpip.Route{Destination: sub, NIC: ethNIC}, linkLocalRoute())
+	routes := []tcpip.Route{{Destination: sub, NIC: ethNIC}}
 	if l.router.Is4() {
 		routes = append(routes, tcpip.Route{Destination: header.IPv4EmptySubnet, Gateway: tcpip.AddrFrom4(l.router.As4()), NIC: ethNIC})
 	}
-	st.SetRouteTable(routes)
+	eth4Routes.Lock()
+	eth4Routes.routes = routes
+	eth4Routes.Unlock()
+	setRoutes()
 
 	var mac uint64
 	for _, b := range []byte(dev.mac) {

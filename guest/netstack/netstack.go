@@ -50,13 +50,20 @@ type quiet struct{}
 
 func (quiet) Emit(int, log.Level, time.Time, string, ...any) {}
 
+// loopRoutes are the loopback interface's routes: 127/8 and ::1.
+func loopRoutes() []tcpip.Route {
+	sub, _ := tcpip.NewSubnet(tcpip.AddrFrom4([4]byte{127, 0, 0, 0}), tcpip.MaskFromBytes([]byte{255, 0, 0, 0}))
+	return []tcpip.Route{{Destination: sub, NIC: loopNIC}, {Destination: header.IPv6Loopback.WithPrefix().Subnet(), NIC: loopNIC}}
+}
+
 func start() error {
 	log.SetTarget(quiet{})
 	st = stack.New(stack.Options{
 		NetworkProtocols: []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol,
 			// No duplicate address detection: eth0's link-local address is
 			// derived from the device's MAC, and DAD would hold it back ~1 s.
-			ipv6.NewProtocolWithOptions(ipv6.Options{DADConfigs: stack.DADConfigurations{DupAddrDetectTransmits: 0}})},
+			ipv6.NewProtocolWithOptions(ipv6.Options{DADConfigs: stack.DADConfigurations{DupAddrDetectTransmits: 0},
+				NDPConfigs: ndpConfig, NDPDisp: ndpDispatcher{}})},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol,
 			icmp.NewProtocol4, icmp.NewProtocol6}, // ICMP: pings are answered
 	})
@@ -81,11 +88,8 @@ func start() error {
 	}, stack.AddressProperties{}); err != nil {
 		return fmt.Errorf("address the loopback interface: %s", err)
 	}
-	sub, err := tcpip.NewSubnet(tcpip.AddrFrom4([4]byte{127, 0, 0, 0}), tcpip.MaskFromBytes([]byte{255, 0, 0, 0}))
-	if err != nil {
-		return err
-	}
-	st.SetRouteTable([]tcpip.Route{{Destination: sub, NIC: loopNIC}, {Destination: header.IPv6Loopback.WithPrefix().Subnet(), NIC: loopNIC}})
+	setRoutes()
+	go applyLearned()
 
 	efd, _, e := syscall.RawSyscall(syscall.SYS_EVENTFD2, 0, syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if e != 0 {

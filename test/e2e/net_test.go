@@ -87,8 +87,9 @@ func TestNetSelective(t *testing.T) {
 
 // TestNetInterfaces lists the interfaces through route netlink, as
 // net.Interfaces does: lo and eth0, with the address DHCP gave (the own
-// monitor's server, QEMU's slirp), which a listener can bind; and the DNS
-// server DHCP named is in /etc/resolv.conf.
+// monitor's server, QEMU's slirp), its link-local IPv6 address and the one
+// it autoconfigured from the router's advertisement, each of which a
+// listener can bind; and the DNS server DHCP named is in /etc/resolv.conf.
 func TestNetInterfaces(t *testing.T) {
 	bothVMMs(t, func(t *testing.T, vmm string) {
 		r := run(t, "run", "--vmm", vmm, image(t, "ifaces"))
@@ -97,7 +98,8 @@ func TestNetInterfaces(t *testing.T) {
 }
 
 const ifacesOutput = "1 lo mtu 65536  [up|loopback|running]\n2 eth0 mtu 1500 52:54:00:12:34:56 [up|broadcast|multicast|running]\n" +
-	"addrs [127.0.0.1/8 ::1/128 10.0.2.15/24 fe80::5054:ff:fe12:3456/64]\n" +
+	"addrs [127.0.0.1/8 ::1/128 10.0.2.15/24 fe80::5054:ff:fe12:3456/64 fec0::5054:ff:fe12:3456/64]\n" +
 	"listening on eth0's address: 10.0.2.15\n" +
 	"listening on eth0's address: fe80::5054:ff:fe12:3456\n" +
+	"listening on eth0's address: fec0::5054:ff:fe12:3456\n" +
 	"resolv.conf: \"nameserver 10.0.2.3\\n\" <nil>\n"

@@ -101,24 +101,28 @@ func checkPortForward(t *testing.T, vmm string) {
 }
 
 // TestNetOutbound fetches 8 MiB from a server the test runs on the host's
-// loopback, through the gateway address of the user-mode network.
+// loopback, through the gateway address of the user-mode network: over
+// IPv4, and over IPv6 from the address the guest autoconfigured.
 func TestNetOutbound(t *testing.T) { bothVMMs(t, checkOutbound) }
 
 func checkOutbound(t *testing.T, vmm string) {
 	data := make([]byte, 8<<20)
 	rand.New(rand.NewSource(2)).Read(data)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// The gateway is the host's loopback: 10.0.2.2 is 127.0.0.1, and
+	// fec0::2 is ::1.
+	for _, c := range []struct{ host, gateway string }{{"127.0.0.1", "10.0.2.2"}, {"::1", "fec0::2"}} {
+		ln, err := net.Listen("tcp", net.JoinHostPort(c.host, "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(data) })}
+		go srv.Serve(ln)
+		defer srv.Close()
+		port := ln.Addr().(*net.TCPAddr).Port
+		r := runFor(t, 2*time.Minute, "run", "--vmm", vmm, image(t, "httpget"),
+			"--", fmt.Sprintf("http://%s/data", net.JoinHostPort(c.gateway, fmt.Sprint(port))))
+		expect(t, r, 0, fmt.Sprintf("200 OK %d bytes sha256 %x\n", len(data), sha256.Sum256(data)))
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(data) })}
-	go srv.Serve(ln)
-	defer srv.Close()
-	port := ln.Addr().(*net.TCPAddr).Port
-	// An image with the network component gets an interface.
-	r := runFor(t, 2*time.Minute, "run", "--vmm", vmm, image(t, "httpget"),
-		"--", fmt.Sprintf("http://10.0.2.2:%d/data", port))
-	expect(t, r, 0, fmt.Sprintf("200 OK %d bytes sha256 %x\n", len(data), sha256.Sum256(data)))
 }
 
 // TestNetConcurrent holds connections from the host open to the httpd

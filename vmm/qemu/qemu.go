@@ -135,7 +135,7 @@ func Command(img string, cfg Config, p *pipes) *exec.Cmd {
 	}
 	cmdline := Cmdline(cfg.Args, cfg.Env, cfg.Debug)
 	if cfg.Net {
-		netdev := "user,id=unigo-net,net=10.0.2.0/24,ipv6=off" // IPv4 only, as the own monitor's
+		netdev := "user,id=unigo-net,net=10.0.2.0/24" // IPv6: fec0::/64, as the own monitor's
 		for _, p := range cfg.Ports {
 			pp, _ := ParsePort(p) // checked by the caller
 			netdev += fmt.Sprintf(",hostfwd=%s:127.0.0.1:%d-:%d", pp.Proto, pp.Host, pp.Guest)

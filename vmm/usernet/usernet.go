@@ -5,8 +5,8 @@
 // the monitor with ordinary sockets (the gateway's own address reaches the
 // host's loopback, as 10.0.2.2 does under QEMU), and host ports given with
 // -p are forwarded to the guest, like docker run -p. The addresses are
-// QEMU's user-mode network's, so a guest sees the same network under both
-// monitors.
+// QEMU's user-mode network's, IPv4 and IPv6 (ndp.go), so a guest sees the
+// same network under both monitors.
 package usernet
 
 import (
@@ -30,7 +30,9 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/link/ethernet"
 	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
@@ -82,8 +84,8 @@ func (quiet) Emit(int, log.Level, time.Time, string, ...any) {}
 func New(forwards []Forward) (*Network, error) {
 	log.SetTarget(quiet{})
 	st := stack.New(stack.Options{
-		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol},
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
+		NetworkProtocols:   []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol, ipv6.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol6},
 	})
 	// Go sets TCP_NODELAY on every TCP connection; make it the default, and
 	// keep SACK on (Linux's defaults).
@@ -106,10 +108,18 @@ func New(forwards []Forward) (*Network, error) {
 	}, stack.AddressProperties{}); err != nil {
 		return nil, fmt.Errorf("address the DNS forwarder: %s", err)
 	}
+	for _, a := range []tcpip.Address{routerLL, gateway6, dns6} { // they answer neighbor solicitations
+		if err := st.AddProtocolAddress(nic, tcpip.ProtocolAddress{
+			Protocol:          ipv6.ProtocolNumber,
+			AddressWithPrefix: tcpip.AddressWithPrefix{Address: a, PrefixLen: 64},
+		}, stack.AddressProperties{}); err != nil {
+			return nil, fmt.Errorf("address the gateway (%v): %s", a, err)
+		}
+	}
 	// The gateway takes connections to any address: it is the guest's way out.
 	st.SetPromiscuousMode(nic, true)
 	st.SetSpoofing(nic, true)
-	st.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: nic}})
+	st.SetRouteTable([]tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: nic}, {Destination: header.IPv6EmptySubnet, NIC: nic}})
 	n := &Network{st: st, ch: ch, forwards: forwards, up: make(chan struct{}), in: make(chan []byte, 512)}
 	go n.inject()
 	fwd := tcp.NewForwarder(st, 0, 1024, n.outbound)
@@ -175,7 +185,7 @@ func (n *Network) Send(frame []byte) {
 // order.
 func (n *Network) inject() {
 	for frame := range n.in {
-		if n.serveDHCP(frame) {
+		if n.serveDHCP(frame) || n.serveRS(frame) {
 			continue
 		}
 		n.upOnce.Do(func() { close(n.up) }) // it has its address
@@ -263,10 +273,7 @@ func (n *Network) serveUDP(pc net.PacketConn, f Forward) {
 // outbound makes the connection the guest asked for from the host.
 func (n *Network) outbound(req *tcp.ForwarderRequest) {
 	id := req.ID()
-	dst := netip.AddrFrom4(id.LocalAddress.As4())
-	if id.LocalAddress == gatewayIP {
-		dst = netip.AddrFrom4([4]byte{127, 0, 0, 1}) // the host itself
-	}
+	dst := hostAddr(id.LocalAddress)
 	go func() {
 		c, err := net.Dial("tcp", netip.AddrPortFrom(dst, id.LocalPort).String())
 		if err != nil {
@@ -283,6 +290,20 @@ func (n *Network) outbound(req *tcp.ForwarderRequest) {
 		req.Complete(false)
 		splice(c, gonet.NewTCPConn(&wq, ep))
 	}()
+}
+
+// hostAddr is where the monitor connects for a guest's connection to a: the
+// host's loopback for the gateway (10.0.2.2, fec0::2), else a itself.
+func hostAddr(a tcpip.Address) netip.Addr {
+	switch {
+	case a == gatewayIP:
+		return netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	case a == gateway6:
+		return netip.IPv6Loopback()
+	case a.Len() == 16:
+		return netip.AddrFrom16(a.As16())
+	}
+	return netip.AddrFrom4(a.As4())
 }
 
 // splice copies both ways and closes both ends when done, passing each
@@ -329,12 +350,9 @@ func hostDNS() string {
 // traffic.
 func (n *Network) outboundUDP(req *udp.ForwarderRequest) bool {
 	id := req.ID()
-	dst := netip.AddrPortFrom(netip.AddrFrom4(id.LocalAddress.As4()), id.LocalPort).String()
-	switch {
-	case id.LocalAddress == dnsIP && id.LocalPort == 53:
+	dst := netip.AddrPortFrom(hostAddr(id.LocalAddress), id.LocalPort).String()
+	if (id.LocalAddress == dnsIP || id.LocalAddress == dns6) && id.LocalPort == 53 {
 		dst = hostDNS()
-	case id.LocalAddress == gatewayIP:
-		dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), id.LocalPort).String()
 	}
 	var wq waiter.Queue
 	ep, terr := req.CreateEndpoint(&wq)

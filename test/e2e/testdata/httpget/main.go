@@ -4,14 +4,28 @@ package main
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"time"
 )
 
 func main() {
-	resp, err := http.Get(os.Args[1])
+	// IPv6 autoconfiguration is asynchronous, as on Linux: a fetch from
+	// the start may find no address or route yet, so dial errors are
+	// retried for a few seconds.
+	var resp *http.Response
+	var err error
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err = http.Get(os.Args[1])
+		var op *net.OpError
+		if err == nil || !errors.As(err, &op) || op.Op != "dial" || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		fmt.Println("get:", err)
 		os.Exit(1)

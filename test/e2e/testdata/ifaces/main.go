@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"time"
 )
 
 func main() {
@@ -18,10 +19,18 @@ func main() {
 	for _, i := range ifs {
 		fmt.Printf("%d %s mtu %d %s [%v]\n", i.Index, i.Name, i.MTU, i.HardwareAddr, i.Flags)
 	}
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		fmt.Println("addrs:", err)
-		os.Exit(1)
+	// IPv6 autoconfiguration is asynchronous, as on Linux: wait a little
+	// for a global IPv6 address, if the network advertises a prefix.
+	var addrs []net.Addr
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		addrs, err = net.InterfaceAddrs()
+		if err != nil {
+			fmt.Println("addrs:", err)
+			os.Exit(1)
+		}
+		if hasGlobal6(addrs) || time.Now().After(deadline) {
+			break
+		}
 	}
 	fmt.Println("addrs", addrs)
 	// eth0's own address can be bound, and its DNS server is in resolv.conf.
@@ -41,4 +50,13 @@ func main() {
 	}
 	b, err := os.ReadFile("/etc/resolv.conf")
 	fmt.Printf("resolv.conf: %q %v\n", b, err)
+}
+
+func hasGlobal6(addrs []net.Addr) bool {
+	for _, a := range addrs {
+		if ip := a.(*net.IPNet).IP; ip.To4() == nil && ip.IsGlobalUnicast() {
+			return true
+		}
+	}
+	return false
 }

@@ -1,14 +1,17 @@
 // Httpd measures the httpd example serving HTTP: requests per second and
 // latency with wrk (keep-alive, 2 threads, 64 connections, a small response),
-// as a plain Linux process and as a Unigo image on the own monitor and under
-// QEMU (TCG), each behind the same kind of port (the process on its own, the
-// images through -p), and the time from exec to the first answered request.
+// as a plain Linux process, in an OCI container (runc, or crun, if one is
+// installed and this runs as root; the container shares the host's network,
+// as the process does; crun 1.8 refuses this machine's hybrid cgroup
+// layout, runc runs it), and as a Unigo image on the own monitor and under QEMU
+// (TCG) through -p, and the time from exec to the first answered request.
 // Runs are interleaved; the table holds medians.
 //
 //	go run ./bench/httpd [-n 5] [-d 5s]
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net"
@@ -48,10 +51,11 @@ func main() {
 	native := filepath.Join(dir, "httpd")
 	sh("go", "build", "-o", native, "./examples/httpd")
 
-	settings := []struct {
+	type setting struct {
 		name string
 		cmd  func(port int) *exec.Cmd
-	}{
+	}
+	settings := []setting{
 		{"native process", func(port int) *exec.Cmd {
 			c := exec.Command(native)
 			c.Env = append(os.Environ(), "PORT="+strconv.Itoa(port))
@@ -63,6 +67,12 @@ func main() {
 		{"Unigo, QEMU microvm (TCG)", func(port int) *exec.Cmd {
 			return exec.Command(unigo, "run", "--vmm", "qemu", "-p", fmt.Sprintf("%d:80", port), img)
 		}},
+	}
+	if rt := containerRuntime(); rt != "" && os.Geteuid() == 0 {
+		settings = append(settings[:2], settings[1:]...)
+		settings[1] = setting{rt + " container", containerSetting(rt, dir)}
+	} else {
+		fmt.Fprintln(os.Stderr, "bench/httpd: no container setting (needs runc or crun, Debian: apt-get install runc, and root)")
 	}
 	res := make([][]result, len(settings))
 	for i := 0; i < *n; i++ {
@@ -80,6 +90,56 @@ func main() {
 		fmt.Printf("| %s | %.1f ms | %.0f | %.2f ms | %.2f ms | %.2f |\n", s.name,
 			med(res[j], func(r result) float64 { return r.firstAnswer }), rps,
 			med(res[j], func(r result) float64 { return r.p50 }), med(res[j], func(r result) float64 { return r.p99 }), rps/base)
+	}
+}
+
+// containerRuntime returns the OCI runtime to use: runc, else crun, else "".
+func containerRuntime() string {
+	for _, rt := range []string{"runc", "crun"} {
+		if _, err := exec.LookPath(rt); err == nil {
+			return rt
+		}
+	}
+	return ""
+}
+
+// containerSetting makes an OCI bundle in dir holding a static build of the
+// httpd example, and returns how to run it with runtime rt on a port: in
+// its own namespaces but the host's network.
+func containerSetting(rt, dir string) func(port int) *exec.Cmd {
+	bundle := filepath.Join(dir, "bundle")
+	check(os.MkdirAll(filepath.Join(bundle, "rootfs"), 0o755))
+	build := exec.Command("go", "build", "-o", filepath.Join(bundle, "rootfs", "httpd"), "./examples/httpd")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
+	check(err, out)
+	spec := exec.Command(rt, "spec")
+	spec.Dir = bundle
+	out, err = spec.CombinedOutput()
+	check(err, out)
+	n := 0
+	return func(port int) *exec.Cmd {
+		b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+		check(err)
+		var cfg map[string]any
+		check(json.Unmarshal(b, &cfg))
+		proc := cfg["process"].(map[string]any)
+		proc["args"] = []string{"/httpd"}
+		proc["terminal"] = false
+		proc["env"] = append(proc["env"].([]any), "PORT="+strconv.Itoa(port))
+		linux := cfg["linux"].(map[string]any)
+		var ns []any
+		for _, x := range linux["namespaces"].([]any) {
+			if x.(map[string]any)["type"] != "network" {
+				ns = append(ns, x)
+			}
+		}
+		linux["namespaces"] = ns
+		b, err = json.Marshal(cfg)
+		check(err)
+		check(os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644))
+		n++
+		return exec.Command(rt, "run", "--bundle", bundle, fmt.Sprintf("unigo-bench-%d-%d", os.Getpid(), n))
 	}
 }
 

@@ -20,7 +20,7 @@ import (
 
 // TestNetTap gives the guest an address on a tap device in a network
 // namespace the test makes, fetches from it over IPv4 and IPv6 (link-local)
-// and pings it there: --net tap:NAME with --ip and --gw, and without them
+// and pings it there over both: --net tap:NAME with --ip and --gw, and without them
 // from a DHCP server the test runs on the tap, on both monitors. The fetch runs in this test binary,
 // started again inside the namespace (TestNetTapInside).
 func TestNetTap(t *testing.T) {
@@ -39,7 +39,8 @@ func TestNetTap(t *testing.T) {
 			cmd.Env = append(os.Environ(), "UNIGO_TAP_TEST="+vmm, "UNIGO_TAP_MODE="+mode, "UNIGO_TAP_IMG="+img, "UNIGO_BIN="+unigoBin)
 			out, err := cmd.CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "answer: hello from unigo: /over-tap\n") ||
-				!strings.Contains(string(out), "answer: hello from unigo: /over-tap-ipv6") || !strings.Contains(string(out), "ping: echo reply") {
+				!strings.Contains(string(out), "answer: hello from unigo: /over-tap-ipv6") || !strings.Contains(string(out), "ping: echo reply") ||
+				!strings.Contains(string(out), "ping6: echo reply") {
 				t.Fatalf("%s: %v\n%s", mode, err, out)
 			}
 			if mode == "dhcp" && !strings.Contains(string(out), "dhcp: offered 10.9.0.2, acknowledged 10.9.0.2, renewed 10.9.0.2") {
@@ -89,6 +90,7 @@ func TestNetTapInside(t *testing.T) {
 		defer stopDHCP() // before the guest stops: it waits for a renewal
 	}
 	defer ping(t, [4]byte{10, 9, 0, 2})
+	defer ping6(t, "fe80::5054:ff:fe12:3456", "tap0")
 	c := &http.Client{Timeout: 2 * time.Second}
 	// IPv4 to the address given or leased, then IPv6 to the link-local
 	// address the guest derives from its MAC (QEMU's default, and the own
@@ -293,4 +295,43 @@ func TestNetKeepaliveInside(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("the guest still waits 30 s after its peer vanished:\n%s%s", stdout.String(), stderr.String())
 	}
+}
+
+// ping6 sends an ICMPv6 echo request (RFC 4443 §4.1) to the link-local
+// address addr on device dev and wants the reply; the kernel fills in the
+// checksum of a raw ICMPv6 socket (RFC 3542 §3.1).
+func ping6(t *testing.T, addr, dev string) {
+	ifi, err := net.InterfaceByName(dev)
+	if err != nil {
+		t.Errorf("ping6: %v", err)
+		return
+	}
+	fd, err := syscall.Socket(syscall.AF_INET6, syscall.SOCK_RAW, syscall.IPPROTO_ICMPV6)
+	if err != nil {
+		t.Errorf("raw ICMPv6 socket: %v", err)
+		return
+	}
+	defer syscall.Close(fd)
+	tv := syscall.Timeval{Sec: 1}
+	syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv)
+	to := &syscall.SockaddrInet6{Addr: netip.MustParseAddr(addr).As16(), ZoneId: uint32(ifi.Index)}
+	req := []byte{128, 0, 0, 0, 0x56, 0x78, 0, 1, 'u', 'n', 'i', 'g', 'o'}
+	for try := 0; try < 5; try++ {
+		if err := syscall.Sendto(fd, req, 0, to); err != nil {
+			t.Errorf("send the echo request: %v", err)
+			return
+		}
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := syscall.Recvfrom(fd, buf, 0)
+			if err != nil {
+				break // timed out: ask again
+			}
+			if n >= 8 && buf[0] == 129 && buf[4] == 0x56 && buf[5] == 0x78 { // no IP header on ICMPv6 raw sockets
+				t.Logf("ping6: echo reply from %s%%%s", addr, dev)
+				return
+			}
+		}
+	}
+	t.Errorf("no ICMPv6 echo reply from %s%%%s", addr, dev)
 }

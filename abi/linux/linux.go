@@ -187,9 +187,12 @@ const (
 	O_RDONLY      = 0x0
 	O_WRONLY      = 0x1
 	O_RDWR        = 0x2
+	O_ACCMODE     = 0x3
 	O_CREAT       = 0x40
 	O_TRUNC       = 0x200
+	O_APPEND      = 0x400
 	O_NONBLOCK    = 0x800
+	O_DIRECTORY   = 0x10000
 	O_CLOEXEC     = 0x80000
 	AT_FDCWD      = -100
 	EFD_CLOEXEC   = O_CLOEXEC

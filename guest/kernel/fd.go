@@ -17,6 +17,7 @@ const (
 	fdSocket
 	fdSynth   // a synthetic read-only file (synth.go): pipe is its index, count its offset
 	fdNetlink // a route netlink socket (sys_netlink.go)
+	fdDev     // a character device (devfs.go): pipe is which
 )
 
 const maxFiles = 1024

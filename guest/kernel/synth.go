@@ -126,6 +126,9 @@ func openSynth(path, flags uintptr) uintptr {
 	if !userRange(path, 1) {
 		return errno(linux.EFAULT)
 	}
+	if fd, ok := openDev(path, flags); ok {
+		return fd
+	}
 	for i := 0; i < nSynth; i++ {
 		if _, ok := synthData(i); !ok || !userPathIs(path, synthPath(i)) {
 			continue
@@ -199,6 +202,9 @@ func sysNewfstatat(f *trapFrame) uintptr {
 		statBuf.Ino, statBuf.Nlink, statBuf.Mode = 1, 2, linux.S_IFDIR|0o755
 		return putStat(st)
 	}
+	if devStatPath(path) {
+		return putStat(st)
+	}
 	for i := 0; i < nSynth; i++ {
 		if s, ok := synthData(i); ok && userPathIs(path, synthPath(i)) {
 			statBuf.Ino, statBuf.Mode, statBuf.Size = uint64(100+i), linux.S_IFREG|0o444, int64(len(s))
@@ -220,6 +226,8 @@ func fileStat(fd int, fl *file) {
 	case fdSynth:
 		s, _ := synthData(int(fl.pipe))
 		statBuf.Mode, statBuf.Size, statBuf.Ino = linux.S_IFREG|0o444, int64(len(s)), uint64(100+int(fl.pipe))
+	case fdDev:
+		devStat(int(fl.pipe))
 	case fdConsole:
 		statBuf.Mode, statBuf.Rdev = linux.S_IFCHR|0o620, 0x8800 // a pseudo-terminal's numbers
 	case fdPipeR, fdPipeW:

@@ -53,8 +53,8 @@ func sysEpollCtl(f *trapFrame) uintptr {
 	if ep.kind != fdEpoll || fd == epfd {
 		return errno(linux.EINVAL)
 	}
-	if files[fd].kind == fdSynth {
-		return errno(linux.EPERM) // as Linux answers for regular files
+	if k := files[fd].kind; k == fdSynth || k == fdDev {
+		return errno(linux.EPERM) // as Linux answers for regular files and these devices
 	}
 	var ev linux.EpollEvent
 	if op != linux.EPOLL_CTL_DEL {

@@ -6,8 +6,9 @@ import (
 	"unigo.dev/unigo/abi/linux"
 )
 
-// File system calls. There is no file system yet: every path is absent, and
-// the descriptors are the console, eventfds and epoll instances.
+// File system calls. There is no file system yet: the paths are a few
+// synthetic files (synth.go) and character devices (devfs.go), and the other
+// descriptors are the console, pipes, eventfds, epoll instances and sockets.
 
 // sysRead implements Linux syscall read(2).
 //
@@ -35,6 +36,8 @@ func fileRead(fd, buf, n uintptr) uintptr {
 		return sockRecv(fl, &v, fl.flags&linux.O_NONBLOCK != 0, nil)
 	case fdSynth:
 		return synthRead(fl, buf, n)
+	case fdDev:
+		return devRead(fl, buf, n)
 	}
 	return errno(linux.EINVAL)
 }
@@ -66,6 +69,8 @@ func fileWrite(fd, buf, n uintptr) uintptr {
 	case fdSocket:
 		v := uvec{buf: buf, n: n}
 		return sockSend(fl, &v, fl.flags&linux.O_NONBLOCK != 0, nil)
+	case fdDev:
+		return devWrite(fl, n)
 	}
 	return errno(linux.EINVAL)
 }

@@ -18,6 +18,14 @@ func sysGetrandom(f *trapFrame) uintptr {
 	if !userRange(buf, n) {
 		return errno(linux.EFAULT)
 	}
+	return fillRandom(buf, n)
+}
+
+// fillRandom fills the n bytes at buf with RDRAND's words; it returns n,
+// or what it filled before RDRAND failed (EIO if nothing).
+//
+//go:nosplit
+func fillRandom(buf, n uintptr) uintptr {
 	for done := uintptr(0); done < n; {
 		v, ok := random64()
 		if !ok {

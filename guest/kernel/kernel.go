@@ -192,6 +192,8 @@ func buildProcessStack(bootInfo, vdso uintptr) uintptr {
 	for i := uintptr(0); i < argc; i++ {
 		push(next())
 	}
+	cmdlineLen = int(min(s-str, uintptr(len(cmdline))))
+	memmove(uintptr(unsafe.Pointer(&cmdline[0])), str, uintptr(cmdlineLen))
 	push(0)
 	for i := uintptr(0); i < envc; i++ {
 		push(next())

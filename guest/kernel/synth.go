@@ -7,20 +7,28 @@ import (
 )
 
 // Synthetic read-only files, until the file system issue brings a VFS: the
-// few that Go's net package reads, so that it behaves as on a configured
-// Linux host. /etc/resolv.conf exists when the command line names a DNS
+// few that Go's net and os/user packages read, so that they behave as on a
+// configured Linux host, and /proc/self/cmdline. /etc/resolv.conf exists when the command line names a DNS
 // server (net.dns=) or DHCP gave one.
 
 const (
 	synthSomaxconn = iota
 	synthHosts
 	synthResolvConf
+	synthCmdline
+	synthPasswd
+	synthGroup
 	nSynth
 )
 
 var (
 	resolvConf    [64]byte
 	resolvConfLen int
+
+	// The program's arguments, NUL-terminated one after the other, as
+	// buildProcessStack found them: /proc/self/cmdline (its first 4 KiB).
+	cmdline    [4096]byte
+	cmdlineLen int
 )
 
 //go:nosplit
@@ -30,6 +38,12 @@ func synthPath(i int) string {
 		return "/proc/sys/net/core/somaxconn"
 	case synthHosts:
 		return "/etc/hosts"
+	case synthCmdline:
+		return "/proc/self/cmdline"
+	case synthPasswd:
+		return "/etc/passwd"
+	case synthGroup:
+		return "/etc/group"
 	}
 	return "/etc/resolv.conf"
 }
@@ -43,6 +57,12 @@ func synthData(i int) (string, bool) {
 		return "4096\n", true // Linux's default: Go sizes listen backlogs from it
 	case synthHosts:
 		return "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n", true
+	case synthCmdline:
+		return unsafe.String(&cmdline[0], cmdlineLen), true
+	case synthPasswd: // the program runs as root (getuid(2) is 0), as in a container
+		return "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n", true
+	case synthGroup:
+		return "root:x:0:\nnogroup:x:65534:\n", true
 	}
 	return unsafe.String(&resolvConf[0], resolvConfLen), resolvConfLen > 0
 }

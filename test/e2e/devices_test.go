@@ -7,21 +7,28 @@ import (
 )
 
 // TestDevices reads and writes /dev/null, /dev/zero, /dev/random and
-// /dev/urandom and stats them inside the guest, on both monitors, and wants
-// what the same program prints as a Linux process here.
-func TestDevices(t *testing.T) {
-	native := filepath.Join(t.TempDir(), "devices")
+// /dev/urandom and stats them inside the guest.
+func TestDevices(t *testing.T) { sameAsLinux(t, "devices") }
+
+// TestProcSelf reads /proc/self/cmdline and looks up the user and group
+// (os/user reads /etc/passwd and /etc/group).
+func TestProcSelf(t *testing.T) { sameAsLinux(t, "procself", "one", "two words", "three") }
+
+// sameAsLinux runs testdata program pkg with args on both monitors and
+// wants what it prints as a Linux process here.
+func sameAsLinux(t *testing.T, pkg string, args ...string) {
+	native := filepath.Join(t.TempDir(), pkg)
 	build := exec.Command("go", "build", "-o", native, ".")
-	build.Dir = "testdata/devices"
+	build.Dir = filepath.Join("testdata", pkg)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	want, err := exec.Command(native).Output()
+	want, err := exec.Command(native, args...).Output()
 	if err != nil {
 		t.Fatalf("the program on Linux: %v", err)
 	}
 	bothVMMs(t, func(t *testing.T, vmm string) {
-		r := run(t, "run", "--vmm", vmm, image(t, "devices"))
+		r := run(t, append([]string{"run", "--vmm", vmm, image(t, pkg), "--"}, args...)...)
 		if r.code != 0 || r.stdout != string(want) {
 			t.Fatalf("exit status %d; stdout:\n%s\nwant (Linux):\n%s\nstderr:\n%s", r.code, r.stdout, want, r.stderr)
 		}

@@ -20,18 +20,12 @@ import (
 
 // TestNetTap gives the guest an address on a tap device in a network
 // namespace the test makes, fetches from it over IPv4 and IPv6 (link-local)
-// and pings it there over both: --net tap:NAME with --ip and --gw, and without them
-// from a DHCP server the test runs on the tap, on both monitors. The fetch runs in this test binary,
-// started again inside the namespace (TestNetTapInside).
+// and pings it there over both: --net tap:NAME with --ip and --gw, and
+// without them from a DHCP server the test runs on the tap, on both
+// monitors. The fetch runs in this test binary, started again inside the
+// namespace (TestNetTapInside).
 func TestNetTap(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to make a network namespace and a tap device")
-	}
-	for _, tool := range []string{"unshare", "ip"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (Debian: util-linux, iproute2)", tool)
-		}
-	}
+	needNetns(t)
 	img := image(t, "examples/httpd")
 	bothVMMs(t, func(t *testing.T, vmm string) {
 		for _, mode := range []string{"static", "dhcp"} {
@@ -56,16 +50,7 @@ func TestNetTapInside(t *testing.T) {
 	if vmm == "" {
 		t.Skip("run by TestNetTap inside a network namespace")
 	}
-	for _, args := range [][]string{
-		{"link", "set", "lo", "up"},
-		{"tuntap", "add", "tap0", "mode", "tap"},
-		{"addr", "add", "10.9.0.1/24", "dev", "tap0"},
-		{"link", "set", "tap0", "up"},
-	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v: %v\n%s", args, err, out)
-		}
-	}
+	tapUp(t)
 	args := []string{"run", "--vmm", vmm, "--net", "tap:tap0", "--ip", "10.9.0.2/24", "--gw", "10.9.0.1"}
 	var stopDHCP func()
 	if os.Getenv("UNIGO_TAP_MODE") == "dhcp" {
@@ -232,14 +217,7 @@ func serveDHCP(t *testing.T, dev string) func() {
 // guest's read fails with ETIMEDOUT within seconds instead of waiting
 // forever. The own monitor only: QEMU's tap shares the code under test.
 func TestNetKeepalive(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to make a network namespace and a tap device")
-	}
-	for _, tool := range []string{"unshare", "ip"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (Debian: util-linux, iproute2)", tool)
-		}
-	}
+	needNetns(t)
 	needKVM(t)
 	img := image(t, "keepalive")
 	cmd := exec.Command("unshare", "-n", os.Args[0], "-test.run=^TestNetKeepaliveInside$", "-test.v")
@@ -256,15 +234,7 @@ func TestNetKeepaliveInside(t *testing.T) {
 	if img == "" {
 		t.Skip("run by TestNetKeepalive inside a network namespace")
 	}
-	for _, args := range [][]string{
-		{"tuntap", "add", "tap0", "mode", "tap"},
-		{"addr", "add", "10.9.0.1/24", "dev", "tap0"},
-		{"link", "set", "tap0", "up"},
-	} {
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %v: %v\n%s", args, err, out)
-		}
-	}
+	tapUp(t)
 	ln, err := net.Listen("tcp", "10.9.0.1:7000")
 	if err != nil {
 		t.Fatal(err)
@@ -334,4 +304,32 @@ func ping6(t *testing.T, addr, dev string) {
 		}
 	}
 	t.Errorf("no ICMPv6 echo reply from %s%%%s", addr, dev)
+}
+
+// needNetns skips a test that makes a network namespace and a tap device
+// when it cannot.
+func needNetns(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a network namespace and a tap device")
+	}
+	for _, tool := range []string{"unshare", "ip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s (Debian: util-linux, iproute2)", tool)
+		}
+	}
+}
+
+// tapUp makes tap0 with the host side's address 10.9.0.1/24 in the
+// namespace the test runs in, and brings it and lo up.
+func tapUp(t *testing.T) {
+	for _, args := range [][]string{
+		{"link", "set", "lo", "up"},
+		{"tuntap", "add", "tap0", "mode", "tap"},
+		{"addr", "add", "10.9.0.1/24", "dev", "tap0"},
+		{"link", "set", "tap0", "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v\n%s", args, err, out)
+		}
+	}
 }

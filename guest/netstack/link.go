@@ -92,6 +92,7 @@ func startEth() error {
 		return fmt.Errorf("link-local address of eth0: %s", err)
 	}
 	setRoutes()
+	tellKernel(lease{}) // eth0 is up, with no IPv4 address yet
 	var client *dhcpClient
 	if !static.addr.IsValid() {
 		client = newDHCPClient([6]byte([]byte(d.mac)), func(frame []byte) {
@@ -225,26 +226,36 @@ func configure(l lease) error {
 	eth4Routes.Unlock()
 	setRoutes()
 
-	var mac uint64
-	for _, b := range []byte(dev.mac) {
-		mac = mac<<8 | uint64(b)
-	}
-	a := l.addr.Addr().As4()
-	var dns uint32
-	if len(l.dns) > 0 && l.dns[0].Is4() {
-		v := l.dns[0].As4()
-		dns = uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3])
-	}
-	syscall.RawSyscall6(kernel.SysNetIface, uintptr(mac),
-		uintptr(uint64(a[0])<<24|uint64(a[1])<<16|uint64(a[2])<<8|uint64(a[3])|uint64(l.addr.Bits())<<32), 1500, uintptr(dns), 0, 0)
-	ll := header.LinkLocalAddr(dev.mac).As16()
-	syscall.RawSyscall(kernel.SysNetIface6, uintptr(unsafe.Pointer(&ll)), 64, 0)
+	tellKernel(l)
 	if l.router.Is4() {
 		// Resolve the gateway now: the ARP request also tells the network
 		// that eth0 is up, and the first connection does not wait for it.
 		st.GetLinkAddress(ethNIC, tcpip.AddrFrom4(l.router.As4()), tcpip.Address{}, ipv4.ProtocolNumber, nil)
 	}
 	return nil
+}
+
+// tellKernel reports eth0 to the kernel, for netlink, bind and
+// /etc/resolv.conf: its MAC, the IPv4 address and DNS server of l (none
+// before a lease), and its link-local IPv6 address.
+func tellKernel(l lease) {
+	var mac uint64
+	for _, b := range []byte(dev.mac) {
+		mac = mac<<8 | uint64(b)
+	}
+	var a [4]byte
+	if l.addr.IsValid() {
+		a = l.addr.Addr().As4()
+	}
+	var dns uint32
+	if len(l.dns) > 0 && l.dns[0].Is4() {
+		v := l.dns[0].As4()
+		dns = uint32(v[0])<<24 | uint32(v[1])<<16 | uint32(v[2])<<8 | uint32(v[3])
+	}
+	syscall.RawSyscall6(kernel.SysNetIface, uintptr(mac),
+		uintptr(uint64(a[0])<<24|uint64(a[1])<<16|uint64(a[2])<<8|uint64(a[3])|uint64(l.addr.Bits()&0xff)<<32), 1500, uintptr(dns), 0, 0)
+	ll := header.LinkLocalAddr(dev.mac).As16()
+	syscall.RawSyscall(kernel.SysNetIface6, uintptr(unsafe.Pointer(&ll)), 64, 0)
 }
 
 // linkLocalRoute sends fe80::/64 out of eth0.

@@ -333,3 +333,33 @@ func tapUp(t *testing.T) {
 		}
 	}
 }
+
+// TestNetNoDHCP starts a guest on a tap device where no DHCP server
+// answers: after the client's wait the program runs anyway, told why on
+// stderr, with eth0 up and only its link-local address. The own monitor
+// only: the guest's side is the same under QEMU.
+func TestNetNoDHCP(t *testing.T) {
+	needNetns(t)
+	needKVM(t)
+	cmd := exec.Command("unshare", "-n", os.Args[0], "-test.run=^TestNetNoDHCPInside$", "-test.v")
+	cmd.Env = append(os.Environ(), "UNIGO_NODHCP_IMG="+image(t, "ifaces"), "UNIGO_BIN="+unigoBin)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "no DHCP server answered in 5s") ||
+		!strings.Contains(string(out), "addrs [127.0.0.1/8 ::1/128 fe80::5054:ff:fe12:3456/64]") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+}
+
+// TestNetNoDHCPInside is TestNetNoDHCP's half inside the namespace.
+func TestNetNoDHCPInside(t *testing.T) {
+	img := os.Getenv("UNIGO_NODHCP_IMG")
+	if img == "" {
+		t.Skip("run by TestNetNoDHCP inside a network namespace")
+	}
+	tapUp(t)
+	out, err := exec.Command(os.Getenv("UNIGO_BIN"), "run", "--net", "tap:tap0", img).CombinedOutput()
+	t.Logf("guest: %v\n%s", err, out)
+	if err != nil {
+		t.Fail()
+	}
+}

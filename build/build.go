@@ -45,6 +45,7 @@ type Options struct {
 	LDFlags  string    // -ldflags, before the kernel's own
 	TrimPath bool      // -trimpath
 	Test     bool      // build the package's tests (go test -c) instead of a program
+	Files    []string  // --files SRC:DST: read-only files for the image's root
 	Verbose  io.Writer // if set, says what the build does
 }
 
@@ -87,6 +88,7 @@ func Build(o Options) error {
 		return err
 	}
 	env := append(os.Environ(), "GOOS=linux", "GOARCH=amd64", "CGO_ENABLED=0")
+	var kernelDir string // the kernel package's folder, where --files go in
 	if pkg.Module == nil || pkg.Module.Path != unigo.ModulePath {
 		var mods []string
 		switch {
@@ -107,8 +109,22 @@ func Build(o Options) error {
 		}
 		logf("kernel source %s; workspace %s", kdir, work)
 		env = append(env, "GOWORK="+work)
+		kernelDir = filepath.Join(kdir, "guest", "kernel")
 	} else {
 		logf("building inside the Unigo module: kernel from %s", pkg.Module.Dir)
+		kernelDir = filepath.Join(pkg.Module.Dir, "guest", "kernel")
+	}
+	var extra map[string]string
+	if len(o.Files) > 0 {
+		base := o.Dir
+		if base == "" {
+			base, _ = os.Getwd()
+		}
+		var says string
+		if extra, says, err = writeRootFS(cache, kernelDir, o.Files, base); err != nil {
+			return err
+		}
+		logf("read-only files: %s", says)
 	}
 	components := []string{KernelPackage}
 	useNet, err := usesNet(o.Dir, o.Package, pkg, o.Test)
@@ -118,7 +134,7 @@ func Build(o Options) error {
 	if useNet {
 		components = append(components, NetPackage)
 	}
-	overlay, err := writeOverlay(cache, pkg, o.Test, components)
+	overlay, err := writeOverlay(cache, pkg, o.Test, components, extra)
 	if err != nil {
 		return err
 	}
@@ -287,7 +303,7 @@ func writeWorkspace(cache string, mods []string) (string, error) {
 // a blank import of the kernel. For tests the file joins the external test
 // package, which may import the kernel even where the package itself may not
 // (the standard library).
-func writeOverlay(cache string, pkg *listedPackage, test bool, components []string) (string, error) {
+func writeOverlay(cache string, pkg *listedPackage, test bool, components []string, extra map[string]string) (string, error) {
 	name, file := "main", "zz_unigo_kernel.go"
 	if test {
 		name, file = pkg.Name+"_test", "zz_unigo_kernel_test.go"
@@ -305,6 +321,9 @@ func writeOverlay(cache string, pkg *listedPackage, test bool, components []stri
 	}
 	pkgDir := pkg.Dir
 	ov := struct{ Replace map[string]string }{map[string]string{filepath.Join(pkgDir, file): src}}
+	for k, v := range extra {
+		ov.Replace[k] = v
+	}
 	b, err := json.Marshal(ov)
 	if err != nil {
 		return "", err

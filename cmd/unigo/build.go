@@ -13,7 +13,8 @@ import (
 type buildOpts struct {
 	output, tags, ldflags string
 	verbose, trimpath     bool
-	test                  bool // build the package's tests
+	test                  bool     // build the package's tests
+	files                 listFlag // --files SRC:DST
 }
 
 func buildFlags(o *buildOpts) *flag.FlagSet {
@@ -23,6 +24,7 @@ func buildFlags(o *buildOpts) *flag.FlagSet {
 	fs.StringVar(&o.tags, "tags", "", "build `tags`, passed to go build")
 	fs.StringVar(&o.ldflags, "ldflags", "", "linker `flags`, passed to go build before the kernel's own")
 	fs.BoolVar(&o.trimpath, "trimpath", false, "passed to go build")
+	fs.Var(&o.files, "files", "put the host file or folder SRC at path DST in the image, read-only: `SRC:DST`\n(repeatable; like ./public:/srv)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: unigo build [flags] [package]
 
@@ -65,6 +67,7 @@ func doBuild(pkg string, o buildOpts) error {
 		LDFlags:  o.ldflags,
 		TrimPath: o.trimpath,
 		Test:     o.test,
+		Files:    o.files,
 	}
 	if o.verbose {
 		bo.Verbose = os.Stderr

@@ -18,6 +18,7 @@ const (
 	fdSynth   // a synthetic read-only file (synth.go): pipe is its index, count its offset
 	fdNetlink // a route netlink socket (sys_netlink.go)
 	fdDev     // a character device (devfs.go): pipe is which
+	fdRofs    // a file or directory of the image (rofs.go): ino is its entry, count its offset
 )
 
 const maxFiles = 1024
@@ -30,6 +31,7 @@ type file struct {
 	sema    bool   // EFD_SEMAPHORE
 	pipe    uint8  // pipe index of a pipe end
 	sock    uint16 // socket index of a socket
+	ino     uint32 // entry of an image file
 	gen     uint32 // bumped on each change of readiness, for EPOLLET
 }
 

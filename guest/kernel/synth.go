@@ -134,37 +134,54 @@ func userPathIs(p uintptr, s string) bool {
 // every other path is absent.
 //
 //go:nosplit
-func sysOpenat(f *trapFrame) uintptr { return openSynth(f.arg(1), f.arg(2)) }
+func sysOpenat(f *trapFrame) uintptr { return openPath(f.arg(0), f.arg(1), f.arg(2)) }
 
 // sysOpen implements Linux syscall open(2), as openat.
 //
 //go:nosplit
-func sysOpen(f *trapFrame) uintptr { return openSynth(f.arg(0), f.arg(1)) }
+func sysOpen(f *trapFrame) uintptr {
+	cwd := int64(linux.AT_FDCWD)
+	return openPath(uintptr(cwd), f.arg(0), f.arg(1))
+}
 
+// openPath opens path (from dirfd): a device, a synthetic file, or one of
+// the image's files.
+//
 //go:nosplit
-func openSynth(path, flags uintptr) uintptr {
+func openPath(dirfd, path, flags uintptr) uintptr {
 	if !userRange(path, 1) {
 		return errno(linux.EFAULT)
 	}
 	if fd, ok := openDev(path, flags); ok {
 		return fd
 	}
+	if fd, ok := openSynth(path, flags); ok {
+		return fd
+	}
+	if fd, ok := rofsOpen(dirfd, path, flags); ok {
+		return fd
+	}
+	return errno(linux.ENOENT)
+}
+
+//go:nosplit
+func openSynth(path, flags uintptr) (uintptr, bool) {
 	for i := 0; i < nSynth; i++ {
 		if _, ok := synthData(i); !ok || !userPathIs(path, synthPath(i)) {
 			continue
 		}
 		if flags&(linux.O_WRONLY|linux.O_RDWR|linux.O_CREAT|linux.O_TRUNC) != 0 {
-			return errno(linux.EROFS)
+			return errno(linux.EROFS), true
 		}
 		fd := allocFD(fdSynth)
 		if fd < 0 {
-			return errno(linux.EMFILE)
+			return errno(linux.EMFILE), true
 		}
 		files[fd].cloexec = flags&linux.O_CLOEXEC != 0
 		files[fd].pipe = uint8(i)
-		return uintptr(fd)
+		return uintptr(fd), true
 	}
-	return errno(linux.ENOENT)
+	return 0, false
 }
 
 // synthRead reads from a synthetic file at its offset (kept in count).
@@ -218,10 +235,6 @@ func sysNewfstatat(f *trapFrame) uintptr {
 		return errno(linux.EFAULT)
 	}
 	statBuf = linux.Stat{Nlink: 1, Blksize: 4096}
-	if userPathIs(path, "/") {
-		statBuf.Ino, statBuf.Nlink, statBuf.Mode = 1, 2, linux.S_IFDIR|0o755
-		return putStat(st)
-	}
 	if devStatPath(path) {
 		return putStat(st)
 	}
@@ -230,6 +243,20 @@ func sysNewfstatat(f *trapFrame) uintptr {
 			statBuf.Ino, statBuf.Mode, statBuf.Size = uint64(100+i), linux.S_IFREG|0o444, int64(len(s))
 			return putStat(st)
 		}
+	}
+	if dir, ok := rofsDir(dirfd); ok {
+		i, e := rofsLookup(dir, path)
+		if e == 0 {
+			rofsStat(i)
+			return putStat(st)
+		}
+		if e != linux.ENOENT || rofsCount() != 0 {
+			return errno(e)
+		}
+	}
+	if userPathIs(path, "/") { // no image files: an empty root
+		statBuf.Ino, statBuf.Nlink, statBuf.Mode = 1, 2, linux.S_IFDIR|0o755
+		return putStat(st)
 	}
 	return errno(linux.ENOENT)
 }
@@ -248,6 +275,8 @@ func fileStat(fd int, fl *file) {
 		statBuf.Mode, statBuf.Size, statBuf.Ino = linux.S_IFREG|0o444, int64(len(s)), uint64(100+int(fl.pipe))
 	case fdDev:
 		devStat(int(fl.pipe))
+	case fdRofs:
+		rofsStat(int(fl.ino))
 	case fdConsole:
 		statBuf.Mode, statBuf.Rdev = linux.S_IFCHR|0o620, 0x8800 // a pseudo-terminal's numbers
 	case fdPipeR, fdPipeW:

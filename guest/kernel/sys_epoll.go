@@ -53,7 +53,7 @@ func sysEpollCtl(f *trapFrame) uintptr {
 	if ep.kind != fdEpoll || fd == epfd {
 		return errno(linux.EINVAL)
 	}
-	if k := files[fd].kind; k == fdSynth || k == fdDev {
+	if k := files[fd].kind; k == fdSynth || k == fdDev || k == fdRofs {
 		return errno(linux.EPERM) // as Linux answers for regular files and these devices
 	}
 	var ev linux.EpollEvent

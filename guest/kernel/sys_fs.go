@@ -38,6 +38,12 @@ func fileRead(fd, buf, n uintptr) uintptr {
 		return synthRead(fl, buf, n)
 	case fdDev:
 		return devRead(fl, buf, n)
+	case fdRofs:
+		k := rofsRead(int(fl.ino), buf, n, fl.count)
+		if int(k) > 0 {
+			fl.count += uint64(k)
+		}
+		return k
 	}
 	return errno(linux.EINVAL)
 }
@@ -160,14 +166,74 @@ func sysClose(f *trapFrame) uintptr {
 	return 0
 }
 
-// sysPread64 implements Linux syscall pread64(2): no descriptor is seekable yet.
+// sysPread64 implements Linux syscall pread64(2) for the image's files.
 //
 //go:nosplit
 func sysPread64(f *trapFrame) uintptr {
-	if getFile(f.arg(0)) == nil {
+	fl := getFile(f.arg(0))
+	if fl == nil {
 		return errno(linux.EBADF)
 	}
-	return errno(linux.ESPIPE)
+	if fl.kind != fdRofs {
+		return errno(linux.ESPIPE)
+	}
+	if int64(f.arg(3)) < 0 {
+		return errno(linux.EINVAL)
+	}
+	return rofsRead(int(fl.ino), f.arg(1), f.arg(2), uint64(f.arg(3)))
+}
+
+// sysLseek implements Linux syscall lseek(2) for the image's files and
+// directories, the synthetic files and the devices.
+//
+//go:nosplit
+func sysLseek(f *trapFrame) uintptr {
+	fl := getFile(f.arg(0))
+	if fl == nil {
+		return errno(linux.EBADF)
+	}
+	off, whence := int64(f.arg(1)), f.arg(2)
+	var size int64
+	switch fl.kind {
+	case fdRofs:
+		size = int64(rofsSize(int(fl.ino)))
+	case fdSynth:
+		s, _ := synthData(int(fl.pipe))
+		size = int64(len(s))
+	case fdDev:
+		return 0 // as Linux: the devices have no position
+	default:
+		return errno(linux.ESPIPE)
+	}
+	switch whence {
+	case 0: // SEEK_SET
+	case 1: // SEEK_CUR
+		off += int64(fl.count)
+	case 2: // SEEK_END
+		off += size
+	default:
+		return errno(linux.EINVAL)
+	}
+	if off < 0 {
+		return errno(linux.EINVAL)
+	}
+	fl.count = uint64(off)
+	return uintptr(off)
+}
+
+// sysGetdents64 implements Linux syscall getdents64(2) for the image's
+// directories.
+//
+//go:nosplit
+func sysGetdents64(f *trapFrame) uintptr {
+	fl := getFile(f.arg(0))
+	if fl == nil {
+		return errno(linux.EBADF)
+	}
+	if fl.kind != fdRofs {
+		return errno(linux.ENOTDIR)
+	}
+	return rofsGetdents(fl, f.arg(1), f.arg(2))
 }
 
 // sysFcntl implements Linux syscall fcntl(2): descriptor and status flags.

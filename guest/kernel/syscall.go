@@ -94,9 +94,7 @@ func errno(e linux.Errno) uintptr { return e.Ret() }
 // not implemented yet; they, and calls not listed, return ENOSYS.
 var table = [linux.NumSyscalls]sysEntry{
 	// Files beyond the console, pipes and eventfds: the file system issue.
-	linux.SYS_LSEEK:      {nil, supNone},
 	linux.SYS_STATX:      {nil, supNone},
-	linux.SYS_GETDENTS64: {nil, supNone},
 	linux.SYS_READLINKAT: {nil, supNone},
 	linux.SYS_MKDIRAT:    {nil, supNone},
 	linux.SYS_UNLINKAT:   {nil, supNone},
@@ -118,18 +116,20 @@ var table = [linux.NumSyscalls]sysEntry{
 	linux.SYS_CLONE3: {nil, supNone}, // Go falls back to clone
 
 	// sys_fs.go
-	linux.SYS_READ:     {sysRead, supPartial},
-	linux.SYS_WRITE:    {sysWrite, supPartial},
-	linux.SYS_READV:    {sysReadv, supPartial},
-	linux.SYS_WRITEV:   {sysWritev, supPartial},
-	linux.SYS_OPENAT:   {sysOpenat, supPartial},
-	linux.SYS_OPEN:     {sysOpen, supPartial},
-	linux.SYS_CLOSE:    {sysClose, supFull},
-	linux.SYS_PREAD64:  {sysPread64, supPartial},
-	linux.SYS_FCNTL:    {sysFcntl, supPartial},
-	linux.SYS_EVENTFD2: {sysEventfd2, supFull},
-	linux.SYS_PIPE2:    {sysPipe2, supFull},
-	linux.SYS_SPLICE:   {sysSplice, supPartial},
+	linux.SYS_READ:       {sysRead, supPartial},
+	linux.SYS_WRITE:      {sysWrite, supPartial},
+	linux.SYS_READV:      {sysReadv, supPartial},
+	linux.SYS_WRITEV:     {sysWritev, supPartial},
+	linux.SYS_OPENAT:     {sysOpenat, supPartial},
+	linux.SYS_OPEN:       {sysOpen, supPartial},
+	linux.SYS_CLOSE:      {sysClose, supFull},
+	linux.SYS_PREAD64:    {sysPread64, supPartial},
+	linux.SYS_LSEEK:      {sysLseek, supPartial},
+	linux.SYS_GETDENTS64: {sysGetdents64, supPartial},
+	linux.SYS_FCNTL:      {sysFcntl, supPartial},
+	linux.SYS_EVENTFD2:   {sysEventfd2, supFull},
+	linux.SYS_PIPE2:      {sysPipe2, supFull},
+	linux.SYS_SPLICE:     {sysSplice, supPartial},
 	// synth.go
 	linux.SYS_FSTAT:      {sysFstat, supPartial},
 	linux.SYS_NEWFSTATAT: {sysNewfstatat, supPartial},

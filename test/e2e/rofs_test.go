@@ -1,0 +1,57 @@
+package e2e
+
+import (
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestReadOnlyFiles bakes a tree the test makes into an image with
+// unigo build --files, walks and reads it in the guest, and wants what the
+// same program prints walking the host's copy: names, modes, sizes and
+// checksums, reads at offsets, and the errors of writing and of missing
+// paths. On both monitors.
+func TestReadOnlyFiles(t *testing.T) {
+	tree := t.TempDir()
+	rng := rand.New(rand.NewSource(5))
+	for name, size := range map[string]int{"a.txt": 11, "sub/blob.bin": 300 << 10, "sub/deeper/n.txt": 7, "empty": 0, "sub/x y.dat": 4097} {
+		p := filepath.Join(tree, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, size)
+		rng.Read(b)
+		if err := os.WriteFile(p, b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	native := filepath.Join(t.TempDir(), "walkfs")
+	build := exec.Command("go", "build", "-o", native, ".")
+	build.Dir = filepath.Join("testdata", "walkfs")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	want, err := exec.Command(native, tree).Output()
+	if err != nil {
+		t.Fatalf("the program on Linux: %v", err)
+	}
+	if !strings.Contains(string(want), "walk: <nil>") {
+		t.Fatalf("the program on Linux:\n%s", want)
+	}
+	img := filepath.Join(t.TempDir(), "walkfs.img")
+	r := run(t, "build", "-v", "--files", tree+":/srv", "-o", img, "./testdata/walkfs")
+	entries := strings.Count(string(want), "\n") - 4 // the walk's lines: the tree's, /srv's own
+	if r.code != 0 || !strings.Contains(r.stderr, fmt.Sprintf("read-only files: %d files and directories", entries)) {
+		t.Fatalf("unigo build --files: exit status %d, want %d entries\n%s", r.code, entries, r.stderr)
+	}
+	bothVMMs(t, func(t *testing.T, vmm string) {
+		r := run(t, "run", "--vmm", vmm, img, "--", "/srv", "create")
+		if r.code != 0 || r.stdout != string(want)+"create: open /srv/new.txt: read-only file system\n" {
+			t.Fatalf("exit status %d; stdout:\n%s\nwant (Linux):\n%s\nstderr:\n%s", r.code, r.stdout, want, r.stderr)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand"
 	"os"
@@ -52,6 +53,39 @@ func TestReadOnlyFiles(t *testing.T) {
 		r := run(t, "run", "--vmm", vmm, img, "--", "/srv", "create")
 		if r.code != 0 || r.stdout != string(want)+"create: open /srv/new.txt: read-only file system\n" {
 			t.Fatalf("exit status %d; stdout:\n%s\nwant (Linux):\n%s\nstderr:\n%s", r.code, r.stdout, want, r.stderr)
+		}
+	})
+}
+
+// TestFileServer serves a file baked into the image with the fileserver
+// example (net/http.FileServer) through -p, and its folder's listing, on
+// both monitors.
+func TestFileServer(t *testing.T) {
+	public := t.TempDir()
+	page := make([]byte, 200<<10)
+	rand.New(rand.NewSource(6)).Read(page)
+	if err := os.MkdirAll(filepath.Join(public, "docs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(public, "docs", "page.bin"), page, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(t.TempDir(), "site.img")
+	if r := run(t, "build", "--files", public+":/srv", "-o", img, "./../../examples/fileserver"); r.code != 0 {
+		t.Fatalf("unigo build --files: exit status %d\n%s", r.code, r.stderr)
+	}
+	bothVMMs(t, func(t *testing.T, vmm string) {
+		port := freePort(t)
+		cmd, out, stderr := startInstance(t, "run", "--vmm", vmm, "-p", fmt.Sprintf("%d:80", port), img)
+		defer cmd.Process.Kill()
+		if line, err := out.ReadString('\n'); err != nil || line != "serving /srv on :80\n" {
+			t.Fatalf("first line %q, %v; stderr:\n%s", line, err, stderr.String())
+		}
+		if got := waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/docs/page.bin", port), stderr); !bytes.Equal(got, page) {
+			t.Fatalf("GET /docs/page.bin: %d bytes, not the file's %d", len(got), len(page))
+		}
+		if got := waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/docs/", port), stderr); !strings.Contains(string(got), `<a href="page.bin">page.bin</a>`) {
+			t.Fatalf("GET /docs/: the listing lacks page.bin:\n%s", got)
 		}
 	})
 }

@@ -104,8 +104,11 @@ func rofsLookup(dir int, path uintptr) (int, linux.Errno) {
 			break
 		}
 	}
+	if end == path {
+		return -1, linux.ENOENT // an empty path names nothing (path_resolution(7))
+	}
 	cur := dir
-	if end > path && load8(path) == '/' {
+	if load8(path) == '/' {
 		cur = 0
 	}
 	for p := path; p < end; {

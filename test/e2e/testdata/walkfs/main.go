@@ -53,6 +53,10 @@ func main() {
 	fmt.Println("missing:", os.IsNotExist(err))
 	_, err = os.ReadDir(filepath.Join(root, "a.txt"))
 	fmt.Println("a file as a directory fails:", err != nil)
+	_, err = os.Open("")
+	fmt.Println("the empty path is missing:", os.IsNotExist(err))
+	_, err = os.Stat(filepath.Join(root, "sub", "..", "a.txt"))
+	fmt.Println("sub/../a.txt:", err)
 	if len(os.Args) > 2 && os.Args[2] == "create" {
 		_, err = os.Create(filepath.Join(root, "new.txt"))
 		fmt.Println("create:", err)

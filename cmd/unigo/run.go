@@ -30,6 +30,7 @@ type runOpts struct {
 	ip    string
 	gw    string
 	dns   string
+	files listFlag // --files, for a package built first
 }
 
 // tapName returns the device of --net tap:NAME, or "".
@@ -98,6 +99,7 @@ func runFlags(o *runOpts) *flag.FlagSet {
 	fs.StringVar(&o.ip, "ip", "", "with --net tap: the guest's static `address`, A.B.C.D/N (default: DHCP)")
 	fs.StringVar(&o.gw, "gw", "", "with --net tap and --ip: the default `gateway`")
 	fs.StringVar(&o.dns, "dns", "", "with --net tap and --ip: the DNS `server` (/etc/resolv.conf in the guest)")
+	fs.Var(&o.files, "files", "with a package: bake the host file or folder SRC in at DST, read-only: `SRC:DST`\n(repeatable; as unigo build --files)")
 	fs.Var(&o.ports, "p", "forward `HOST:GUEST`[/tcp|/udp]: host port HOST on 127.0.0.1 to the guest's port GUEST\n(repeatable; like docker run -p)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: unigo run [flags] image-or-package [-- args...]
@@ -158,6 +160,9 @@ func cmdRun(args []string) error {
 	}
 
 	imgPath := target
+	if len(o.files) > 0 && isFile(target) {
+		return errors.New("--files goes with a package, which unigo run builds; an image has its files already (unigo build --files)")
+	}
 	if strings.HasSuffix(target, ".img") && !isFile(target) {
 		return fmt.Errorf("image %s: no such file", target)
 	}
@@ -168,7 +173,7 @@ func cmdRun(args []string) error {
 		}
 		defer os.RemoveAll(tmp)
 		imgPath = filepath.Join(tmp, defaultImageName(target))
-		if err := doBuild(target, buildOpts{output: imgPath}); err != nil {
+		if err := doBuild(target, buildOpts{output: imgPath, files: o.files}); err != nil {
 			return err
 		}
 	}

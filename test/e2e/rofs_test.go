@@ -15,7 +15,8 @@ import (
 // unigo build --files, walks and reads it in the guest, and wants what the
 // same program prints walking the host's copy: names, modes, sizes and
 // checksums, reads at offsets, and the errors of writing and of missing
-// paths. On both monitors.
+// paths; and unigo run --files, which builds the package so. On both
+// monitors.
 func TestReadOnlyFiles(t *testing.T) {
 	tree := t.TempDir()
 	rng := rand.New(rand.NewSource(5))
@@ -53,6 +54,11 @@ func TestReadOnlyFiles(t *testing.T) {
 		r := run(t, "run", "--vmm", vmm, img, "--", "/srv", "create")
 		if r.code != 0 || r.stdout != string(want)+"create: open /srv/new.txt: read-only file system\n" {
 			t.Fatalf("exit status %d; stdout:\n%s\nwant (Linux):\n%s\nstderr:\n%s", r.code, r.stdout, want, r.stderr)
+		}
+		// unigo run builds a package with --files too.
+		r = run(t, "run", "--vmm", vmm, "--files", tree+":/srv", "./testdata/walkfs", "--", "/srv")
+		if r.code != 0 || r.stdout != string(want) {
+			t.Fatalf("unigo run --files: exit status %d; stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 		}
 	})
 }

@@ -24,7 +24,7 @@ func buildFlags(o *buildOpts) *flag.FlagSet {
 	fs.StringVar(&o.tags, "tags", "", "build `tags`, passed to go build")
 	fs.StringVar(&o.ldflags, "ldflags", "", "linker `flags`, passed to go build before the kernel's own")
 	fs.BoolVar(&o.trimpath, "trimpath", false, "passed to go build")
-	fs.Var(&o.files, "files", "put the host file or folder SRC at path DST in the image, read-only: `SRC:DST`\n(repeatable; like ./public:/srv)")
+	fs.Var(&o.files, "files", "bake host files into the image, read-only: `SRC:DST` puts the file or folder SRC\nat path DST (repeatable; like ./public:/srv)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: unigo build [flags] [package]
 

@@ -99,7 +99,7 @@ func runFlags(o *runOpts) *flag.FlagSet {
 	fs.StringVar(&o.ip, "ip", "", "with --net tap: the guest's static `address`, A.B.C.D/N (default: DHCP)")
 	fs.StringVar(&o.gw, "gw", "", "with --net tap and --ip: the default `gateway`")
 	fs.StringVar(&o.dns, "dns", "", "with --net tap and --ip: the DNS `server` (/etc/resolv.conf in the guest)")
-	fs.Var(&o.files, "files", "with a package: bake the host file or folder SRC in at DST, read-only: `SRC:DST`\n(repeatable; as unigo build --files)")
+	fs.Var(&o.files, "files", "with a package: bake host files into the image, read-only: `SRC:DST` puts the file\nor folder SRC at path DST (repeatable; as unigo build --files)")
 	fs.Var(&o.ports, "p", "forward `HOST:GUEST`[/tcp|/udp]: host port HOST on 127.0.0.1 to the guest's port GUEST\n(repeatable; like docker run -p)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: unigo run [flags] image-or-package [-- args...]

@@ -170,13 +170,16 @@ func rofsOpen(dirfd, path, flags uintptr) (uintptr, bool) {
 	return uintptr(fd), true
 }
 
-// rofsDir returns the directory entry a path is resolved from: the root
-// for AT_FDCWD, or an archive directory opened as dirfd.
+// cwd is the working directory: an archive directory, 0 (/) at start.
+var cwd int
+
+// rofsDir returns the directory entry a path is resolved from: the working
+// directory for AT_FDCWD, or an archive directory opened as dirfd.
 //
 //go:nosplit
 func rofsDir(dirfd uintptr) (int, bool) {
 	if int32(dirfd) == linux.AT_FDCWD {
-		return 0, true
+		return cwd, true
 	}
 	fl := getFile(dirfd)
 	if fl == nil || fl.kind != fdRofs || !rofsIsDir(int(fl.ino)) {
@@ -286,4 +289,79 @@ func rofsGetdents(fl *file, buf, n uintptr) uintptr {
 		}
 		done += reclen
 	}
+}
+
+// sysChdir implements Linux syscall chdir(2) into the image's directories.
+//
+//go:nosplit
+func sysChdir(f *trapFrame) uintptr {
+	i, e := rofsLookup(cwd, f.arg(0))
+	if e == linux.ENOENT && rofsCount() == 0 && userPathIs(f.arg(0), "/") {
+		return 0 // no image files: / is all there is
+	}
+	if e != 0 {
+		return errno(e)
+	}
+	if !rofsIsDir(i) {
+		return errno(linux.ENOTDIR)
+	}
+	cwd = i
+	return 0
+}
+
+// sysFchdir implements Linux syscall fchdir(2) for the image's directories.
+//
+//go:nosplit
+func sysFchdir(f *trapFrame) uintptr {
+	fl := getFile(f.arg(0))
+	if fl == nil {
+		return errno(linux.EBADF)
+	}
+	if fl.kind != fdRofs || !rofsIsDir(int(fl.ino)) {
+		return errno(linux.ENOTDIR)
+	}
+	cwd = int(fl.ino)
+	return 0
+}
+
+// cwdPath is where getcwd builds the path: trap context, one call at a time.
+var (
+	cwdPath  [4096]byte
+	cwdChain [64]int
+)
+
+// sysGetcwd implements Linux syscall getcwd(2): the working directory's
+// path, from its entry up to the root.
+//
+//go:nosplit
+func sysGetcwd(f *trapFrame) uintptr {
+	buf, size := f.arg(0), f.arg(1)
+	n := 0
+	for i := cwd; i != 0 && n < len(cwdChain); i = rofsParent(i) {
+		cwdChain[n] = i
+		n++
+	}
+	k := uintptr(0)
+	for j := n - 1; j >= 0; j-- {
+		p, l := rofsName(cwdChain[j])
+		if k+1+l >= uintptr(len(cwdPath)) {
+			return errno(linux.ENAMETOOLONG)
+		}
+		cwdPath[k] = '/'
+		memmove(uintptr(unsafe.Pointer(&cwdPath[k+1])), p, l)
+		k += 1 + l
+	}
+	if k == 0 {
+		cwdPath[0] = '/'
+		k = 1
+	}
+	cwdPath[k] = 0
+	k++
+	if size < k {
+		return errno(linux.ERANGE)
+	}
+	if !copyOut(buf, unsafe.Pointer(&cwdPath[0]), k) {
+		return errno(linux.EFAULT)
+	}
+	return k
 }

@@ -1,10 +1,6 @@
 package kernel
 
-import (
-	"unsafe"
-
-	"unigo.dev/unigo/abi/linux"
-)
+import "unigo.dev/unigo/abi/linux"
 
 // File system calls. There is no file system yet: the paths are a few
 // synthetic files (synth.go) and character devices (devfs.go), and the other
@@ -331,22 +327,4 @@ func eventfdWrite(fl *file, buf, n uintptr) uintptr {
 	fl.gen++
 	wakeWaiters(waitEpoll)
 	return 8
-}
-
-// sysGetcwd implements Linux syscall getcwd(2): the working directory is the
-// root, the only directory there is.
-//
-//go:nosplit
-func sysGetcwd(f *trapFrame) uintptr {
-	buf := f.arg(0)
-	size := f.arg(1)
-	if size < 2 {
-		return errno(linux.ERANGE)
-	}
-	if !userRange(buf, 2) {
-		return errno(linux.EFAULT)
-	}
-	root := [2]byte{'/', 0}
-	memmove(buf, uintptr(unsafe.Pointer(&root)), 2)
-	return 2
 }

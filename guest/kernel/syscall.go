@@ -135,6 +135,8 @@ var table = [linux.NumSyscalls]sysEntry{
 	linux.SYS_NEWFSTATAT: {sysNewfstatat, supPartial},
 	linux.SYS_SENDFILE:   {sysSendfile, supPartial},
 	linux.SYS_GETCWD:     {sysGetcwd, supFull},
+	linux.SYS_CHDIR:      {sysChdir, supFull},
+	linux.SYS_FCHDIR:     {sysFchdir, supFull},
 	// sys_socket.go: IPv4 TCP through the network component
 	linux.SYS_SOCKET:      {sysSocket, supPartial},
 	linux.SYS_BIND:        {sysBind, supPartial},

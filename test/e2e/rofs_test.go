@@ -46,7 +46,7 @@ func TestReadOnlyFiles(t *testing.T) {
 	}
 	img := filepath.Join(t.TempDir(), "walkfs.img")
 	r := run(t, "build", "-v", "--files", tree+":/srv", "-o", img, "./testdata/walkfs")
-	entries := strings.Count(string(want), "\n") - 6 // the walk's lines: the tree's, /srv's own
+	entries := strings.Count(string(want), "\n") - 7 // the walk's lines: the tree's, /srv's own
 	if r.code != 0 || !strings.Contains(r.stderr, fmt.Sprintf("read-only files: %d files and directories", entries)) {
 		t.Fatalf("unigo build --files: exit status %d, want %d entries\n%s", r.code, entries, r.stderr)
 	}

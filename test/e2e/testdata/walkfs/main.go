@@ -57,6 +57,13 @@ func main() {
 	fmt.Println("the empty path is missing:", os.IsNotExist(err))
 	_, err = os.Stat(filepath.Join(root, "sub", "..", "a.txt"))
 	fmt.Println("sub/../a.txt:", err)
+	if err := os.Chdir(filepath.Join(root, "sub")); err != nil {
+		fail(err)
+	}
+	wd, err := os.Getwd()
+	rel, _ := filepath.Rel(root, wd)
+	b, err2 := os.ReadFile(filepath.Join("deeper", "n.txt"))
+	fmt.Printf("chdir: the working directory is %s (%v), a relative read %d bytes %v\n", rel, err, len(b), err2)
 	if len(os.Args) > 2 && os.Args[2] == "create" {
 		_, err = os.Create(filepath.Join(root, "new.txt"))
 		fmt.Println("create:", err)

@@ -218,37 +218,48 @@ func sysFstat(f *trapFrame) uintptr {
 }
 
 // sysNewfstatat implements Linux syscall newfstatat(2): a descriptor with
-// AT_EMPTY_PATH, or a path: the synthetic files and the root directory.
+// AT_EMPTY_PATH, or a path.
 //
 //go:nosplit
 func sysNewfstatat(f *trapFrame) uintptr {
-	dirfd, path, st, flags := f.arg(0), f.arg(1), f.arg(2), f.arg(3)
+	if e := statPath(f.arg(0), f.arg(1), f.arg(3)); e != 0 {
+		return e
+	}
+	return putStat(f.arg(2))
+}
+
+// statPath describes in statBuf descriptor dirfd (flags AT_EMPTY_PATH and
+// an empty path) or the file at path: a device, a synthetic file, one of
+// the image's files, or the root.
+//
+//go:nosplit
+func statPath(dirfd, path, flags uintptr) uintptr {
 	if flags&linux.AT_EMPTY_PATH != 0 && userPathIs(path, "") {
 		fl := getFile(dirfd)
 		if fl == nil {
 			return errno(linux.EBADF)
 		}
 		fileStat(int(dirfd), fl)
-		return putStat(st)
+		return 0
 	}
 	if !userRange(path, 1) {
 		return errno(linux.EFAULT)
 	}
 	statBuf = linux.Stat{Nlink: 1, Blksize: 4096}
 	if devStatPath(path) {
-		return putStat(st)
+		return 0
 	}
 	for i := 0; i < nSynth; i++ {
 		if s, ok := synthData(i); ok && userPathIs(path, synthPath(i)) {
 			statBuf.Ino, statBuf.Mode, statBuf.Size = uint64(100+i), linux.S_IFREG|0o444, int64(len(s))
-			return putStat(st)
+			return 0
 		}
 	}
 	if dir, ok := rofsDir(dirfd); ok {
 		i, e := rofsLookup(dir, path)
 		if e == 0 {
 			rofsStat(i)
-			return putStat(st)
+			return 0
 		}
 		if e != linux.ENOENT || rofsCount() != 0 {
 			return errno(e)
@@ -256,9 +267,57 @@ func sysNewfstatat(f *trapFrame) uintptr {
 	}
 	if userPathIs(path, "/") { // no image files: an empty root
 		statBuf.Ino, statBuf.Nlink, statBuf.Mode = 1, 2, linux.S_IFDIR|0o755
-		return putStat(st)
+		return 0
 	}
 	return errno(linux.ENOENT)
+}
+
+// statxBuf is struct statx (include/uapi/linux/stat.h), built from statBuf.
+var statxBuf [256]byte
+
+// sysStatx implements Linux syscall statx(2): what newfstatat gives, as
+// struct statx with the basic fields (STATX_BASIC_STATS).
+//
+//go:nosplit
+func sysStatx(f *trapFrame) uintptr {
+	if e := statPath(f.arg(0), f.arg(1), f.arg(2)); e != 0 {
+		return e
+	}
+	b := uintptr(unsafe.Pointer(&statxBuf[0]))
+	memclr(b, uintptr(len(statxBuf)))
+	st := &statBuf
+	store32(b, 0x7ff) // stx_mask: STATX_BASIC_STATS
+	store32(b+4, uint32(st.Blksize))
+	store32(b+16, uint32(st.Nlink))
+	store32(b+20, st.UID)
+	store32(b+24, st.GID)
+	store8(b+28, byte(st.Mode))
+	store8(b+29, byte(st.Mode>>8))
+	store64(b+32, st.Ino)
+	store64(b+40, uint64(st.Size))
+	store64(b+48, uint64(st.Blocks))
+	for i, ts := range [...]*linux.Timespec{&st.Atime, &st.Ctime, &st.Mtime} { // at 64, 96, 112: btime (80) is left out of the mask
+		off := [...]uintptr{64, 96, 112}[i]
+		store64(b+off, uint64(ts.Sec))
+		store32(b+off+8, uint32(ts.Nsec))
+	}
+	store32(b+128, uint32(st.Rdev>>8)) // stx_rdev_major, minor: new_encode_dev's split for minors below 256
+	store32(b+132, uint32(st.Rdev&0xff))
+	if !copyOut(f.arg(4), unsafe.Pointer(&statxBuf[0]), uintptr(len(statxBuf))) {
+		return errno(linux.EFAULT)
+	}
+	return 0
+}
+
+// sysReadlinkat implements Linux syscall readlinkat(2): there are no
+// symbolic links, so an existing path is EINVAL and another ENOENT.
+//
+//go:nosplit
+func sysReadlinkat(f *trapFrame) uintptr {
+	if e := statPath(f.arg(0), f.arg(1), 0); e != 0 {
+		return e
+	}
+	return errno(linux.EINVAL)
 }
 
 // fileStat describes descriptor fd in statBuf: a regular file for the

@@ -94,13 +94,11 @@ func errno(e linux.Errno) uintptr { return e.Ret() }
 // not implemented yet; they, and calls not listed, return ENOSYS.
 var table = [linux.NumSyscalls]sysEntry{
 	// Files beyond the console, pipes and eventfds: the file system issue.
-	linux.SYS_STATX:      {nil, supNone},
-	linux.SYS_READLINKAT: {nil, supNone},
-	linux.SYS_MKDIRAT:    {nil, supNone},
-	linux.SYS_UNLINKAT:   {nil, supNone},
-	linux.SYS_RENAMEAT2:  {nil, supNone},
-	linux.SYS_IOCTL:      {nil, supNone},
-	linux.SYS_DUP3:       {nil, supNone},
+	linux.SYS_MKDIRAT:   {nil, supNone},
+	linux.SYS_UNLINKAT:  {nil, supNone},
+	linux.SYS_RENAMEAT2: {nil, supNone},
+	linux.SYS_IOCTL:     {nil, supNone},
+	linux.SYS_DUP3:      {nil, supNone},
 	// Sockets: the networking issue.
 	// Profiling timers (runtime/pprof, SIGPROF).
 	linux.SYS_TIMER_CREATE:  {nil, supNone},
@@ -136,6 +134,8 @@ var table = [linux.NumSyscalls]sysEntry{
 	linux.SYS_SENDFILE:   {sysSendfile, supPartial},
 	linux.SYS_GETCWD:     {sysGetcwd, supFull},
 	linux.SYS_CHDIR:      {sysChdir, supFull},
+	linux.SYS_STATX:      {sysStatx, supPartial},
+	linux.SYS_READLINKAT: {sysReadlinkat, supPartial},
 	linux.SYS_FCHDIR:     {sysFchdir, supFull},
 	// sys_socket.go: IPv4 TCP through the network component
 	linux.SYS_SOCKET:      {sysSocket, supPartial},

@@ -95,3 +95,42 @@ func TestFileServer(t *testing.T) {
 		}
 	})
 }
+
+// TestStatx asks statx(2) and readlinkat(2) about image files, a device and
+// a missing path, and wants what the same program says of the host's copy.
+func TestStatx(t *testing.T) {
+	tree := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(tree, "sub"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tree, "a.txt"), []byte("eleven byte"), 0o604); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(tree, "sub"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	paths := func(root string) []string {
+		return []string{filepath.Join(root, "a.txt"), filepath.Join(root, "sub"), "/dev/null", filepath.Join(root, "missing")}
+	}
+	native := filepath.Join(t.TempDir(), "statx")
+	build := exec.Command("go", "build", "-o", native, ".")
+	build.Dir = filepath.Join("testdata", "statx")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	want, err := exec.Command(native, paths(tree)...).Output()
+	if err != nil {
+		t.Fatalf("the program on Linux: %v", err)
+	}
+	want = []byte(strings.ReplaceAll(string(want), tree, "/srv"))
+	img := filepath.Join(t.TempDir(), "statx.img")
+	if r := run(t, "build", "--files", tree+":/srv", "-o", img, "./testdata/statx"); r.code != 0 {
+		t.Fatalf("unigo build --files: exit status %d\n%s", r.code, r.stderr)
+	}
+	bothVMMs(t, func(t *testing.T, vmm string) {
+		r := run(t, append([]string{"run", "--vmm", vmm, img, "--"}, paths("/srv")...)...)
+		if r.code != 0 || r.stdout != string(want) {
+			t.Fatalf("exit status %d; stdout:\n%s\nwant (Linux):\n%s\nstderr:\n%s", r.code, r.stdout, want, r.stderr)
+		}
+	})
+}

@@ -29,9 +29,7 @@ func TestNetTap(t *testing.T) {
 	img := image(t, "examples/httpd")
 	bothVMMs(t, func(t *testing.T, vmm string) {
 		for _, mode := range []string{"static", "dhcp"} {
-			cmd := exec.Command("unshare", "-n", os.Args[0], "-test.run=^TestNetTapInside$", "-test.v")
-			cmd.Env = append(os.Environ(), "UNIGO_TAP_TEST="+vmm, "UNIGO_TAP_MODE="+mode, "UNIGO_TAP_IMG="+img, "UNIGO_BIN="+unigoBin)
-			out, err := cmd.CombinedOutput()
+			out, err := inNetns("TestNetTapInside", "UNIGO_TAP_TEST="+vmm, "UNIGO_TAP_MODE="+mode, "UNIGO_TAP_IMG="+img)
 			if err != nil || !strings.Contains(string(out), "answer: hello from unigo: /over-tap\n") ||
 				!strings.Contains(string(out), "answer: hello from unigo: /over-tap-ipv6") || !strings.Contains(string(out), "ping: echo reply") ||
 				!strings.Contains(string(out), "ping6: echo reply") {
@@ -220,9 +218,7 @@ func TestNetKeepalive(t *testing.T) {
 	needNetns(t)
 	needKVM(t)
 	img := image(t, "keepalive")
-	cmd := exec.Command("unshare", "-n", os.Args[0], "-test.run=^TestNetKeepaliveInside$", "-test.v")
-	cmd.Env = append(os.Environ(), "UNIGO_KEEPALIVE_IMG="+img, "UNIGO_BIN="+unigoBin)
-	out, err := cmd.CombinedOutput()
+	out, err := inNetns("TestNetKeepaliveInside", "UNIGO_KEEPALIVE_IMG="+img)
 	if err != nil || !strings.Contains(string(out), "timed out: true, within 15 s: true") {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -306,6 +302,14 @@ func ping6(t *testing.T, addr, dev string) {
 	t.Errorf("no ICMPv6 echo reply from %s%%%s", addr, dev)
 }
 
+// inNetns runs test, a TestXxxInside of this binary, in a new network
+// namespace with env (and UNIGO_BIN) added, and returns what it printed.
+func inNetns(test string, env ...string) ([]byte, error) {
+	cmd := exec.Command("unshare", "-n", os.Args[0], "-test.run=^"+test+"$", "-test.v")
+	cmd.Env = append(append(os.Environ(), "UNIGO_BIN="+unigoBin), env...)
+	return cmd.CombinedOutput()
+}
+
 // needNetns skips a test that makes a network namespace and a tap device
 // when it cannot.
 func needNetns(t *testing.T) {
@@ -341,9 +345,7 @@ func tapUp(t *testing.T) {
 func TestNetNoDHCP(t *testing.T) {
 	needNetns(t)
 	needKVM(t)
-	cmd := exec.Command("unshare", "-n", os.Args[0], "-test.run=^TestNetNoDHCPInside$", "-test.v")
-	cmd.Env = append(os.Environ(), "UNIGO_NODHCP_IMG="+image(t, "ifaces"), "UNIGO_BIN="+unigoBin)
-	out, err := cmd.CombinedOutput()
+	out, err := inNetns("TestNetNoDHCPInside", "UNIGO_NODHCP_IMG="+image(t, "ifaces"))
 	if err != nil || !strings.Contains(string(out), "no DHCP server answered in 5s") ||
 		!strings.Contains(string(out), "addrs [127.0.0.1/8 ::1/128 fe80::5054:ff:fe12:3456/64]") {
 		t.Fatalf("%v\n%s", err, out)

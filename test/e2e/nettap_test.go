@@ -44,11 +44,7 @@ func TestNetTap(t *testing.T) {
 
 // TestNetTapInside is TestNetTap's half inside the namespace.
 func TestNetTapInside(t *testing.T) {
-	vmm := os.Getenv("UNIGO_TAP_TEST")
-	if vmm == "" {
-		t.Skip("run by TestNetTap inside a network namespace")
-	}
-	tapUp(t)
+	vmm := inside(t, "UNIGO_TAP_TEST", "TestNetTap")
 	args := []string{"run", "--vmm", vmm, "--net", "tap:tap0", "--ip", "10.9.0.2/24", "--gw", "10.9.0.1"}
 	var stopDHCP func()
 	if os.Getenv("UNIGO_TAP_MODE") == "dhcp" {
@@ -226,11 +222,7 @@ func TestNetKeepalive(t *testing.T) {
 
 // TestNetKeepaliveInside is TestNetKeepalive's half inside the namespace.
 func TestNetKeepaliveInside(t *testing.T) {
-	img := os.Getenv("UNIGO_KEEPALIVE_IMG")
-	if img == "" {
-		t.Skip("run by TestNetKeepalive inside a network namespace")
-	}
-	tapUp(t)
+	img := inside(t, "UNIGO_KEEPALIVE_IMG", "TestNetKeepalive")
 	ln, err := net.Listen("tcp", "10.9.0.1:7000")
 	if err != nil {
 		t.Fatal(err)
@@ -323,6 +315,18 @@ func needNetns(t *testing.T) {
 	}
 }
 
+// inside starts the half of test outer that runs in its network namespace:
+// it returns the environment variable key that inNetns set, or skips when
+// run on its own, and makes the tap device.
+func inside(t *testing.T, key, outer string) string {
+	v := os.Getenv(key)
+	if v == "" {
+		t.Skipf("run by %s inside a network namespace", outer)
+	}
+	tapUp(t)
+	return v
+}
+
 // tapUp makes tap0 with the host side's address 10.9.0.1/24 in the
 // namespace the test runs in, and brings it and lo up.
 func tapUp(t *testing.T) {
@@ -354,11 +358,7 @@ func TestNetNoDHCP(t *testing.T) {
 
 // TestNetNoDHCPInside is TestNetNoDHCP's half inside the namespace.
 func TestNetNoDHCPInside(t *testing.T) {
-	img := os.Getenv("UNIGO_NODHCP_IMG")
-	if img == "" {
-		t.Skip("run by TestNetNoDHCP inside a network namespace")
-	}
-	tapUp(t)
+	img := inside(t, "UNIGO_NODHCP_IMG", "TestNetNoDHCP")
 	out, err := exec.Command(os.Getenv("UNIGO_BIN"), "run", "--net", "tap:tap0", img).CombinedOutput()
 	t.Logf("guest: %v\n%s", err, out)
 	if err != nil {

@@ -112,6 +112,7 @@ const (
 	SI_TKILL    = -6
 	SEGV_MAPERR = 1
 	SEGV_ACCERR = 2
+	BUS_ADRERR  = 2
 
 	SIGILL  = 4
 	SIGTRAP = 5
@@ -189,10 +190,15 @@ const (
 	O_RDWR        = 0x2
 	O_ACCMODE     = 0x3
 	O_CREAT       = 0x40
+	O_EXCL        = 0x80
 	O_TRUNC       = 0x200
 	O_APPEND      = 0x400
 	O_NONBLOCK    = 0x800
+	O_LARGEFILE   = 0x8000
 	O_DIRECTORY   = 0x10000
+	O_NOFOLLOW    = 0x20000
+	O_PATH        = 0x200000
+	O_TMPFILE     = 0x410000
 	O_CLOEXEC     = 0x80000
 	AT_FDCWD      = -100
 	EFD_CLOEXEC   = O_CLOEXEC
@@ -361,6 +367,37 @@ const (
 	S_IFCHR       = 0o020000
 	S_IFDIR       = 0o040000
 	S_IFREG       = 0o100000
+	S_IFLNK       = 0o120000
 	S_IFSOCK      = 0o140000
+	S_IFMT        = 0o170000
 	AT_EMPTY_PATH = 0x1000
+
+	AT_SYMLINK_NOFOLLOW = 0x100
+	AT_REMOVEDIR        = 0x200
+	AT_EACCESS          = 0x200
+	AT_SYMLINK_FOLLOW   = 0x400
+
+	RENAME_NOREPLACE = 1
+	RENAME_EXCHANGE  = 2
+
+	UTIME_NOW  = 1<<30 - 1
+	UTIME_OMIT = 1<<30 - 2
+
+	FALLOC_FL_KEEP_SIZE = 1
+	TMPFS_MAGIC         = 0x01021994
+)
+
+// fcntl(2) locks and flock(2).
+const (
+	F_GETLK  = 5
+	F_SETLK  = 6
+	F_SETLKW = 7
+	F_RDLCK  = 0
+	F_WRLCK  = 1
+	F_UNLCK  = 2
+
+	LOCK_SH = 1
+	LOCK_EX = 2
+	LOCK_NB = 4
+	LOCK_UN = 8
 )

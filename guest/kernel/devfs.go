@@ -53,9 +53,9 @@ func openDev(path, flags uintptr) (uintptr, bool) {
 		if fd < 0 {
 			return errno(linux.EMFILE), true
 		}
-		files[fd].cloexec = flags&linux.O_CLOEXEC != 0
-		files[fd].flags = uint32(flags & (linux.O_ACCMODE | linux.O_NONBLOCK | linux.O_APPEND))
-		files[fd].pipe = uint8(i)
+		fdt[fd].cloexec = flags&linux.O_CLOEXEC != 0
+		fdFile(fd).flags = uint32(flags & (linux.O_ACCMODE | linux.O_NONBLOCK | linux.O_APPEND))
+		fdFile(fd).pipe = uint8(i)
 		return uintptr(fd), true
 	}
 	return 0, false

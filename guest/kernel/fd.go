@@ -2,8 +2,11 @@ package kernel
 
 import "unsafe"
 
-// The file-descriptor table. Files are kept in a static array so that trap
-// context can create and close them without allocating.
+// The file-descriptor table. A descriptor names an open file description
+// (open(2)): dup(2) makes another descriptor for the same description, which
+// shares its offset and status flags, and the description is released when
+// its last descriptor closes. Both tables are static arrays, so that trap
+// context can create and close files without allocating.
 
 type fileKind uint8
 
@@ -18,51 +21,102 @@ const (
 	fdSynth   // a synthetic read-only file (synth.go): pipe is its index, count its offset
 	fdNetlink // a route netlink socket (sys_netlink.go)
 	fdDev     // a character device (devfs.go): pipe is which
-	fdRofs    // a file or directory of the image (rofs.go): ino is its entry, count its offset
+	fdVnode   // a file or directory of a file system (vfs.go): vn is its node, count its offset
 )
 
 const maxFiles = 1024
 
+// file is an open file description.
 type file struct {
-	kind    fileKind
+	kind  fileKind
+	refs  uint16 // descriptors naming it
+	flags uint32 // O_ flags visible through F_GETFL
+	count uint64 // eventfd counter; file offset
+	sema  bool   // EFD_SEMAPHORE
+	pipe  uint8  // pipe index of a pipe end
+	sock  uint16 // socket index of a socket
+	vn    vnode  // node of a file system's file
+	lock  uint8  // flock(2) held: lockSh or lockEx
+	gen   uint32 // bumped on each change of readiness, for EPOLLET
+}
+
+// fdEnt is a descriptor: its description (index+1, 0 when free) and the
+// one flag that belongs to the descriptor, FD_CLOEXEC.
+type fdEnt struct {
+	d       uint16
 	cloexec bool
-	flags   uint32 // O_ flags visible through F_GETFL
-	count   uint64 // eventfd counter
-	sema    bool   // EFD_SEMAPHORE
-	pipe    uint8  // pipe index of a pipe end
-	sock    uint16 // socket index of a socket
-	ino     uint32 // entry of an image file
-	gen     uint32 // bumped on each change of readiness, for EPOLLET
 }
 
 //go:nosplit
 func uintptrOf(p *byte) uintptr { return uintptr(unsafe.Pointer(p)) }
 
-var files = [maxFiles]file{
-	{kind: fdConsole, flags: 0},
-	{kind: fdConsole, flags: 1},
-	{kind: fdConsole, flags: 1},
-}
+var (
+	fdt   = [maxFiles]fdEnt{{d: 1}, {d: 2}, {d: 3}}
+	descs = [maxFiles]file{
+		{kind: fdConsole, refs: 1, flags: 0},
+		{kind: fdConsole, refs: 1, flags: 1},
+		{kind: fdConsole, refs: 1, flags: 1},
+	}
+)
 
-// getFile returns the open file fd, or nil.
+// getFile returns the description open as fd, or nil.
 //
 //go:nosplit
 func getFile(fd uintptr) *file {
-	if fd >= maxFiles || files[fd].kind == fdFree {
+	if fd >= maxFiles || fdt[fd].d == 0 {
 		return nil
 	}
-	return &files[fd]
+	return &descs[uint(fdt[fd].d-1)%maxFiles]
 }
 
-// allocFD returns the lowest free descriptor, or -1.
+// fdFile returns the description of fd, which the caller knows is open.
+//
+//go:nosplit
+func fdFile(fd int) *file { return getFile(uintptr(fd)) }
+
+// allocFD returns the lowest free descriptor, naming a new description of
+// kind, or -1.
 //
 //go:nosplit
 func allocFD(kind fileKind) int {
-	for i := range files {
-		if files[i].kind == fdFree {
-			files[i] = file{kind: kind}
-			return i
+	fd := freeFDFrom(0)
+	if fd < 0 {
+		return -1
+	}
+	for i := range descs {
+		if descs[i].kind == fdFree {
+			descs[i] = file{kind: kind, refs: 1}
+			fdt[fd] = fdEnt{d: uint16(i + 1)}
+			return fd
 		}
 	}
 	return -1
+}
+
+// freeFDFrom returns the lowest free descriptor not below min, or -1.
+//
+//go:nosplit
+func freeFDFrom(min int) int {
+	for fd := max(min, 0); fd < maxFiles; fd++ {
+		if fdt[fd].d == 0 {
+			return fd
+		}
+	}
+	return -1
+}
+
+// freeFD undoes an allocFD whose call failed later.
+//
+//go:nosplit
+func freeFD(fd int) {
+	*fdFile(fd) = file{}
+	fdt[fd] = fdEnt{}
+}
+
+// dupTo makes descriptor to name fd's description; to must be free.
+//
+//go:nosplit
+func dupTo(fd uintptr, to int, cloexec bool) {
+	fdt[to] = fdEnt{d: fdt[fd].d, cloexec: cloexec}
+	getFile(fd).refs++
 }

@@ -135,6 +135,7 @@ func kinit(bootInfo uintptr) uintptr {
 	resolvConfFrom()
 	clockInit(load64(bootInfo+abi.BiWallNs), load64(bootInfo+abi.BiTSC), load64(bootInfo+abi.BiTSCkHz))
 	memInit(uintptr(load64(bootInfo + abi.BiMemSize)))
+	tmpInit()
 	trapInit()
 	threadInit()
 	if pvh {

@@ -141,7 +141,7 @@ func userRange(va, n uintptr) bool {
 		return false
 	}
 	for p := va &^ (pageSize - 1); p < va+n; p += pageSize {
-		if !mapped(p) && !lazyFault(p) {
+		if !mapped(p) && !lazyFault(p) && !fmapFault(p) {
 			return false
 		}
 	}
@@ -149,8 +149,9 @@ func userRange(va, n uintptr) bool {
 }
 
 // populate maps a zeroed frame at every page of [start, end). Pages already
-// mapped are zeroed if zero is set (mmap MAP_FIXED replaces them) and kept
-// otherwise (mprotect). It fails with ENOMEM when RAM runs out.
+// mapped are zeroed if zero is set (mmap MAP_FIXED replaces them; a file's
+// frame is replaced, not zeroed) and kept otherwise (mprotect). It fails with
+// ENOMEM when RAM runs out.
 //
 //go:nosplit
 func populate(start, end uintptr, zero bool) bool {
@@ -164,11 +165,11 @@ func populate(start, end uintptr, zero bool) bool {
 			}
 		}
 		v := uintptr(load64(e))
-		if v&(ptePresent|pteProtNone) != 0 {
+		if v&(ptePresent|pteProtNone) != 0 && !(zero && v&pteShared != 0) {
 			if zero {
 				memclr(v&pteAddrMask, pageSize)
 			}
-			store64(e, uint64(v&pteAddrMask|pteUserRW))
+			store64(e, uint64(v&(pteAddrMask|pteShared)|pteUserRW))
 			continue
 		}
 		f := allocFrame()
@@ -195,7 +196,9 @@ func unmap(start, end uintptr) {
 			if v&ptePresent != 0 {
 				invlpg(va)
 			}
-			freeFrame(v & pteAddrMask)
+			if v&pteShared == 0 { // a file's frame stays the file's
+				freeFrame(v & pteAddrMask)
+			}
 		}
 		va += pageSize
 	}
@@ -212,7 +215,7 @@ func protectNone(start, end uintptr) {
 			continue
 		}
 		if v := uintptr(load64(e)); v&ptePresent != 0 {
-			store64(e, uint64(v&pteAddrMask|pteProtNone))
+			store64(e, uint64(v&(pteAddrMask|pteShared)|pteProtNone))
 			invlpg(va)
 		}
 	}
@@ -352,4 +355,18 @@ func copyOut(dst uintptr, src unsafe.Pointer, n uintptr) bool {
 	}
 	memmove(dst, uintptr(src), n)
 	return true
+}
+
+// populateKept makes the kept pages of [start, end) accessible again (an
+// mprotect after PROT_NONE), mapping nothing new.
+//
+//go:nosplit
+func populateKept(start, end uintptr) {
+	for va := start; va < end; va += pageSize {
+		if e := pte(va, false); e != 0 {
+			if v := uintptr(load64(e)); v&pteProtNone != 0 {
+				store64(e, uint64(v&(pteAddrMask|pteShared)|pteUserRW))
+			}
+		}
+	}
 }

@@ -197,9 +197,9 @@ func allocSocket() int {
 //go:nosplit
 func sockChanged(s int) {
 	p := int(sockets[s].parent) // a queued socket's listener changes with it
-	for i := range files {
-		if files[i].kind == fdSocket && (int(files[i].sock) == s || int(files[i].sock) == p) {
-			files[i].gen++
+	for i := range descs {
+		if descs[i].kind == fdSocket && (int(descs[i].sock) == s || int(descs[i].sock) == p) {
+			descs[i].gen++
 		}
 	}
 	wakeWaiters(waitSock)
@@ -219,8 +219,8 @@ func netNeed(s int, ops uint32) {
 //
 //go:nosplit
 func ringDoorbell() {
-	if i := uint(netDoorbel); i < uint(len(files)) { // not -1; and no bounds-check panic in trap context
-		if d := &files[i]; d.kind == fdEventfd {
+	if i := uint(netDoorbel); i < uint(len(fdt)) { // not -1; and no bounds-check panic in trap context
+		if d := getFile(uintptr(i)); d != nil && d.kind == fdEventfd {
 			d.count++
 			d.gen++
 			wakeWaiters(waitEpoll)

@@ -6,10 +6,11 @@ import (
 	"unigo.dev/unigo/abi/linux"
 )
 
-// Synthetic read-only files, until the file system issue brings a VFS: the
-// few that Go's net and os/user packages read, so that they behave as on a
-// configured Linux host, and /proc/self/cmdline. /etc/resolv.conf exists when the command line names a DNS
-// server (net.dns=) or DHCP gave one.
+// Synthetic read-only files, matched by their absolute paths ahead of the
+// VFS: the few that Go's net and os/user packages read, so that they behave
+// as on a configured Linux host, and /proc/self's cmdline, mountinfo and exe
+// link. /etc/resolv.conf exists when the command line names a DNS server
+// (net.dns=) or DHCP gave one.
 
 const (
 	synthSomaxconn = iota
@@ -18,6 +19,7 @@ const (
 	synthCmdline
 	synthPasswd
 	synthGroup
+	synthMountinfo
 	nSynth
 )
 
@@ -44,6 +46,8 @@ func synthPath(i int) string {
 		return "/etc/passwd"
 	case synthGroup:
 		return "/etc/group"
+	case synthMountinfo:
+		return "/proc/self/mountinfo"
 	}
 	return "/etc/resolv.conf"
 }
@@ -63,6 +67,8 @@ func synthData(i int) (string, bool) {
 		return "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n", true
 	case synthGroup:
 		return "root:x:0:\nnogroup:x:65534:\n", true
+	case synthMountinfo: // proc(5): the VFS's mounts (vfs.go)
+		return "1 1 0:1 / / ro,relatime - rofs image ro\n2 1 0:2 / /tmp rw,nosuid,nodev,relatime - tmpfs tmpfs rw\n", true
 	}
 	return unsafe.String(&resolvConf[0], resolvConfLen), resolvConfLen > 0
 }
@@ -130,25 +136,28 @@ func userPathIs(p uintptr, s string) bool {
 	return false
 }
 
-// sysOpenat implements Linux syscall openat(2) for the synthetic files;
-// every other path is absent.
+// sysOpenat implements Linux syscall openat(2).
 //
 //go:nosplit
-func sysOpenat(f *trapFrame) uintptr { return openPath(f.arg(0), f.arg(1), f.arg(2)) }
+func sysOpenat(f *trapFrame) uintptr { return openPath(f.arg(0), f.arg(1), f.arg(2), f.arg(3)) }
 
 // sysOpen implements Linux syscall open(2), as openat.
 //
 //go:nosplit
-func sysOpen(f *trapFrame) uintptr {
-	cwd := int64(linux.AT_FDCWD)
-	return openPath(uintptr(cwd), f.arg(0), f.arg(1))
-}
+func sysOpen(f *trapFrame) uintptr { return openPath(uintptr(atFDCWD()), f.arg(0), f.arg(1), f.arg(2)) }
 
-// openPath opens path (from dirfd): a device, a synthetic file, or one of
-// the image's files.
+// sysCreat implements Linux syscall creat(2).
 //
 //go:nosplit
-func openPath(dirfd, path, flags uintptr) uintptr {
+func sysCreat(f *trapFrame) uintptr {
+	return openPath(uintptr(atFDCWD()), f.arg(0), linux.O_CREAT|linux.O_WRONLY|linux.O_TRUNC, f.arg(1))
+}
+
+// openPath opens path (from dirfd): a device, a synthetic file, or a file
+// of the VFS.
+//
+//go:nosplit
+func openPath(dirfd, path, flags, mode uintptr) uintptr {
 	if !userRange(path, 1) {
 		return errno(linux.EFAULT)
 	}
@@ -158,10 +167,57 @@ func openPath(dirfd, path, flags uintptr) uintptr {
 	if fd, ok := openSynth(path, flags); ok {
 		return fd
 	}
-	if fd, ok := rofsOpen(dirfd, path, flags); ok {
-		return fd
+	return vfsOpen(dirfd, path, flags, mode)
+}
+
+// specialPath reports whether the user path at path is a device or a
+// synthetic file, which are matched by their absolute paths.
+//
+//go:nosplit
+func specialPath(path uintptr) bool {
+	for i := 0; i < nDevs; i++ {
+		if userPathIs(path, devPath(i)) {
+			return true
+		}
 	}
-	return errno(linux.ENOENT)
+	for i := 0; i < nSynth; i++ {
+		if _, ok := synthData(i); ok && userPathIs(path, synthPath(i)) {
+			return true
+		}
+	}
+	return false
+}
+
+// exeLink is /proc/self/exe's target: the program, named by its first
+// argument, as if it lay in the root.
+var (
+	exeLink    [maxName + 2]byte
+	exeLinkLen int
+)
+
+// synthLink returns the target of a synthetic symbolic link at path.
+//
+//go:nosplit
+func synthLink(path uintptr) (string, bool) {
+	if !userPathIs(path, "/proc/self/exe") {
+		return "", false
+	}
+	if exeLinkLen == 0 {
+		start := 0
+		for i := 0; i < cmdlineLen && cmdline[i%len(cmdline)] != 0; i++ {
+			if cmdline[i%len(cmdline)] == '/' {
+				start = i + 1
+			}
+		}
+		exeLink[0] = '/'
+		n := 1
+		for i := start; i < cmdlineLen && n < len(exeLink) && cmdline[i%len(cmdline)] != 0; i++ {
+			exeLink[n%len(exeLink)] = cmdline[i%len(cmdline)]
+			n++
+		}
+		exeLinkLen = n
+	}
+	return unsafe.String(&exeLink[0], exeLinkLen), true
 }
 
 //go:nosplit
@@ -177,8 +233,8 @@ func openSynth(path, flags uintptr) (uintptr, bool) {
 		if fd < 0 {
 			return errno(linux.EMFILE), true
 		}
-		files[fd].cloexec = flags&linux.O_CLOEXEC != 0
-		files[fd].pipe = uint8(i)
+		fdt[fd].cloexec = flags&linux.O_CLOEXEC != 0
+		fdFile(fd).pipe = uint8(i)
 		return uintptr(fd), true
 	}
 	return 0, false
@@ -229,8 +285,8 @@ func sysNewfstatat(f *trapFrame) uintptr {
 }
 
 // statPath describes in statBuf descriptor dirfd (flags AT_EMPTY_PATH and
-// an empty path) or the file at path: a device, a synthetic file, one of
-// the image's files, or the root.
+// an empty path) or the file at path: a device, a synthetic file or a file
+// of the VFS (a final symbolic link followed unless AT_SYMLINK_NOFOLLOW).
 //
 //go:nosplit
 func statPath(dirfd, path, flags uintptr) uintptr {
@@ -255,21 +311,11 @@ func statPath(dirfd, path, flags uintptr) uintptr {
 			return 0
 		}
 	}
-	if dir, ok := rofsDir(dirfd); ok {
-		i, e := rofsLookup(dir, path)
-		if e == 0 {
-			rofsStat(i)
-			return 0
-		}
-		if e != linux.ENOENT || rofsCount() != 0 {
-			return errno(e)
-		}
+	if e := resolve(0, dirfd, path, flags&linux.AT_SYMLINK_NOFOLLOW == 0); e != 0 {
+		return errno(e)
 	}
-	if userPathIs(path, "/") { // no image files: an empty root
-		statBuf.Ino, statBuf.Nlink, statBuf.Mode = 1, 2, linux.S_IFDIR|0o755
-		return 0
-	}
-	return errno(linux.ENOENT)
+	vnStat(walks[0].v)
+	return 0
 }
 
 // statxBuf is struct statx (include/uapi/linux/stat.h), built from statBuf.
@@ -309,17 +355,6 @@ func sysStatx(f *trapFrame) uintptr {
 	return 0
 }
 
-// sysReadlinkat implements Linux syscall readlinkat(2): there are no
-// symbolic links, so an existing path is EINVAL and another ENOENT.
-//
-//go:nosplit
-func sysReadlinkat(f *trapFrame) uintptr {
-	if e := statPath(f.arg(0), f.arg(1), 0); e != 0 {
-		return e
-	}
-	return errno(linux.EINVAL)
-}
-
 // fileStat describes descriptor fd in statBuf: a regular file for the
 // synthetic files, a character device for the console, a FIFO for pipes, a
 // socket, and for eventfds and epoll instances what Linux shows of an
@@ -334,8 +369,8 @@ func fileStat(fd int, fl *file) {
 		statBuf.Mode, statBuf.Size, statBuf.Ino = linux.S_IFREG|0o444, int64(len(s)), uint64(100+int(fl.pipe))
 	case fdDev:
 		devStat(int(fl.pipe))
-	case fdRofs:
-		rofsStat(int(fl.ino))
+	case fdVnode:
+		vnStat(fl.vn)
 	case fdConsole:
 		statBuf.Mode, statBuf.Rdev = linux.S_IFCHR|0o620, 0x8800 // a pseudo-terminal's numbers
 	case fdPipeR, fdPipeW:

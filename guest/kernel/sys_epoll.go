@@ -34,7 +34,7 @@ func sysEpollCreate1(f *trapFrame) uintptr {
 	if fd < 0 {
 		return errno(linux.EMFILE)
 	}
-	files[fd].cloexec = flags != 0
+	fdt[fd].cloexec = flags != 0
 	return uintptr(fd)
 }
 
@@ -53,7 +53,7 @@ func sysEpollCtl(f *trapFrame) uintptr {
 	if ep.kind != fdEpoll || fd == epfd {
 		return errno(linux.EINVAL)
 	}
-	if k := files[fd].kind; k == fdSynth || k == fdDev || k == fdRofs {
+	if k := fdFile(int(fd)).kind; k == fdSynth || k == fdDev || k == fdVnode {
 		return errno(linux.EPERM) // as Linux answers for regular files and these devices
 	}
 	var ev linux.EpollEvent
@@ -70,7 +70,7 @@ func sysEpollCtl(f *trapFrame) uintptr {
 		}
 		for i := range epollRegs {
 			if !epollRegs[i].used {
-				epollRegs[i] = epollReg{used: true, epfd: int32(epfd), fd: int32(fd), events: ev.Events, data: ev.Data, gen: files[fd].gen - 1}
+				epollRegs[i] = epollReg{used: true, epfd: int32(epfd), fd: int32(fd), events: ev.Events, data: ev.Data, gen: fdFile(int(fd)).gen - 1}
 				return 0
 			}
 		}
@@ -79,7 +79,7 @@ func sysEpollCtl(f *trapFrame) uintptr {
 		if r == nil {
 			return errno(linux.ENOENT)
 		}
-		r.events, r.data, r.gen = ev.Events, ev.Data, files[fd].gen-1
+		r.events, r.data, r.gen = ev.Events, ev.Data, fdFile(int(fd)).gen-1
 		return 0
 	case linux.EPOLL_CTL_DEL:
 		if r == nil {
@@ -126,7 +126,7 @@ func epollCloseInstance(epfd int) {
 //
 //go:nosplit
 func readiness(fd int) uint32 {
-	fl := &files[fd]
+	fl := fdFile(fd)
 	switch fl.kind {
 	case fdEventfd:
 		ev := uint32(linux.EPOLLOUT)
@@ -194,7 +194,7 @@ func epollWait(epfd, events, maxevents uintptr, timeout int32) uintptr {
 			}
 			// Edge-triggered: report a ready file again only after its
 			// state changed (any change: Go tolerates spurious events).
-			g := files[r.fd%maxFiles].gen
+			g := fdFile(int(r.fd)).gen
 			if r.events&linux.EPOLLET != 0 {
 				if r.gen == g {
 					continue

@@ -2,9 +2,9 @@ package kernel
 
 import "unigo.dev/unigo/abi/linux"
 
-// File system calls. There is no file system yet: the paths are a few
-// synthetic files (synth.go) and character devices (devfs.go), and the other
-// descriptors are the console, pipes, eventfds, epoll instances and sockets.
+// The system calls on descriptors: files of the VFS (vfs.go), synthetic
+// files (synth.go), character devices (devfs.go), the console, pipes,
+// eventfds, epoll instances and sockets.
 
 // sysRead implements Linux syscall read(2).
 //
@@ -34,8 +34,8 @@ func fileRead(fd, buf, n uintptr) uintptr {
 		return synthRead(fl, buf, n)
 	case fdDev:
 		return devRead(fl, buf, n)
-	case fdRofs:
-		k := rofsRead(int(fl.ino), buf, n, fl.count)
+	case fdVnode:
+		k := vnodeRead(fl, buf, n, fl.count)
 		if int(k) > 0 {
 			fl.count += uint64(k)
 		}
@@ -73,6 +73,16 @@ func fileWrite(fd, buf, n uintptr) uintptr {
 		return sockSend(fl, &v, fl.flags&linux.O_NONBLOCK != 0, nil)
 	case fdDev:
 		return devWrite(fl, n)
+	case fdVnode:
+		off := fl.count
+		if fl.flags&linux.O_APPEND != 0 {
+			off = vnSize(fl.vn)
+		}
+		k := vnodeWrite(fl, buf, n, off)
+		if int(k) > 0 {
+			fl.count = off + uint64(k)
+		}
+		return k
 	}
 	return errno(linux.EINVAL)
 }
@@ -136,25 +146,36 @@ func vectored(fd, iov, cnt uintptr, write bool) uintptr {
 // sysClose implements Linux syscall close(2).
 //
 //go:nosplit
-func sysClose(f *trapFrame) uintptr {
-	fd := f.arg(0)
+func sysClose(f *trapFrame) uintptr { return closeFD(f.arg(0)) }
+
+// closeFD frees descriptor fd, and its description with the last one.
+//
+//go:nosplit
+func closeFD(fd uintptr) uintptr {
 	fl := getFile(fd)
 	if fl == nil {
 		return errno(linux.EBADF)
+	}
+	epollForget(int(fd))
+	fdt[fd] = fdEnt{}
+	if int(fd) == netDoorbel {
+		netDoorbel = -1
+	}
+	if fl.refs--; fl.refs > 0 {
+		return 0 // another descriptor names the description
 	}
 	kind := fl.kind
 	if kind == fdEpoll {
 		epollCloseInstance(int(fd))
 	}
-	epollForget(int(fd))
 	if kind == fdPipeR || kind == fdPipeW {
 		pipeClose(fl)
 	}
+	if kind == fdVnode {
+		vnodeRelease(fl)
+	}
 	s := int(fl.sock)
 	*fl = file{}
-	if int(fd) == netDoorbel {
-		netDoorbel = -1
-	}
 	if kind == fdSocket {
 		sockClose(s)
 		sockChanged(s)
@@ -162,7 +183,7 @@ func sysClose(f *trapFrame) uintptr {
 	return 0
 }
 
-// sysPread64 implements Linux syscall pread64(2) for the image's files.
+// sysPread64 implements Linux syscall pread64(2) for the VFS's files.
 //
 //go:nosplit
 func sysPread64(f *trapFrame) uintptr {
@@ -170,17 +191,40 @@ func sysPread64(f *trapFrame) uintptr {
 	if fl == nil {
 		return errno(linux.EBADF)
 	}
-	if fl.kind != fdRofs {
+	if fl.kind != fdVnode {
 		return errno(linux.ESPIPE)
 	}
 	if int64(f.arg(3)) < 0 {
 		return errno(linux.EINVAL)
 	}
-	return rofsRead(int(fl.ino), f.arg(1), f.arg(2), uint64(f.arg(3)))
+	return vnodeRead(fl, f.arg(1), f.arg(2), uint64(f.arg(3)))
 }
 
-// sysLseek implements Linux syscall lseek(2) for the image's files and
-// directories, the synthetic files and the devices.
+// sysPwrite64 implements Linux syscall pwrite64(2) for the VFS's files;
+// with O_APPEND it appends, as Linux does whatever the offset.
+//
+//go:nosplit
+func sysPwrite64(f *trapFrame) uintptr {
+	fl := getFile(f.arg(0))
+	if fl == nil {
+		return errno(linux.EBADF)
+	}
+	if fl.kind != fdVnode {
+		return errno(linux.ESPIPE)
+	}
+	off := uint64(f.arg(3))
+	if int64(off) < 0 {
+		return errno(linux.EINVAL)
+	}
+	if fl.flags&linux.O_APPEND != 0 {
+		off = vnSize(fl.vn)
+	}
+	return vnodeWrite(fl, f.arg(1), f.arg(2), off)
+}
+
+// sysLseek implements Linux syscall lseek(2) for the VFS's files and
+// directories (where the offset is a getdents64 position), the synthetic
+// files and the devices. SEEK_DATA and SEEK_HOLE see no holes.
 //
 //go:nosplit
 func sysLseek(f *trapFrame) uintptr {
@@ -191,8 +235,11 @@ func sysLseek(f *trapFrame) uintptr {
 	off, whence := int64(f.arg(1)), f.arg(2)
 	var size int64
 	switch fl.kind {
-	case fdRofs:
-		size = int64(rofsSize(int(fl.ino)))
+	case fdVnode:
+		size = int64(vnSize(fl.vn))
+		if vnIsDir(fl.vn) && whence != 0 {
+			return errno(linux.EINVAL)
+		}
 	case fdSynth:
 		s, _ := synthData(int(fl.pipe))
 		size = int64(len(s))
@@ -207,6 +254,13 @@ func sysLseek(f *trapFrame) uintptr {
 		off += int64(fl.count)
 	case 2: // SEEK_END
 		off += size
+	case 3, 4: // SEEK_DATA, SEEK_HOLE
+		if fl.kind != fdVnode || off < 0 || off >= size {
+			return errno(linux.ENXIO)
+		}
+		if whence == 4 {
+			off = size
+		}
 	default:
 		return errno(linux.EINVAL)
 	}
@@ -217,7 +271,7 @@ func sysLseek(f *trapFrame) uintptr {
 	return uintptr(off)
 }
 
-// sysGetdents64 implements Linux syscall getdents64(2) for the image's
+// sysGetdents64 implements Linux syscall getdents64(2) for the VFS's
 // directories.
 //
 //go:nosplit
@@ -226,13 +280,25 @@ func sysGetdents64(f *trapFrame) uintptr {
 	if fl == nil {
 		return errno(linux.EBADF)
 	}
-	if fl.kind != fdRofs {
+	if fl.kind != fdVnode || !vnIsDir(fl.vn) {
 		return errno(linux.ENOTDIR)
 	}
-	return rofsGetdents(fl, f.arg(1), f.arg(2))
+	buf, n := f.arg(1), f.arg(2)
+	if !userRange(buf, n) {
+		return errno(linux.EFAULT)
+	}
+	v := fl.vn
+	if v.fs() == fsTmp {
+		return tmpGetdents(v.ino(), vnIno(v), vnIno(vnParent(v)), &fl.count, buf, n)
+	}
+	return rofsGetdents(int(v.ino()), &fl.count, buf, n)
 }
 
-// sysFcntl implements Linux syscall fcntl(2): descriptor and status flags.
+// sysFcntl implements Linux syscall fcntl(2): descriptor and status flags,
+// duplication and record locks. One process holds every lock, and a
+// process's own locks never conflict (fcntl(2)), so setting one succeeds
+// and F_GETLK finds none; open file description locks (F_OFD_*), which
+// could conflict, are not implemented (EINVAL).
 //
 //go:nosplit
 func sysFcntl(f *trapFrame) uintptr {
@@ -245,18 +311,31 @@ func sysFcntl(f *trapFrame) uintptr {
 	}
 	switch cmd {
 	case linux.F_GETFD:
-		if fl.cloexec {
+		if fdt[fd].cloexec {
 			return linux.FD_CLOEXEC
 		}
 		return 0
 	case linux.F_SETFD:
-		fl.cloexec = arg&linux.FD_CLOEXEC != 0
+		fdt[fd].cloexec = arg&linux.FD_CLOEXEC != 0
 		return 0
 	case linux.F_GETFL:
 		return uintptr(fl.flags)
 	case linux.F_SETFL:
-		fl.flags = fl.flags&^linux.O_NONBLOCK | uint32(arg)&linux.O_NONBLOCK
+		const settable = linux.O_NONBLOCK | linux.O_APPEND
+		fl.flags = fl.flags&^settable | uint32(arg)&settable
 		return 0
+	case linux.F_DUPFD, linux.F_DUPFD_CLOEXEC:
+		if arg >= maxFiles {
+			return errno(linux.EINVAL)
+		}
+		to := freeFDFrom(int(arg))
+		if to < 0 {
+			return errno(linux.EMFILE)
+		}
+		dupTo(fd, to, cmd == linux.F_DUPFD_CLOEXEC)
+		return uintptr(to)
+	case linux.F_SETLK, linux.F_SETLKW, linux.F_GETLK:
+		return recordLock(fl, cmd, arg)
 	}
 	return errno(linux.EINVAL)
 }
@@ -274,9 +353,9 @@ func sysEventfd2(f *trapFrame) uintptr {
 	if fd < 0 {
 		return errno(linux.EMFILE)
 	}
-	fl := &files[fd]
+	fl := fdFile(fd)
 	fl.count = uint64(uint32(initval))
-	fl.cloexec = flags&linux.EFD_CLOEXEC != 0
+	fdt[fd].cloexec = flags&linux.EFD_CLOEXEC != 0
 	fl.sema = flags&linux.EFD_SEMAPHORE != 0
 	fl.flags = linux.O_RDWR | uint32(flags)&linux.O_NONBLOCK
 	return uintptr(fd)

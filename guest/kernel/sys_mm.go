@@ -9,7 +9,8 @@ import "unigo.dev/unigo/abi/linux"
 //go:nosplit
 func pageRound(n uintptr) uintptr { return (n + pageSize - 1) &^ (pageSize - 1) }
 
-// sysMmap implements Linux syscall mmap(2) for private anonymous memory.
+// sysMmap implements Linux syscall mmap(2) for private anonymous memory and
+// files (filemap.go).
 //
 //go:nosplit
 func sysMmap(f *trapFrame) uintptr {
@@ -17,10 +18,8 @@ func sysMmap(f *trapFrame) uintptr {
 	length := f.arg(1)
 	prot := f.arg(2)
 	flags := f.arg(3)
-	if flags&linux.MAP_ANONYMOUS == 0 {
-		return errno(linux.ENODEV) // no file can be mapped yet; fd is ignored otherwise
-	}
-	if flags&linux.MAP_SHARED != 0 {
+	anon := flags&linux.MAP_ANONYMOUS != 0
+	if anon && flags&linux.MAP_SHARED != 0 {
 		return errno(linux.EINVAL) // shared anonymous memory: no fork, so not needed yet
 	}
 	n := pageRound(length)
@@ -41,8 +40,13 @@ func sysMmap(f *trapFrame) uintptr {
 	if !vaReserve(addr, addr+n) {
 		return errno(linux.ENOMEM)
 	}
+	if !anon {
+		lazyRemove(addr, addr+n)
+		return fileMmap(addr, n, prot, flags, f.arg(4), uint64(f.arg(5)))
+	}
 	if fixed {
 		lazyRemove(addr, addr+n)
+		fmapRemove(addr, addr+n)
 	} else if prot != linux.PROT_NONE && n >= lazyMin && lazyAdd(addr, addr+n) {
 		return addr
 	}
@@ -68,6 +72,7 @@ func sysMunmap(f *trapFrame) uintptr {
 	}
 	if addr >= userBase {
 		lazyRemove(addr, addr+n)
+		fmapRemove(addr, addr+n)
 		unmap(addr, min(addr+n, userTop))
 	}
 	return 0
@@ -88,6 +93,12 @@ func sysMprotect(f *trapFrame) uintptr {
 	lazyRemove(addr, addr+n)
 	if prot == linux.PROT_NONE {
 		protectNone(addr, addr+n)
+		return 0
+	}
+	if fmapAt(addr) >= 0 || fmapAt(addr+n-1) >= 0 {
+		// A shared file mapping: its pages come back; the file's other
+		// pages are still mapped at their first touch.
+		populateKept(addr, addr+n)
 		return 0
 	}
 	if !populate(addr, addr+n, false) {
@@ -113,7 +124,7 @@ func sysMadvise(f *trapFrame) uintptr {
 	case linux.MADV_DONTNEED:
 		for va := addr; va < addr+n; va += pageSize {
 			if e := pte(va, false); e != 0 {
-				if v := uintptr(load64(e)); v&ptePresent != 0 {
+				if v := uintptr(load64(e)); v&ptePresent != 0 && v&pteShared == 0 { // a file's page keeps the file's bytes
 					memclr(v&pteAddrMask, pageSize)
 				}
 			}

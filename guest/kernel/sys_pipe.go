@@ -50,25 +50,25 @@ func sysPipe2(f *trapFrame) uintptr {
 	}
 	wfd := allocFD(fdPipeW)
 	if wfd < 0 {
-		files[rfd] = file{}
+		freeFD(rfd)
 		return errno(linux.EMFILE)
 	}
 	pipes[p] = pipe{used: true, readers: 1, writers: 1}
 	for _, fd := range [2]int{rfd, wfd} {
-		files[fd].pipe = uint8(p)
-		files[fd].cloexec = flags&linux.O_CLOEXEC != 0
-		files[fd].flags = uint32(flags) & linux.O_NONBLOCK
+		fdFile(fd).pipe = uint8(p)
+		fdt[fd].cloexec = flags&linux.O_CLOEXEC != 0
+		fdFile(fd).flags = uint32(flags) & linux.O_NONBLOCK
 	}
-	files[wfd].flags |= linux.O_WRONLY
+	fdFile(wfd).flags |= linux.O_WRONLY
 	store64(fds, uint64(uint32(rfd))|uint64(uint32(wfd))<<32)
 	return 0
 }
 
 //go:nosplit
 func pipeChanged(p int) {
-	for i := range files {
-		if (files[i].kind == fdPipeR || files[i].kind == fdPipeW) && int(files[i].pipe) == p {
-			files[i].gen++
+	for i := range descs {
+		if (descs[i].kind == fdPipeR || descs[i].kind == fdPipeW) && int(descs[i].pipe) == p {
+			descs[i].gen++
 		}
 	}
 	wakeWaiters(waitPipe)

@@ -35,8 +35,8 @@ func sysSocket(f *trapFrame) uintptr {
 		if fd < 0 {
 			return errno(linux.EMFILE)
 		}
-		files[fd].flags = linux.O_RDWR | uint32(typ&linux.SOCK_NONBLOCK)
-		files[fd].cloexec = typ&linux.SOCK_CLOEXEC != 0
+		fdFile(fd).flags = linux.O_RDWR | uint32(typ&linux.SOCK_NONBLOCK)
+		fdt[fd].cloexec = typ&linux.SOCK_CLOEXEC != 0
 		return uintptr(fd)
 	}
 	if !netUp {
@@ -69,9 +69,9 @@ func sysSocket(f *trapFrame) uintptr {
 		sockets[s] = socket{}
 		return errno(linux.EMFILE)
 	}
-	files[fd].sock = uint16(s)
-	files[fd].flags = linux.O_RDWR | uint32(typ&linux.SOCK_NONBLOCK)
-	files[fd].cloexec = typ&linux.SOCK_CLOEXEC != 0
+	fdFile(fd).sock = uint16(s)
+	fdFile(fd).flags = linux.O_RDWR | uint32(typ&linux.SOCK_NONBLOCK)
+	fdt[fd].cloexec = typ&linux.SOCK_CLOEXEC != 0
 	sockets[s].fds = 1
 	return uintptr(fd)
 }
@@ -179,9 +179,9 @@ func sysAccept4(f *trapFrame) uintptr {
 	k.qhead = sockets[c].qnext
 	sockets[c].parent = -1
 	sockets[c].fds = 1
-	files[fd].sock = uint16(c)
-	files[fd].flags = linux.O_RDWR | uint32(flags&linux.SOCK_NONBLOCK)
-	files[fd].cloexec = flags&linux.SOCK_CLOEXEC != 0
+	fdFile(fd).sock = uint16(c)
+	fdFile(fd).flags = linux.O_RDWR | uint32(flags&linux.SOCK_NONBLOCK)
+	fdt[fd].cloexec = flags&linux.SOCK_CLOEXEC != 0
 	sockChanged(s)
 	if e := writeSockaddr(k, f.arg(1), f.arg(2), &sockets[c].remote); e != 0 {
 		return e

@@ -29,6 +29,7 @@ const (
 	waitEpoll
 	waitPipe
 	waitSock
+	waitFlock
 )
 
 type thread struct {

@@ -167,11 +167,14 @@ func trap(f *trapFrame) {
 	switch f.vector {
 	case 14: // #PF
 		sig, code, addr = linux.SIGSEGV, linux.SEGV_MAPERR, uint64(faultAddr())
-		if f.errcode&1 == 0 && lazyFault(uintptr(addr)) {
+		if f.errcode&1 == 0 && (lazyFault(uintptr(addr)) || fmapFault(uintptr(addr))) {
 			return // demand paging: the page is there now
 		}
 		if f.errcode&1 != 0 { // present: a protection fault
 			code = linux.SEGV_ACCERR
+		}
+		if fmapAt(uintptr(addr)) >= 0 { // a shared file mapping past the file's end
+			sig, code = linux.SIGBUS, linux.BUS_ADRERR
 		}
 	case 13, 12: // #GP, #SS: non-canonical addresses among others
 		sig, addr = linux.SIGSEGV, 0

@@ -1,0 +1,766 @@
+package kernel
+
+import (
+	"unsafe"
+
+	"unigo.dev/unigo/abi/linux"
+)
+
+// The system calls that take paths, over the VFS (vfs.go): open, the
+// directory operations, links, attributes and the working directory. The
+// read-only image answers every change with EROFS; /tmp takes them.
+
+// vfsOpen opens path (from dirfd) with open(2)'s flags and, for O_CREAT,
+// mode.
+//
+//go:nosplit
+func vfsOpen(dirfd, path, flags, mode uintptr) uintptr {
+	if flags&linux.O_TMPFILE == linux.O_TMPFILE {
+		return errno(linux.EOPNOTSUPP)
+	}
+	creat, excl := flags&linux.O_CREAT != 0, flags&linux.O_EXCL != 0
+	// O_CREAT|O_EXCL never follows a final link: it fails on it (open(2)).
+	e := resolve(0, dirfd, path, flags&linux.O_NOFOLLOW == 0 && !(creat && excl))
+	r := &walks[0]
+	acc := flags & linux.O_ACCMODE
+	switch {
+	case e == linux.ENOENT && r.last && creat:
+		if r.slash {
+			return errno(linux.EISDIR)
+		}
+		v, e := vnCreate(r, linux.S_IFREG|uint32(mode)&0o7777&^umask)
+		if e != 0 {
+			return errno(e)
+		}
+		r.v = v
+	case e != 0:
+		return errno(e)
+	case creat && excl:
+		return errno(linux.EEXIST)
+	case flags&linux.O_PATH != 0:
+	case vnIsLink(r.v):
+		return errno(linux.ELOOP) // O_NOFOLLOW
+	case vnIsDir(r.v) && (acc != linux.O_RDONLY || creat):
+		return errno(linux.EISDIR)
+	case !vnIsDir(r.v) && (flags&linux.O_DIRECTORY != 0 || r.slash):
+		return errno(linux.ENOTDIR)
+	case (acc != linux.O_RDONLY || flags&linux.O_TRUNC != 0) && r.v.fs() == fsRofs:
+		return errno(linux.EROFS)
+	case flags&linux.O_TRUNC != 0 && acc != linux.O_RDONLY && r.v.fs() == fsTmp:
+		t := tnodeOf(r.v.ino())
+		if t.size != 0 {
+			tmpTruncate(t, 0)
+			t.mtime = walltime()
+			t.ctime = t.mtime
+		}
+	}
+	fd := allocFD(fdVnode)
+	if fd < 0 {
+		tmpDropCreated(r)
+		return errno(linux.EMFILE)
+	}
+	fl := fdFile(fd)
+	fdt[fd].cloexec = flags&linux.O_CLOEXEC != 0
+	fl.flags = uint32(flags&(linux.O_ACCMODE|linux.O_APPEND|linux.O_NONBLOCK|linux.O_DIRECTORY|linux.O_PATH)) | linux.O_LARGEFILE
+	fl.vn = r.v
+	if r.v.fs() == fsTmp {
+		tnodeOf(r.v.ino()).opens++
+	}
+	return uintptr(fd)
+}
+
+// tmpDropCreated undoes nothing: a file created by an open that then found
+// no descriptor stays, as on Linux, where the creation is not undone either.
+//
+//go:nosplit
+func tmpDropCreated(*walkResult) {}
+
+// vnCreate makes a node of mode named by r's last component in r.dir.
+//
+//go:nosplit
+func vnCreate(r *walkResult, mode uint32) (vnode, linux.Errno) {
+	if r.dir.fs() != fsTmp {
+		return 0, linux.EROFS
+	}
+	dir := r.dir.ino()
+	if tnodeOf(dir).nlink == 0 {
+		return 0, linux.ENOENT // a removed directory takes no entries
+	}
+	i := tmpNew(mode)
+	if i < 0 {
+		return 0, linux.ENOSPC
+	}
+	if mode&linux.S_IFMT == linux.S_IFDIR {
+		tnodes[i].nlink, tnodes[i].parent = 2, dir
+	}
+	if e := tmpAddEntry(dir, r.nameAddr(), r.nlen, uint32(i)); e != 0 {
+		tnodes[i].nlink = 0
+		tmpRelease(uint32(i))
+		return 0, e
+	}
+	if mode&linux.S_IFMT == linux.S_IFDIR {
+		tnodeOf(dir).nlink++
+	}
+	return vnode(fsTmp<<24 | uint32(i)), 0
+}
+
+// isDots reports whether r's last component is "." or "..".
+//
+//go:nosplit
+func (r *walkResult) isDots() bool {
+	return r.nlen == 1 && r.name[0] == '.' || r.nlen == 2 && r.name[0] == '.' && r.name[1] == '.'
+}
+
+// sysMkdirat implements Linux syscall mkdirat(2).
+//
+//go:nosplit
+func sysMkdirat(f *trapFrame) uintptr { return mkdirAt(f.arg(0), f.arg(1), f.arg(2)) }
+
+//go:nosplit
+func mkdirAt(dirfd, path, mode uintptr) uintptr {
+	e := resolve(0, dirfd, path, false)
+	r := &walks[0]
+	switch {
+	case e == 0:
+		return errno(linux.EEXIST)
+	case e != linux.ENOENT || !r.last:
+		return errno(e)
+	}
+	if _, e := vnCreate(r, linux.S_IFDIR|uint32(mode)&0o7777&^umask); e != 0 {
+		return errno(e)
+	}
+	return 0
+}
+
+// sysUnlinkat implements Linux syscall unlinkat(2): a file, or with
+// AT_REMOVEDIR an empty directory.
+//
+//go:nosplit
+func sysUnlinkat(f *trapFrame) uintptr {
+	if f.arg(2)&^linux.AT_REMOVEDIR != 0 {
+		return errno(linux.EINVAL)
+	}
+	return unlinkAt(f.arg(0), f.arg(1), f.arg(2)&linux.AT_REMOVEDIR != 0)
+}
+
+//go:nosplit
+func unlinkAt(dirfd, path uintptr, rmdir bool) uintptr {
+	if e := resolve(0, dirfd, path, false); e != 0 {
+		return errno(e)
+	}
+	r := &walks[0]
+	switch {
+	case rmdir && r.nlen == 1 && r.name[0] == '.':
+		return errno(linux.EINVAL)
+	case rmdir && r.isDots():
+		return errno(linux.ENOTEMPTY)
+	case r.v == rootVn || r.v == tmpRootVn || r.nlen == 0:
+		return errno(linux.EBUSY) // a mount point, or /
+	case rmdir && !vnIsDir(r.v):
+		return errno(linux.ENOTDIR)
+	case !rmdir && vnIsDir(r.v):
+		return errno(linux.EISDIR)
+	case r.v.fs() != fsTmp:
+		return errno(linux.EROFS)
+	case rmdir && !tmpEmpty(r.v.ino()):
+		return errno(linux.ENOTEMPTY)
+	}
+	dir := r.dir.ino()
+	tmpDropEntry(dir, tmpFind(dir, r.nameAddr(), r.nlen))
+	tmpUnref(r.v.ino(), dir)
+	return 0
+}
+
+// tmpUnref takes away one name of node i, whose entry in dir is gone.
+//
+//go:nosplit
+func tmpUnref(i, dir uint32) {
+	t := tnodeOf(i)
+	t.ctime = walltime()
+	if t.mode&linux.S_IFMT == linux.S_IFDIR {
+		t.nlink = 0
+		tnodeOf(dir).nlink--
+	} else {
+		t.nlink--
+	}
+	tmpRelease(i)
+}
+
+// sysRenameat2 implements Linux syscall renameat2(2): atomic replacement
+// of the target, RENAME_NOREPLACE and RENAME_EXCHANGE.
+//
+//go:nosplit
+func sysRenameat2(f *trapFrame) uintptr {
+	return renameAt(f.arg(0), f.arg(1), f.arg(2), f.arg(3), f.arg(4))
+}
+
+// sysRenameat implements Linux syscall renameat(2).
+//
+//go:nosplit
+func sysRenameat(f *trapFrame) uintptr { return renameAt(f.arg(0), f.arg(1), f.arg(2), f.arg(3), 0) }
+
+// sysRename implements Linux syscall rename(2).
+//
+//go:nosplit
+func sysRename(f *trapFrame) uintptr {
+	return renameAt(uintptr(atFDCWD()), f.arg(0), uintptr(atFDCWD()), f.arg(1), 0)
+}
+
+//go:nosplit
+func atFDCWD() int64 { return linux.AT_FDCWD }
+
+//go:nosplit
+func renameAt(olddirfd, oldpath, newdirfd, newpath, flags uintptr) uintptr {
+	if flags&^(linux.RENAME_NOREPLACE|linux.RENAME_EXCHANGE) != 0 || flags == linux.RENAME_NOREPLACE|linux.RENAME_EXCHANGE {
+		return errno(linux.EINVAL)
+	}
+	if e := resolve(0, olddirfd, oldpath, false); e != 0 {
+		return errno(e)
+	}
+	o, n := &walks[0], &walks[1]
+	e := resolve(1, newdirfd, newpath, false)
+	switch {
+	case e != 0 && (e != linux.ENOENT || !n.last || flags&linux.RENAME_EXCHANGE != 0):
+		return errno(e)
+	case o.isDots() || n.isDots() || o.nlen == 0 || n.nlen == 0:
+		return errno(linux.EBUSY)
+	case o.v == tmpRootVn || n.found && n.v == tmpRootVn:
+		return errno(linux.EBUSY)
+	case o.dir.fs() != n.dir.fs():
+		return errno(linux.EXDEV)
+	case o.dir.fs() != fsTmp:
+		return errno(linux.EROFS)
+	case n.found && flags&linux.RENAME_NOREPLACE != 0:
+		return errno(linux.EEXIST)
+	case (o.slash || n.slash) && !vnIsDir(o.v):
+		return errno(linux.ENOTDIR)
+	case n.found && o.v == n.v:
+		return 0 // the same file: nothing to do (rename(2))
+	}
+	od, nd, ov := o.dir.ino(), n.dir.ino(), o.v.ino()
+	if flags&linux.RENAME_EXCHANGE != 0 {
+		return renameExchange(od, nd, ov, n.v.ino())
+	}
+	if vnIsDir(o.v) {
+		if n.found && !vnIsDir(n.v) {
+			return errno(linux.ENOTDIR)
+		}
+		if n.found && !tmpEmpty(n.v.ino()) {
+			return errno(linux.ENOTEMPTY)
+		}
+		if tmpUnder(nd, ov) {
+			return errno(linux.EINVAL) // into itself
+		}
+	} else if n.found && vnIsDir(n.v) {
+		return errno(linux.EISDIR)
+	}
+	oOff := tmpFind(od, o.nameAddr(), o.nlen)
+	if n.found {
+		// Replace: point the target's entry at the source, in place.
+		nOff := tmpFind(nd, n.nameAddr(), n.nlen)
+		rec := tmpRec(tnodeOf(nd), uint64(nOff))
+		store32(rec, ov+1)
+		store8(rec+7, dtype(tnodeOf(ov).mode))
+		tmpUnref(n.v.ino(), nd)
+	} else if e := tmpAddEntry(nd, n.nameAddr(), n.nlen, ov); e != 0 {
+		return errno(e)
+	}
+	tmpDropEntry(od, oOff)
+	t := tnodeOf(ov)
+	t.ctime = walltime()
+	if t.mode&linux.S_IFMT == linux.S_IFDIR && od != nd {
+		t.parent = nd
+		tnodeOf(od).nlink--
+		tnodeOf(nd).nlink++
+	}
+	tnodeOf(nd).mtime = t.ctime
+	return 0
+}
+
+// renameExchange swaps the entries of nodes a (in directory ad) and b (in
+// bd).
+//
+//go:nosplit
+func renameExchange(ad, bd, a, b uint32) uintptr {
+	ta, tb := tnodeOf(a), tnodeOf(b)
+	if ta.mode&linux.S_IFMT == linux.S_IFDIR && tmpUnder(bd, a) || tb.mode&linux.S_IFMT == linux.S_IFDIR && tmpUnder(ad, b) {
+		return errno(linux.EINVAL)
+	}
+	ra := tmpRec(tnodeOf(ad), uint64(tmpFind(ad, walks[0].nameAddr(), walks[0].nlen)))
+	rb := tmpRec(tnodeOf(bd), uint64(tmpFind(bd, walks[1].nameAddr(), walks[1].nlen)))
+	store32(ra, b+1)
+	store8(ra+7, dtype(tb.mode))
+	store32(rb, a+1)
+	store8(rb+7, dtype(ta.mode))
+	aDir, bDir := ta.mode&linux.S_IFMT == linux.S_IFDIR, tb.mode&linux.S_IFMT == linux.S_IFDIR
+	if aDir {
+		ta.parent = bd
+	}
+	if bDir {
+		tb.parent = ad
+	}
+	if aDir != bDir && ad != bd { // a directory moved one way and a file the other
+		if aDir {
+			tnodeOf(ad).nlink--
+			tnodeOf(bd).nlink++
+		} else {
+			tnodeOf(bd).nlink--
+			tnodeOf(ad).nlink++
+		}
+	}
+	now := walltime()
+	ta.ctime, tb.ctime = now, now
+	return 0
+}
+
+// tmpUnder reports whether directory d is dir or below it.
+//
+//go:nosplit
+func tmpUnder(d, dir uint32) bool {
+	for k := 0; k < maxTnodes; k++ {
+		if d == dir {
+			return true
+		}
+		if d == 0 {
+			return false
+		}
+		d = tnodeOf(d).parent
+	}
+	return false
+}
+
+// sysLinkat implements Linux syscall linkat(2): another name for a file.
+//
+//go:nosplit
+func sysLinkat(f *trapFrame) uintptr {
+	flags := f.arg(4)
+	if flags&^(linux.AT_SYMLINK_FOLLOW|linux.AT_EMPTY_PATH) != 0 {
+		return errno(linux.EINVAL)
+	}
+	var v vnode
+	if flags&linux.AT_EMPTY_PATH != 0 && userPathIs(f.arg(1), "") {
+		fl := getFile(f.arg(0))
+		if fl == nil || fl.kind != fdVnode {
+			return errno(linux.EBADF)
+		}
+		v = fl.vn
+	} else {
+		if e := resolve(0, f.arg(0), f.arg(1), flags&linux.AT_SYMLINK_FOLLOW != 0); e != 0 {
+			return errno(e)
+		}
+		v = walks[0].v
+	}
+	e := resolve(1, f.arg(2), f.arg(3), false)
+	n := &walks[1]
+	switch {
+	case e == 0:
+		return errno(linux.EEXIST)
+	case e != linux.ENOENT || !n.last:
+		return errno(e)
+	case vnIsDir(v):
+		return errno(linux.EPERM)
+	case v.fs() != n.dir.fs():
+		return errno(linux.EXDEV)
+	case v.fs() != fsTmp:
+		return errno(linux.EROFS)
+	case tnodeOf(v.ino()).nlink == 0:
+		return errno(linux.ENOENT)
+	}
+	if e := tmpAddEntry(n.dir.ino(), n.nameAddr(), n.nlen, v.ino()); e != 0 {
+		return errno(e)
+	}
+	t := tnodeOf(v.ino())
+	t.nlink++
+	t.ctime = walltime()
+	return 0
+}
+
+// sysSymlinkat implements Linux syscall symlinkat(2).
+//
+//go:nosplit
+func sysSymlinkat(f *trapFrame) uintptr {
+	tlen, e := pathIn(f.arg(0), 0) // the target: kept as written
+	if e != 0 {
+		return errno(e)
+	}
+	e = resolve(1, f.arg(1), f.arg(2), false)
+	r := &walks[1]
+	switch {
+	case e == 0:
+		return errno(linux.EEXIST)
+	case e != linux.ENOENT || !r.last:
+		return errno(e)
+	}
+	v, e := vnCreate(r, linux.S_IFLNK|0o777)
+	if e != 0 {
+		return errno(e)
+	}
+	if k := tmpWrite(v.ino(), uintptr(unsafe.Pointer(&pathBufs[0][0])), tlen, 0); k != tlen {
+		unlinkCreated(r, v)
+		return errno(linux.ENOSPC)
+	}
+	return 0
+}
+
+// unlinkCreated removes node v, just created as r's last component.
+//
+//go:nosplit
+func unlinkCreated(r *walkResult, v vnode) {
+	dir := r.dir.ino()
+	tmpDropEntry(dir, tmpFind(dir, r.nameAddr(), r.nlen))
+	tmpUnref(v.ino(), dir)
+}
+
+// sysReadlinkat implements Linux syscall readlinkat(2).
+//
+//go:nosplit
+func sysReadlinkat(f *trapFrame) uintptr { return readlinkAt(f.arg(0), f.arg(1), f.arg(2), f.arg(3)) }
+
+//go:nosplit
+func readlinkAt(dirfd, path, buf, size uintptr) uintptr {
+	if int(size) <= 0 {
+		return errno(linux.EINVAL)
+	}
+	if s, ok := synthLink(path); ok {
+		k := min(size, uintptr(len(s)))
+		if !userRange(buf, k) {
+			return errno(linux.EFAULT)
+		}
+		memmove(buf, uintptr(unsafe.Pointer(unsafe.StringData(s))), k)
+		return k
+	}
+	if specialPath(path) {
+		return errno(linux.EINVAL) // a device or synthetic file: no link
+	}
+	if e := resolve(0, dirfd, path, false); e != 0 {
+		return errno(e)
+	}
+	r := &walks[0]
+	if !vnIsLink(r.v) {
+		return errno(linux.EINVAL)
+	}
+	k := min(size, uintptr(vnSize(r.v)))
+	if !userRange(buf, k) {
+		return errno(linux.EFAULT)
+	}
+	return vnRead(r.v, buf, k, 0)
+}
+
+// tmpNode returns the tmpfs node at path (from dirfd), following a final
+// link if follow is set, or an errno: EROFS for the image's files.
+//
+//go:nosplit
+func tmpNode(dirfd, path uintptr, follow bool) (*tnode, linux.Errno) {
+	if e := resolve(0, dirfd, path, follow); e != 0 {
+		return nil, e
+	}
+	if walks[0].v.fs() != fsTmp {
+		return nil, linux.EROFS
+	}
+	return tnodeOf(walks[0].v.ino()), 0
+}
+
+// fdNode returns the tmpfs node open as fd, or an errno.
+//
+//go:nosplit
+func fdNode(fd uintptr) (*tnode, linux.Errno) {
+	fl := getFile(fd)
+	switch {
+	case fl == nil:
+		return nil, linux.EBADF
+	case fl.kind != fdVnode:
+		return nil, linux.EINVAL
+	case fl.vn.fs() != fsTmp:
+		return nil, linux.EROFS
+	}
+	return tnodeOf(fl.vn.ino()), 0
+}
+
+// chmod sets t's permission bits.
+//
+//go:nosplit
+func chmod(t *tnode, e linux.Errno, mode uintptr) uintptr {
+	if e != 0 {
+		return errno(e)
+	}
+	t.mode = t.mode&linux.S_IFMT | uint32(mode)&0o7777
+	t.ctime = walltime()
+	return 0
+}
+
+// chown sets t's owner and group; -1 keeps one.
+//
+//go:nosplit
+func chown(t *tnode, e linux.Errno, uid, gid uintptr) uintptr {
+	if e != 0 {
+		return errno(e)
+	}
+	if uint32(uid) != ^uint32(0) {
+		t.uid = uint32(uid)
+	}
+	if uint32(gid) != ^uint32(0) {
+		t.gid = uint32(gid)
+	}
+	t.ctime = walltime()
+	return 0
+}
+
+// sysFchmodat implements Linux syscall fchmodat(2).
+//
+//go:nosplit
+func sysFchmodat(f *trapFrame) uintptr {
+	t, e := tmpNode(f.arg(0), f.arg(1), true)
+	return chmod(t, e, f.arg(2))
+}
+
+// sysFchmod implements Linux syscall fchmod(2).
+//
+//go:nosplit
+func sysFchmod(f *trapFrame) uintptr {
+	t, e := fdNode(f.arg(0))
+	return chmod(t, e, f.arg(1))
+}
+
+// sysFchownat implements Linux syscall fchownat(2). The program runs as
+// root, so any owner may be given.
+//
+//go:nosplit
+func sysFchownat(f *trapFrame) uintptr {
+	flags := f.arg(4)
+	if flags&linux.AT_EMPTY_PATH != 0 && userPathIs(f.arg(1), "") {
+		t, e := fdNode(f.arg(0))
+		return chown(t, e, f.arg(2), f.arg(3))
+	}
+	t, e := tmpNode(f.arg(0), f.arg(1), flags&linux.AT_SYMLINK_NOFOLLOW == 0)
+	return chown(t, e, f.arg(2), f.arg(3))
+}
+
+// sysFchown implements Linux syscall fchown(2).
+//
+//go:nosplit
+func sysFchown(f *trapFrame) uintptr {
+	t, e := fdNode(f.arg(0))
+	return chown(t, e, f.arg(1), f.arg(2))
+}
+
+// sysUtimensat implements Linux syscall utimensat(2): a path, or with a
+// NULL path the descriptor (futimens(3)); NULL times mean now.
+//
+//go:nosplit
+func sysUtimensat(f *trapFrame) uintptr {
+	var t *tnode
+	var e linux.Errno
+	if f.arg(1) == 0 {
+		t, e = fdNode(f.arg(0))
+	} else {
+		t, e = tmpNode(f.arg(0), f.arg(1), f.arg(3)&linux.AT_SYMLINK_NOFOLLOW == 0)
+	}
+	if e != 0 {
+		return errno(e)
+	}
+	now := walltime()
+	at, mt := now, now
+	if tp := f.arg(2); tp != 0 {
+		if !userRange(tp, 32) {
+			return errno(linux.EFAULT)
+		}
+		at, mt = t.atime, t.mtime
+		for k, p := range [2]*int64{&at, &mt} {
+			sec, nsec := int64(load64(tp+uintptr(k)*16)), int64(load64(tp+uintptr(k)*16+8))
+			switch {
+			case nsec == linux.UTIME_NOW:
+				*p = now
+			case nsec == linux.UTIME_OMIT:
+			case nsec < 0 || nsec >= 1e9:
+				return errno(linux.EINVAL)
+			default:
+				*p = sec*1e9 + nsec
+			}
+		}
+	}
+	t.atime, t.mtime, t.ctime = at, mt, now
+	return 0
+}
+
+// sysTruncate implements Linux syscall truncate(2).
+//
+//go:nosplit
+func sysTruncate(f *trapFrame) uintptr {
+	t, e := tmpNode(uintptr(atFDCWD()), f.arg(0), true)
+	if e != 0 {
+		return errno(e)
+	}
+	if t.mode&linux.S_IFMT == linux.S_IFDIR {
+		return errno(linux.EISDIR)
+	}
+	return setSize(t, f.arg(1))
+}
+
+// setSize truncates or extends t to size (a signed length).
+//
+//go:nosplit
+func setSize(t *tnode, size uintptr) uintptr {
+	if int64(size) < 0 {
+		return errno(linux.EINVAL)
+	}
+	if e := tmpTruncate(t, uint64(size)); e != 0 {
+		return errno(e)
+	}
+	t.mtime = walltime()
+	t.ctime = t.mtime
+	return 0
+}
+
+// sysFaccessat2 implements Linux syscall faccessat2(2) (and faccessat,
+// access): the program is root, so only existence, writes to the read-only
+// image and execute bits can fail.
+//
+//go:nosplit
+func sysFaccessat2(f *trapFrame) uintptr { return accessAt(f.arg(0), f.arg(1), f.arg(2), f.arg(3)) }
+
+//go:nosplit
+func sysFaccessat(f *trapFrame) uintptr { return accessAt(f.arg(0), f.arg(1), f.arg(2), 0) }
+
+//go:nosplit
+func sysAccess(f *trapFrame) uintptr { return accessAt(uintptr(atFDCWD()), f.arg(0), f.arg(1), 0) }
+
+//go:nosplit
+func accessAt(dirfd, path, mode, flags uintptr) uintptr {
+	if mode&^7 != 0 || flags&^(linux.AT_EACCESS|linux.AT_SYMLINK_NOFOLLOW|linux.AT_EMPTY_PATH) != 0 {
+		return errno(linux.EINVAL)
+	}
+	if e := statPath(dirfd, path, flags); e != 0 {
+		return e
+	}
+	const wOK, xOK = 2, 1
+	if mode&wOK != 0 && statBuf.Dev == devRofs {
+		return errno(linux.EROFS)
+	}
+	if mode&xOK != 0 && statBuf.Mode&0o111 == 0 && statBuf.Mode&linux.S_IFMT != linux.S_IFDIR {
+		return errno(linux.EACCES)
+	}
+	return 0
+}
+
+// sysChdir implements Linux syscall chdir(2).
+//
+//go:nosplit
+func sysChdir(f *trapFrame) uintptr {
+	if e := resolve(0, uintptr(atFDCWD()), f.arg(0), true); e != 0 {
+		return errno(e)
+	}
+	if !vnIsDir(walks[0].v) {
+		return errno(linux.ENOTDIR)
+	}
+	cwdVn = walks[0].v
+	return 0
+}
+
+// sysFchdir implements Linux syscall fchdir(2).
+//
+//go:nosplit
+func sysFchdir(f *trapFrame) uintptr {
+	fl := getFile(f.arg(0))
+	if fl == nil {
+		return errno(linux.EBADF)
+	}
+	if fl.kind != fdVnode || !vnIsDir(fl.vn) {
+		return errno(linux.ENOTDIR)
+	}
+	cwdVn = fl.vn
+	return 0
+}
+
+// cwdPath is where getcwd builds the path, from its end.
+var cwdPath [maxPath]byte
+
+// sysGetcwd implements Linux syscall getcwd(2): the working directory's
+// path, built from its node up to the root. A removed directory's is
+// "(unreachable)", as Linux reports.
+//
+//go:nosplit
+func sysGetcwd(f *trapFrame) uintptr {
+	buf, size := f.arg(0), f.arg(1)
+	base := uintptr(unsafe.Pointer(&cwdPath[0]))
+	k := uintptr(maxPath - 1)
+	store8(base+k, 0)
+	v := cwdVn
+	if v.fs() == fsTmp && tnodeOf(v.ino()).nlink == 0 {
+		return errno(linux.ENOENT)
+	}
+	for v != rootVn {
+		parent := vnParent(v)
+		name, n := vnNameIn(parent, v)
+		if n+1 > k {
+			return errno(linux.ENAMETOOLONG)
+		}
+		k -= n
+		memmove(base+k, name, n)
+		k--
+		store8(base+k, '/')
+		v = parent
+	}
+	if k == maxPath-1 {
+		k--
+		store8(base+k, '/')
+	}
+	n := maxPath - k
+	if size < n {
+		return errno(linux.ERANGE)
+	}
+	if !userRange(buf, n) {
+		return errno(linux.EFAULT)
+	}
+	memmove(buf, base+k, n)
+	return n
+}
+
+// vnNameIn returns the name directory v has in its parent dir.
+//
+//go:nosplit
+func vnNameIn(dir, v vnode) (uintptr, uintptr) {
+	switch {
+	case v == tmpRootVn:
+		return uintptr(unsafe.Pointer(unsafe.StringData("tmp"))), 3
+	case v.fs() == fsRofs:
+		return rofsName(int(v.ino()))
+	}
+	t := tnodeOf(dir.ino())
+	for off := uint64(0); off < t.size; {
+		r := tmpRec(t, off)
+		if r == 0 || load16u(r+4) < recHdr {
+			break
+		}
+		if load32(r) == v.ino()+1 {
+			return r + recHdr, uintptr(load8(r + 6))
+		}
+		off += uint64(load16u(r + 4))
+	}
+	return dots(), 1
+}
+
+// sysUmask implements Linux syscall umask(2).
+//
+//go:nosplit
+func sysUmask(f *trapFrame) uintptr {
+	old := umask
+	umask = uint32(f.arg(0)) & 0o777
+	return uintptr(old)
+}
+
+// The calls without a directory argument: as their *at forms from the
+// working directory.
+
+//go:nosplit
+func sysMkdir(f *trapFrame) uintptr { return mkdirAt(uintptr(atFDCWD()), f.arg(0), f.arg(1)) }
+
+//go:nosplit
+func sysRmdir(f *trapFrame) uintptr { return unlinkAt(uintptr(atFDCWD()), f.arg(0), true) }
+
+//go:nosplit
+func sysUnlink(f *trapFrame) uintptr { return unlinkAt(uintptr(atFDCWD()), f.arg(0), false) }
+
+//go:nosplit
+func sysReadlink(f *trapFrame) uintptr {
+	return readlinkAt(uintptr(atFDCWD()), f.arg(0), f.arg(1), f.arg(2))
+}

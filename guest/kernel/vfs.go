@@ -1,0 +1,336 @@
+package kernel
+
+import (
+	"unsafe"
+
+	"unigo.dev/unigo/abi/linux"
+)
+
+// The virtual file system: the mounted file systems, path resolution over
+// them, and the operations the file system calls dispatch by file system.
+// Mounted now: the image's read-only files at / (rofs.go) and a tmpfs at
+// /tmp (tmpfs.go). A node is a vnode: the file system in the top byte, that
+// file system's own number below. Resolution follows path_resolution(7):
+// component by component from the root or a directory, "..", mount points,
+// symbolic links (40 at most, ELOOP beyond) and trailing slashes.
+
+type vnode uint32
+
+const (
+	fsRofs = 0
+	fsTmp  = 1
+
+	rootVn    vnode = fsRofs<<24 | 0 // the image's root entry
+	tmpRootVn vnode = fsTmp<<24 | 0  // tmpfs's root node, mounted on /tmp
+
+	// st_dev of each file system, so that os.SameFile tells them apart.
+	devRofs = 1
+	devTmp  = 2
+
+	maxName  = 255 // NAME_MAX
+	maxPath  = 4096
+	maxLinks = 40 // symbolic links per resolution, as Linux
+)
+
+//go:nosplit
+func (v vnode) fs() uint32 { return uint32(v) >> 24 }
+
+//go:nosplit
+func (v vnode) ino() uint32 { return uint32(v) & 0xffffff }
+
+// cwdVn is the working directory.
+var cwdVn = rootVn
+
+// umask is the file mode creation mask (umask(2)).
+var umask uint32 = 0o022
+
+//go:nosplit
+func vnMode(v vnode) uint32 {
+	if v.fs() == fsTmp {
+		return tnodeOf(v.ino()).mode
+	}
+	return rofsMode(int(v.ino()))
+}
+
+//go:nosplit
+func vnIsDir(v vnode) bool { return vnMode(v)&linux.S_IFMT == linux.S_IFDIR }
+
+//go:nosplit
+func vnIsLink(v vnode) bool { return vnMode(v)&linux.S_IFMT == linux.S_IFLNK }
+
+//go:nosplit
+func vnSize(v vnode) uint64 {
+	if v.fs() == fsTmp {
+		return tnodeOf(v.ino()).size
+	}
+	return rofsSize(int(v.ino()))
+}
+
+// vnChild returns the node named by the n bytes at name in directory dir:
+// a mount point first, then the directory's own entry.
+//
+//go:nosplit
+func vnChild(dir vnode, name, n uintptr) (vnode, bool) {
+	if dir == rootVn && n == 3 && memeq(name, uintptr(unsafe.Pointer(unsafe.StringData("tmp"))), 3) {
+		return tmpRootVn, true
+	}
+	if dir.fs() == fsTmp {
+		i := tmpChild(dir.ino(), name, n)
+		return vnode(fsTmp<<24 | uint32(i)), i >= 0
+	}
+	i := rofsChild(int(dir.ino()), name, n)
+	return vnode(uint32(i)), i >= 0
+}
+
+// vnParent returns directory dir's parent, across a mount point; the
+// root's is itself.
+//
+//go:nosplit
+func vnParent(dir vnode) vnode {
+	switch {
+	case dir == tmpRootVn:
+		return rootVn
+	case dir.fs() == fsTmp:
+		return vnode(fsTmp<<24 | tnodeOf(dir.ino()).parent)
+	}
+	return vnode(uint32(rofsParent(int(dir.ino()))))
+}
+
+// vnStat describes v in statBuf.
+//
+//go:nosplit
+func vnStat(v vnode) {
+	if v.fs() == fsTmp {
+		tmpStat(v.ino())
+		return
+	}
+	rofsStat(int(v.ino()))
+}
+
+// vnRead reads up to n bytes of v at off into the checked address buf.
+//
+//go:nosplit
+func vnRead(v vnode, buf, n uintptr, off uint64) uintptr {
+	if vnIsDir(v) {
+		return errno(linux.EISDIR)
+	}
+	if v.fs() == fsTmp {
+		return tmpRead(v.ino(), buf, n, off)
+	}
+	return rofsRead(int(v.ino()), buf, n, off)
+}
+
+// A resolution's result: the node if found, and the directory and name of
+// the last component, which creating calls use when it is missing.
+type walkResult struct {
+	v     vnode
+	dir   vnode
+	found bool // v exists
+	last  bool // not found, but only the last component is missing: dir and name are valid
+	slash bool // the path ended in a slash: it must name a directory
+	nlen  uintptr
+	name  [maxName + 1]byte
+}
+
+// Resolution works on kernel copies of the paths: two, for the calls that
+// take two (rename, link), and two more that symbolic-link expansion
+// alternates between. Trap context, one call at a time.
+var (
+	pathBufs [2][maxPath]byte
+	linkBufs [2][maxPath]byte
+	walks    [2]walkResult
+)
+
+//go:nosplit
+func (r *walkResult) nameAddr() uintptr { return uintptr(unsafe.Pointer(&r.name[0])) }
+
+// pathIn copies the NUL-terminated user path at p into pathBufs[w]: its
+// length, or EFAULT, ENAMETOOLONG, or ENOENT for an empty path.
+//
+//go:nosplit
+func pathIn(p uintptr, w int) (uintptr, linux.Errno) {
+	dst := uintptr(unsafe.Pointer(&pathBufs[w%2][0]))
+	for n := uintptr(0); ; n++ {
+		if n == maxPath {
+			return 0, linux.ENAMETOOLONG
+		}
+		if (n == 0 || (p+n)%pageSize == 0) && !userRange(p+n, 1) { // once a page
+			return 0, linux.EFAULT
+		}
+		c := load8(p + n)
+		store8(dst+n, c)
+		if c == 0 {
+			if n == 0 {
+				return 0, linux.ENOENT // an empty path names nothing (path_resolution(7))
+			}
+			return n, 0
+		}
+	}
+}
+
+// startDir returns the directory a relative path is resolved from: the
+// working directory for AT_FDCWD, else the directory open as dirfd.
+//
+//go:nosplit
+func startDir(dirfd uintptr) (vnode, linux.Errno) {
+	if int32(dirfd) == linux.AT_FDCWD {
+		return cwdVn, 0
+	}
+	fl := getFile(dirfd)
+	if fl == nil {
+		return 0, linux.EBADF
+	}
+	if fl.kind != fdVnode || !vnIsDir(fl.vn) {
+		return 0, linux.ENOTDIR
+	}
+	return fl.vn, 0
+}
+
+// walk resolves the n bytes of pathBufs[w] from dirfd into walks[w]. A
+// symbolic link as the last component is followed if follow is set (or the
+// path ends in a slash). It returns 0 when the node exists, else the errno;
+// ENOENT with r.last set when only the last component is missing.
+//
+//go:nosplit
+func walk(w int, dirfd uintptr, n uintptr, follow bool) linux.Errno {
+	r := &walks[w%2]
+	r.found, r.last, r.slash, r.nlen = false, false, false, 0
+	p := uintptr(unsafe.Pointer(&pathBufs[w%2][0]))
+	end := p + n
+	cur := rootVn
+	if load8(p) != '/' {
+		var e linux.Errno
+		if cur, e = startDir(dirfd); e != 0 {
+			return e
+		}
+	}
+	r.dir, r.v = cur, cur
+	links := 0
+	for {
+		for p < end && load8(p) == '/' {
+			p++
+		}
+		if p == end {
+			r.v, r.found = cur, true
+			return 0
+		}
+		q := p
+		for q < end && load8(q) != '/' {
+			q++
+		}
+		k := q - p
+		if k > maxName {
+			return linux.ENAMETOOLONG
+		}
+		rest := q
+		for rest < end && load8(rest) == '/' {
+			rest++
+		}
+		last := rest == end
+		if !vnIsDir(cur) {
+			return linux.ENOTDIR
+		}
+		if last {
+			r.dir, r.nlen, r.slash = cur, k, q < end
+			memmove(r.nameAddr(), p, k)
+		}
+		switch {
+		case k == 1 && load8(p) == '.':
+			p = q
+			continue
+		case k == 2 && load8(p) == '.' && load8(p+1) == '.':
+			cur = vnParent(cur)
+			p = q
+			continue
+		}
+		c, ok := vnChild(cur, p, k)
+		if !ok {
+			if last {
+				r.last = true
+			}
+			return linux.ENOENT
+		}
+		if vnIsLink(c) && (!last || follow || q < end) {
+			if links++; links > maxLinks {
+				return linux.ELOOP
+			}
+			// The new path is the link's target, then what was left.
+			buf := uintptr(unsafe.Pointer(&linkBufs[links%2][0]))
+			tlen := uintptr(vnSize(c))
+			if tlen == 0 || tlen+1+(end-q) > maxPath {
+				return linux.ENOENT
+			}
+			vnRead(c, buf, tlen, 0)
+			memmove(buf+tlen, q, end-q)
+			p, end = buf, buf+tlen+(end-q)
+			if load8(p) == '/' {
+				cur = rootVn
+			}
+			continue
+		}
+		if last && q < end && !vnIsDir(c) {
+			return linux.ENOTDIR // "file/"
+		}
+		cur = c
+		p = q
+	}
+}
+
+// resolve copies the user path at path and resolves it into walks[w]: the
+// errno of either step.
+//
+//go:nosplit
+func resolve(w int, dirfd, path uintptr, follow bool) linux.Errno {
+	n, e := pathIn(path, w)
+	if e != 0 {
+		return e
+	}
+	return walk(w, dirfd, n, follow)
+}
+
+// memeq reports whether the n bytes at a and b are equal.
+//
+//go:nosplit
+func memeq(a, b, n uintptr) bool {
+	for i := uintptr(0); i < n; i++ {
+		if load8(a+i) != load8(b+i) {
+			return false
+		}
+	}
+	return true
+}
+
+// dots returns the address of "..": the names of a directory's first two
+// entries.
+//
+//go:nosplit
+func dots() uintptr { return uintptr(unsafe.Pointer(unsafe.StringData(".."))) }
+
+// putDirent writes one struct linux_dirent64 (getdents64(2)) at buf if it
+// fits in n bytes: its length.
+//
+//go:nosplit
+func putDirent(buf, n uintptr, ino, next uint64, typ uint8, name, nlen uintptr) (uintptr, bool) {
+	reclen := (19 + nlen + 1 + 7) &^ 7 // ino, off, reclen, type, name, NUL, aligned
+	if reclen > n {
+		return 0, false
+	}
+	store64(buf, ino)
+	store64(buf+8, next)
+	store8(buf+16, byte(reclen))
+	store8(buf+17, byte(reclen>>8))
+	store8(buf+18, typ)
+	memmove(buf+19, name, nlen)
+	memclr(buf+19+nlen, reclen-19-nlen)
+	return reclen, true
+}
+
+// vnIno is v's inode number as stat shows it.
+//
+//go:nosplit
+func vnIno(v vnode) uint64 {
+	if v.fs() == fsTmp {
+		return tmpIno(v.ino())
+	}
+	return rofsIno(int(v.ino()))
+}

@@ -54,6 +54,9 @@ const (
 	DoorbellAddr  = 0xc0000000
 	VirtioNetAddr = 0xc0001000   // the own monitor's virtio-mmio network device, one page
 	VirtioNetIRQ  = 5            // its interrupt line, as the command line names it (delivered as DeviceVector)
+	Virtio9pAddr  = 0xc0002000   // the own monitor's virtio-mmio 9P devices, a page each from here
+	Virtio9pIRQ   = 6            // the first one's line (the driver polls; it is never raised)
+	MaxShares     = 8            // host directory shares (unigo run -v)
 	MaxMemSize    = DoorbellAddr // RAM ends below the doorbell
 	MinMemSize    = 4 << 20
 	PageSize      = 4096

@@ -14,6 +14,7 @@ import (
 
 	"unigo.dev/unigo/abi"
 	"unigo.dev/unigo/vmm/machine"
+	"unigo.dev/unigo/vmm/p9"
 	"unigo.dev/unigo/vmm/qemu"
 	"unigo.dev/unigo/vmm/tap"
 	"unigo.dev/unigo/vmm/usernet"
@@ -31,6 +32,7 @@ type runOpts struct {
 	gw    string
 	dns   string
 	files listFlag // --files, for a package built first
+	vols  listFlag // -v HOSTDIR:GUESTDIR[:ro]
 }
 
 // tapName returns the device of --net tap:NAME, or "".
@@ -100,6 +102,7 @@ func runFlags(o *runOpts) *flag.FlagSet {
 	fs.StringVar(&o.gw, "gw", "", "with --net tap and --ip: the default `gateway`")
 	fs.StringVar(&o.dns, "dns", "", "with --net tap and --ip: the DNS `server` (/etc/resolv.conf in the guest)")
 	fs.Var(&o.files, "files", "with a package: bake host files into the image, read-only: `SRC:DST` puts the file\nor folder SRC at path DST (repeatable; as unigo build --files)")
+	fs.Var(&o.vols, "v", "share the host folder `HOSTDIR:GUESTDIR`[:ro] with the guest, read-write unless :ro\n(repeatable; like docker run -v; GUESTDIR is a folder of the root such as /data)")
 	fs.Var(&o.ports, "p", "forward `HOST:GUEST`[/tcp|/udp]: host port HOST on 127.0.0.1 to the guest's port GUEST\n(repeatable; like docker run -p)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: unigo run [flags] image-or-package [-- args...]
@@ -186,6 +189,10 @@ func cmdRun(args []string) error {
 // freshly built image is removed as soon as the image is in guest memory, so
 // that nothing is left behind when a signal ends unigo.
 func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) error {
+	vols, err := parseVolumes(o.vols)
+	if err != nil {
+		return err
+	}
 	switch o.vmm {
 	case "", "kvm":
 		if o.vmm == "" && qemu.Available() {
@@ -207,6 +214,9 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 			return fmt.Errorf("--qemu-machine %q: want microvm, q35 or pc", o.qemuM)
 		}
 		qc := qemu.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug, Machine: o.qemuM, Ports: o.ports}
+		for _, v := range vols {
+			qc.Shares = append(qc.Shares, qemu.Share{Host: v.host, Guest: v.guest, ReadOnly: v.readOnly})
+		}
 		if o.tapName() != o.net {
 			qc.Tap, qc.NetCmdline = o.tapName(), o.netCmdline()
 		}
@@ -228,6 +238,14 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 	}
 	defer img.Close()
 	cfg := machine.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug}
+	for _, v := range vols {
+		srv, err := p9.New(v.host, v.readOnly)
+		if err != nil {
+			return fmt.Errorf("-v %s: %w", v.host, err)
+		}
+		defer srv.Close()
+		cfg.Shares = append(cfg.Shares, machine.Share{Path: v.guest, ReadOnly: v.readOnly, Serve: srv.Handle})
+	}
 	if img.Flags&abi.NoteFlagNet != 0 && o.tapName() != o.net {
 		d, err := tap.Open(o.tapName())
 		if err != nil {

@@ -656,6 +656,12 @@ TEXT ·memmove(SB),NOSPLIT,$0-24
 	REP; MOVSB
 	RET
 
+// func spinPause()
+// A spin-wait hint (PAUSE): the 9P client's poll of a device's used ring.
+TEXT ·spinPause(SB),NOSPLIT,$0-0
+	PAUSE
+	RET
+
 // func rdtsc() uint64
 TEXT ·rdtsc(SB),NOSPLIT,$0-8
 	RDTSC

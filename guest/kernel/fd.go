@@ -37,6 +37,7 @@ type file struct {
 	sock  uint16 // socket index of a socket
 	vn    vnode  // node of a file system's file
 	lock  uint8  // flock(2) held: lockSh or lockEx
+	p9fid uint32 // a share's file: the fid opened for this description
 	gen   uint32 // bumped on each change of readiness, for EPOLLET
 }
 

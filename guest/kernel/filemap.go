@@ -47,12 +47,15 @@ func fileMmap(addr, n, prot, flags, fd uintptr, off uint64) uintptr {
 	if prot == linux.PROT_NONE {
 		return addr
 	}
+	if shared && fl.vn.fs() == fs9p {
+		return errno(linux.ENODEV) // a host file can change under a copy: no shared mappings of shares
+	}
 	if !shared || fl.vn.fs() != fsTmp {
 		if !populate(addr, addr+n, true) {
 			return errno(linux.ENOMEM)
 		}
 		if size := vnSize(fl.vn); off < size {
-			vnRead(fl.vn, addr, min(n, uintptr(size-off)), off)
+			readAt(fl, addr, min(n, uintptr(size-off)), off)
 		}
 		return addr
 	}

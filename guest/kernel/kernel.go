@@ -77,6 +77,7 @@ func store64(addr uintptr, v uint64)
 func memclr(addr, n uintptr)
 func memmove(dst, src, n uintptr)
 func rdtsc() uint64
+func spinPause()
 func xgetbv() uint64
 func rdrand() (v uint64, ok bool)
 func cpuid(leaf, sub uint32) (a, b, c, d uint32)
@@ -136,6 +137,7 @@ func kinit(bootInfo uintptr) uintptr {
 	clockInit(load64(bootInfo+abi.BiWallNs), load64(bootInfo+abi.BiTSC), load64(bootInfo+abi.BiTSCkHz))
 	memInit(uintptr(load64(bootInfo + abi.BiMemSize)))
 	tmpInit()
+	p9Mount()
 	trapInit()
 	threadInit()
 	if pvh {

@@ -193,6 +193,8 @@ func cmdlineDevices(cmd uintptr) {
 		switch load8(start) {
 		case 'v':
 			virtioMMIOWord(start, p)
+		case 'm':
+			mountWord(start, p)
 		case 'n':
 			if p-start > 4 && load8(start+3) == '.' {
 				netConfigWord(start, p)

@@ -185,6 +185,10 @@ func pvhCmdline(cmd uintptr) (argc, envc, strLen uint64, debug bool) {
 				virtioMMIOWord(start, p)
 				continue
 			}
+			if kind == 'm' && pass == 0 {
+				mountWord(start, p)
+				continue
+			}
 			if kind == 'n' && pass == 0 && p-start > 4 && byte(load64(start+3)) == '.' {
 				netConfigWord(start, p) // net.ip=, net.gw=, net.dns=
 				continue

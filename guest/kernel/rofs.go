@@ -132,8 +132,8 @@ func rofsStat(i int) {
 
 // rofsGetdents writes directory dir's entries from position *pos on:
 // ".", "..", the children (position 2 + their entry), and in the root the
-// mount point tmp (position 2 + the entry count), which hides a child of
-// that name.
+// mount points (position 2 + the entry count + the mount's index), which
+// hide children of their names.
 //
 //go:nosplit
 func rofsGetdents(dir int, pos *uint64, buf, n uintptr) uintptr {
@@ -151,13 +151,17 @@ func rofsGetdents(dir int, pos *uint64, buf, n uintptr) uintptr {
 			for i < count && (i == 0 || rofsParent(i) != dir || dir == 0 && rofsShadowed(i)) {
 				i++
 			}
+			for dir == 0 && i >= count && i-count < len(mounts) && !mounts[uint(i-count)%uint(len(mounts))].used {
+				i++
+			}
 			p = uint64(i) + 2
 			switch {
 			case i < count:
 				name, nlen = rofsName(i)
 				ino, typ = rofsIno(i), dtype(rofsMode(i))
-			case dir == 0 && i == count:
-				name, nlen, ino = uintptr(unsafe.Pointer(unsafe.StringData("tmp"))), 3, tmpIno(0)
+			case dir == 0 && i-count < len(mounts):
+				m := &mounts[uint(i-count)%uint(len(mounts))]
+				name, nlen, ino = uintptr(unsafe.Pointer(&m.name[0])), m.nlen, vnIno(m.root)
 			default:
 				*pos = p
 				return done
@@ -181,5 +185,6 @@ func rofsGetdents(dir int, pos *uint64, buf, n uintptr) uintptr {
 //go:nosplit
 func rofsShadowed(i int) bool {
 	p, n := rofsName(i)
-	return n == 3 && memeq(p, uintptr(unsafe.Pointer(unsafe.StringData("tmp"))), 3)
+	_, ok := mountAt(rootVn, p, n)
+	return ok
 }

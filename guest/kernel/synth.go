@@ -314,8 +314,7 @@ func statPath(dirfd, path, flags uintptr) uintptr {
 	if e := resolve(0, dirfd, path, flags&linux.AT_SYMLINK_NOFOLLOW == 0); e != 0 {
 		return errno(e)
 	}
-	vnStat(walks[0].v)
-	return 0
+	return errno(vnStat(walks[0].v))
 }
 
 // statxBuf is struct statx (include/uapi/linux/stat.h), built from statBuf.
@@ -370,7 +369,9 @@ func fileStat(fd int, fl *file) {
 	case fdDev:
 		devStat(int(fl.pipe))
 	case fdVnode:
-		vnStat(fl.vn)
+		if vnStat(fl.vn) != 0 { // a share's file the host removed: what is known
+			statBuf = linux.Stat{Mode: vnMode(fl.vn), Ino: vnIno(fl.vn), Nlink: 0, Blksize: 4096}
+		}
 	case fdConsole:
 		statBuf.Mode, statBuf.Rdev = linux.S_IFCHR|0o620, 0x8800 // a pseudo-terminal's numbers
 	case fdPipeR, fdPipeW:

@@ -3,7 +3,9 @@ package kernel
 import (
 	"unsafe"
 
+	"unigo.dev/unigo/abi"
 	"unigo.dev/unigo/abi/linux"
+	"unigo.dev/unigo/proto/p9"
 )
 
 // The system calls on open files of the VFS: reads and writes at an offset,
@@ -19,7 +21,7 @@ func vnodeRead(fl *file, buf, n uintptr, off uint64) uintptr {
 	if !userRange(buf, n) {
 		return errno(linux.EFAULT)
 	}
-	return vnRead(fl.vn, buf, n, off)
+	return readAt(fl, buf, n, off)
 }
 
 // vnodeWrite writes to the open file fl at off.
@@ -32,10 +34,13 @@ func vnodeWrite(fl *file, buf, n uintptr, off uint64) uintptr {
 	if !userRange(buf, n) {
 		return errno(linux.EFAULT)
 	}
-	if fl.vn.fs() != fsTmp {
-		return errno(linux.EROFS)
+	switch fl.vn.fs() {
+	case fsTmp:
+		return tmpWrite(fl.vn.ino(), buf, n, off)
+	case fs9p:
+		return p9Write(int(p9nodeOf(fl.vn.ino()).share), fl.p9fid, buf, n, off)
 	}
-	return tmpWrite(fl.vn.ino(), buf, n, off)
+	return errno(linux.EROFS)
 }
 
 // vnodeRelease lets go of a closed description's node: its flock and its
@@ -43,13 +48,16 @@ func vnodeWrite(fl *file, buf, n uintptr, off uint64) uintptr {
 //
 //go:nosplit
 func vnodeRelease(fl *file) {
-	if fl.vn.fs() != fsTmp {
-		return
+	switch fl.vn.fs() {
+	case fsTmp:
+		flockDrop(fl)
+		t := tnodeOf(fl.vn.ino())
+		t.opens--
+		tmpRelease(fl.vn.ino())
+	case fs9p:
+		flockDrop(fl)
+		p9Release(fl)
 	}
-	flockDrop(fl)
-	t := tnodeOf(fl.vn.ino())
-	t.opens--
-	tmpRelease(fl.vn.ino())
 }
 
 // sysFtruncate implements Linux syscall ftruncate(2).
@@ -62,14 +70,15 @@ func sysFtruncate(f *trapFrame) uintptr {
 		return errno(linux.EBADF)
 	case fl.kind != fdVnode || vnIsDir(fl.vn) || fl.flags&linux.O_ACCMODE == linux.O_RDONLY:
 		return errno(linux.EINVAL)
-	case fl.vn.fs() != fsTmp:
+	case vnReadOnly(fl.vn):
 		return errno(linux.EROFS)
 	}
-	return setSize(tnodeOf(fl.vn.ino()), f.arg(1))
+	return setSize(fl.vn, 0, f.arg(1))
 }
 
-// sysFsync implements Linux syscall fsync(2) and fdatasync(2). The image
-// and tmpfs keep nothing anywhere but memory: there is nothing to write.
+// sysFsync implements Linux syscall fsync(2) and fdatasync(2). A share's
+// file is synced on the host (Tfsync); the image and tmpfs keep nothing
+// anywhere but memory: there is nothing to write.
 //
 //go:nosplit
 func sysFsync(f *trapFrame) uintptr {
@@ -77,6 +86,11 @@ func sysFsync(f *trapFrame) uintptr {
 	switch {
 	case fl == nil:
 		return errno(linux.EBADF)
+	case fl.kind == fdVnode && fl.vn.fs() == fs9p:
+		p9begin(p9.Tfsync)
+		p9put32(fl.p9fid)
+		p9put32(0)
+		return errno(p9rpc(int(p9nodeOf(fl.vn.ino()).share)))
 	case fl.kind == fdVnode || fl.kind == fdConsole || fl.kind == fdDev:
 		return 0
 	}
@@ -104,6 +118,8 @@ func sysFallocate(f *trapFrame) uintptr {
 		return errno(linux.ESPIPE)
 	case vnIsDir(fl.vn):
 		return errno(linux.EISDIR)
+	case fl.vn.fs() == fs9p:
+		return errno(linux.EOPNOTSUPP)
 	case fl.vn.fs() != fsTmp:
 		return errno(linux.EROFS)
 	case (off+n)>>(12+9*tmpDepth) != 0:
@@ -129,7 +145,8 @@ const (
 )
 
 // sysFlock implements Linux syscall flock(2): shared and exclusive locks on
-// tmpfs files, held by open file descriptions, so two opens of one file
+// tmpfs files and shares' files (among this guest's opens: the host's
+// processes do not see them), held by open file descriptions, so two opens of one file
 // conflict and a dup shares its lock. Without LOCK_NB a conflicting lock
 // waits for the holder's unlock or close. The image's files are never
 // written, so their locks are granted and need no record.
@@ -151,7 +168,7 @@ func sysFlock(f *trapFrame) uintptr {
 	default:
 		return errno(linux.EINVAL)
 	}
-	if fl.kind != fdVnode || fl.vn.fs() != fsTmp {
+	if fl.kind != fdVnode || fl.vn.fs() == fsRofs {
 		return 0
 	}
 	if want == fl.lock {
@@ -161,8 +178,8 @@ func sysFlock(f *trapFrame) uintptr {
 	if want == 0 {
 		return 0
 	}
-	t := tnodeOf(fl.vn.ino())
-	for t.lockEx || want == lockEx && t.lockSh > 0 {
+	ex, sh := lockOf(fl.vn)
+	for *ex || want == lockEx && *sh > 0 {
 		if op&linux.LOCK_NB != 0 {
 			return errno(linux.EAGAIN)
 		}
@@ -172,26 +189,39 @@ func sysFlock(f *trapFrame) uintptr {
 		}
 	}
 	if want == lockEx {
-		t.lockEx = true
+		*ex = true
 	} else {
-		t.lockSh++
+		*sh++
 	}
 	fl.lock = want
 	return 0
+}
+
+// lockOf returns where node v's flock state is kept.
+//
+//go:nosplit
+func lockOf(v vnode) (*bool, *uint16) {
+	if v.fs() == fs9p {
+		n := p9nodeOf(v.ino())
+		return &n.lockEx, &n.lockSh
+	}
+	t := tnodeOf(v.ino())
+	return &t.lockEx, &t.lockSh
 }
 
 // flockDrop releases fl's flock, waking the waiters.
 //
 //go:nosplit
 func flockDrop(fl *file) {
-	t := tnodeOf(fl.vn.ino())
+	if fl.lock == 0 {
+		return
+	}
+	ex, sh := lockOf(fl.vn)
 	switch fl.lock {
 	case lockEx:
-		t.lockEx = false
+		*ex = false
 	case lockSh:
-		t.lockSh--
-	default:
-		return
+		*sh--
 	}
 	fl.lock = 0
 	wakeWaiters(waitFlock)
@@ -306,6 +336,15 @@ func sysFstatfs(f *trapFrame) uintptr {
 //go:nosplit
 func putStatfs(dst uintptr, dev uint64) uintptr {
 	b := &statfsBuf
+	if dev >= devP9 && dev < devP9+abi.MaxShares {
+		if e := p9Statfs(int(dev - devP9)); e != 0 {
+			return errno(e)
+		}
+		if !copyOut(dst, unsafe.Pointer(b), unsafe.Sizeof(*b)) {
+			return errno(linux.EFAULT)
+		}
+		return 0
+	}
 	*b = [15]uint64{}
 	b[1], b[8], b[9] = pageSize, maxName, pageSize // f_bsize, f_namelen, f_frsize
 	if dev == devTmp {

@@ -288,8 +288,11 @@ func sysGetdents64(f *trapFrame) uintptr {
 		return errno(linux.EFAULT)
 	}
 	v := fl.vn
-	if v.fs() == fsTmp {
+	switch v.fs() {
+	case fsTmp:
 		return tmpGetdents(v.ino(), vnIno(v), vnIno(vnParent(v)), &fl.count, buf, n)
+	case fs9p:
+		return p9Getdents(fl, buf, n)
 	}
 	return rofsGetdents(int(v.ino()), &fl.count, buf, n)
 }

@@ -3,7 +3,9 @@ package kernel
 import (
 	"unsafe"
 
+	"unigo.dev/unigo/abi"
 	"unigo.dev/unigo/abi/linux"
+	"unigo.dev/unigo/proto/p9"
 )
 
 // The system calls that take paths, over the VFS (vfs.go): open, the
@@ -28,11 +30,11 @@ func vfsOpen(dirfd, path, flags, mode uintptr) uintptr {
 		if r.slash {
 			return errno(linux.EISDIR)
 		}
-		v, e := vnCreate(r, linux.S_IFREG|uint32(mode)&0o7777&^umask)
+		v, e := vnCreate(r, linux.S_IFREG|uint32(mode)&0o7777&^umask, flags)
 		if e != 0 {
 			return errno(e)
 		}
-		r.v = v
+		r.v, r.found = v, true
 	case e != 0:
 		return errno(e)
 	case creat && excl:
@@ -44,7 +46,7 @@ func vfsOpen(dirfd, path, flags, mode uintptr) uintptr {
 		return errno(linux.EISDIR)
 	case !vnIsDir(r.v) && (flags&linux.O_DIRECTORY != 0 || r.slash):
 		return errno(linux.ENOTDIR)
-	case (acc != linux.O_RDONLY || flags&linux.O_TRUNC != 0) && r.v.fs() == fsRofs:
+	case (acc != linux.O_RDONLY || flags&linux.O_TRUNC != 0) && vnReadOnly(r.v):
 		return errno(linux.EROFS)
 	case flags&linux.O_TRUNC != 0 && acc != linux.O_RDONLY && r.v.fs() == fsTmp:
 		t := tnodeOf(r.v.ino())
@@ -54,31 +56,48 @@ func vfsOpen(dirfd, path, flags, mode uintptr) uintptr {
 			t.ctime = t.mtime
 		}
 	}
+	var fid uint32
+	if r.v.fs() == fs9p && flags&linux.O_PATH == 0 {
+		// A share's open file has its own fid: the one Tlcreate opened, or
+		// a new one opened with the flags.
+		if fid = p9Created; !creat || fid == 0 {
+			var e linux.Errno
+			if fid, e = p9OpenFid(r.v.ino(), flags); e != 0 {
+				return errno(e)
+			}
+		}
+		p9Created = 0
+	}
 	fd := allocFD(fdVnode)
 	if fd < 0 {
-		tmpDropCreated(r)
+		// A file created here stays, as on Linux, where the creation is
+		// not undone either.
+		if fid != 0 {
+			p9clunk(int(p9nodeOf(r.v.ino()).share), fid)
+		}
 		return errno(linux.EMFILE)
 	}
 	fl := fdFile(fd)
 	fdt[fd].cloexec = flags&linux.O_CLOEXEC != 0
 	fl.flags = uint32(flags&(linux.O_ACCMODE|linux.O_APPEND|linux.O_NONBLOCK|linux.O_DIRECTORY|linux.O_PATH)) | linux.O_LARGEFILE
-	fl.vn = r.v
-	if r.v.fs() == fsTmp {
+	fl.vn, fl.p9fid = r.v, fid
+	switch r.v.fs() {
+	case fsTmp:
 		tnodeOf(r.v.ino()).opens++
+	case fs9p:
+		p9nodeOf(r.v.ino()).opens++
 	}
 	return uintptr(fd)
 }
 
-// tmpDropCreated undoes nothing: a file created by an open that then found
-// no descriptor stays, as on Linux, where the creation is not undone either.
+// vnCreate makes a node of mode named by r's last component in r.dir (a
+// share's regular file is created open with flags: p9Created).
 //
 //go:nosplit
-func tmpDropCreated(*walkResult) {}
-
-// vnCreate makes a node of mode named by r's last component in r.dir.
-//
-//go:nosplit
-func vnCreate(r *walkResult, mode uint32) (vnode, linux.Errno) {
+func vnCreate(r *walkResult, mode uint32, flags uintptr) (vnode, linux.Errno) {
+	if r.dir.fs() == fs9p {
+		return p9Create(r, mode, flags)
+	}
 	if r.dir.fs() != fsTmp {
 		return 0, linux.EROFS
 	}
@@ -126,7 +145,7 @@ func mkdirAt(dirfd, path, mode uintptr) uintptr {
 	case e != linux.ENOENT || !r.last:
 		return errno(e)
 	}
-	if _, e := vnCreate(r, linux.S_IFDIR|uint32(mode)&0o7777&^umask); e != 0 {
+	if _, e := vnCreate(r, linux.S_IFDIR|uint32(mode)&0o7777&^umask, 0); e != 0 {
 		return errno(e)
 	}
 	return 0
@@ -154,14 +173,29 @@ func unlinkAt(dirfd, path uintptr, rmdir bool) uintptr {
 		return errno(linux.EINVAL)
 	case rmdir && r.isDots():
 		return errno(linux.ENOTEMPTY)
-	case r.v == rootVn || r.v == tmpRootVn || r.nlen == 0:
+	case r.v == rootVn || mountOf(r.v) != nil || r.nlen == 0:
 		return errno(linux.EBUSY) // a mount point, or /
 	case rmdir && !vnIsDir(r.v):
 		return errno(linux.ENOTDIR)
 	case !rmdir && vnIsDir(r.v):
 		return errno(linux.EISDIR)
-	case r.v.fs() != fsTmp:
+	case vnReadOnly(r.v):
 		return errno(linux.EROFS)
+	case r.v.fs() == fs9p:
+		d := p9nodeOf(r.dir.ino())
+		p9begin(p9.Tunlinkat)
+		p9put32(d.fid)
+		p9putStr(r.nameAddr(), r.nlen)
+		if rmdir {
+			p9put32(linux.AT_REMOVEDIR)
+		} else {
+			p9put32(0)
+		}
+		if e := p9rpc(int(d.share)); e != 0 {
+			return errno(e)
+		}
+		p9Forget(r.v)
+		return 0
 	case rmdir && !tmpEmpty(r.v.ino()):
 		return errno(linux.ENOTEMPTY)
 	}
@@ -224,11 +258,11 @@ func renameAt(olddirfd, oldpath, newdirfd, newpath, flags uintptr) uintptr {
 		return errno(e)
 	case o.isDots() || n.isDots() || o.nlen == 0 || n.nlen == 0:
 		return errno(linux.EBUSY)
-	case o.v == tmpRootVn || n.found && n.v == tmpRootVn:
+	case mountOf(o.v) != nil || n.found && mountOf(n.v) != nil:
 		return errno(linux.EBUSY)
-	case o.dir.fs() != n.dir.fs():
+	case o.dir.fs() != n.dir.fs() || o.dir.fs() == fs9p && p9nodeOf(o.dir.ino()).share != p9nodeOf(n.dir.ino()).share:
 		return errno(linux.EXDEV)
-	case o.dir.fs() != fsTmp:
+	case vnReadOnly(o.dir):
 		return errno(linux.EROFS)
 	case n.found && flags&linux.RENAME_NOREPLACE != 0:
 		return errno(linux.EEXIST)
@@ -236,6 +270,9 @@ func renameAt(olddirfd, oldpath, newdirfd, newpath, flags uintptr) uintptr {
 		return errno(linux.ENOTDIR)
 	case n.found && o.v == n.v:
 		return 0 // the same file: nothing to do (rename(2))
+	}
+	if o.dir.fs() == fs9p {
+		return p9Rename(o, n, flags)
 	}
 	od, nd, ov := o.dir.ino(), n.dir.ino(), o.v.ino()
 	if flags&linux.RENAME_EXCHANGE != 0 {
@@ -359,10 +396,17 @@ func sysLinkat(f *trapFrame) uintptr {
 		return errno(e)
 	case vnIsDir(v):
 		return errno(linux.EPERM)
-	case v.fs() != n.dir.fs():
+	case v.fs() != n.dir.fs() || v.fs() == fs9p && p9nodeOf(v.ino()).share != p9nodeOf(n.dir.ino()).share:
 		return errno(linux.EXDEV)
-	case v.fs() != fsTmp:
+	case vnReadOnly(v):
 		return errno(linux.EROFS)
+	case v.fs() == fs9p:
+		d := p9nodeOf(n.dir.ino())
+		p9begin(p9.Tlink)
+		p9put32(d.fid)
+		p9put32(p9nodeOf(v.ino()).fid)
+		p9putStr(n.nameAddr(), n.nlen)
+		return errno(p9rpc(int(d.share)))
 	case tnodeOf(v.ino()).nlink == 0:
 		return errno(linux.ENOENT)
 	}
@@ -390,8 +434,19 @@ func sysSymlinkat(f *trapFrame) uintptr {
 		return errno(linux.EEXIST)
 	case e != linux.ENOENT || !r.last:
 		return errno(e)
+	case r.dir.fs() == fs9p:
+		if vnReadOnly(r.dir) {
+			return errno(linux.EROFS)
+		}
+		d := p9nodeOf(r.dir.ino())
+		p9begin(p9.Tsymlink)
+		p9put32(d.fid)
+		p9putStr(r.nameAddr(), r.nlen)
+		p9putStr(uintptr(unsafe.Pointer(&pathBufs[0][0])), tlen)
+		p9put32(0)
+		return errno(p9rpc(int(d.share)))
 	}
-	v, e := vnCreate(r, linux.S_IFLNK|0o777)
+	v, e := vnCreate(r, linux.S_IFLNK|0o777, 0)
 	if e != 0 {
 		return errno(e)
 	}
@@ -439,86 +494,122 @@ func readlinkAt(dirfd, path, buf, size uintptr) uintptr {
 	if !vnIsLink(r.v) {
 		return errno(linux.EINVAL)
 	}
-	k := min(size, uintptr(vnSize(r.v)))
+	k := min(size, maxPath)
 	if !userRange(buf, k) {
 		return errno(linux.EFAULT)
 	}
-	return vnRead(r.v, buf, k, 0)
+	n, e := vnReadlink(r.v, buf, k)
+	if e != 0 {
+		return errno(e)
+	}
+	return n
 }
 
-// tmpNode returns the tmpfs node at path (from dirfd), following a final
-// link if follow is set, or an errno: EROFS for the image's files.
+// pathNode returns the node at path (from dirfd), following a final link
+// if follow is set, or an errno: EROFS on a read-only file system.
 //
 //go:nosplit
-func tmpNode(dirfd, path uintptr, follow bool) (*tnode, linux.Errno) {
+func pathNode(dirfd, path uintptr, follow bool) (vnode, linux.Errno) {
 	if e := resolve(0, dirfd, path, follow); e != 0 {
-		return nil, e
+		return 0, e
 	}
-	if walks[0].v.fs() != fsTmp {
-		return nil, linux.EROFS
+	if vnReadOnly(walks[0].v) {
+		return 0, linux.EROFS
 	}
-	return tnodeOf(walks[0].v.ino()), 0
+	return walks[0].v, 0
 }
 
-// fdNode returns the tmpfs node open as fd, or an errno.
+// fdNode returns the node open as fd, or an errno.
 //
 //go:nosplit
-func fdNode(fd uintptr) (*tnode, linux.Errno) {
+func fdNode(fd uintptr) (vnode, linux.Errno) {
 	fl := getFile(fd)
 	switch {
 	case fl == nil:
-		return nil, linux.EBADF
+		return 0, linux.EBADF
 	case fl.kind != fdVnode:
-		return nil, linux.EINVAL
-	case fl.vn.fs() != fsTmp:
-		return nil, linux.EROFS
+		return 0, linux.EINVAL
+	case vnReadOnly(fl.vn):
+		return 0, linux.EROFS
 	}
-	return tnodeOf(fl.vn.ino()), 0
+	return fl.vn, 0
 }
 
-// chmod sets t's permission bits.
+// setattr changes v's attributes, those valid names (Tsetattr's bits,
+// p9.Setattr*), with times in nanoseconds.
 //
 //go:nosplit
-func chmod(t *tnode, e linux.Errno, mode uintptr) uintptr {
-	if e != 0 {
-		return errno(e)
+func setattr(v vnode, valid, mode, uid, gid uint32, size uint64, at, mt int64) linux.Errno {
+	if v.fs() == fs9p {
+		return p9Setattr(v.ino(), valid, mode, uid, gid, size, at, mt)
 	}
-	t.mode = t.mode&linux.S_IFMT | uint32(mode)&0o7777
+	t := tnodeOf(v.ino())
+	if valid&p9.SetattrSize != 0 {
+		if e := tmpTruncate(t, size); e != 0 {
+			return e
+		}
+		t.mtime = walltime()
+	}
+	if valid&p9.SetattrMode != 0 {
+		t.mode = t.mode&linux.S_IFMT | mode&0o7777
+	}
+	if valid&p9.SetattrUID != 0 {
+		t.uid = uid
+	}
+	if valid&p9.SetattrGID != 0 {
+		t.gid = gid
+	}
+	if valid&p9.SetattrAtime != 0 {
+		t.atime = at
+	}
+	if valid&p9.SetattrMtime != 0 {
+		t.mtime = mt
+	}
 	t.ctime = walltime()
 	return 0
 }
 
-// chown sets t's owner and group; -1 keeps one.
+// chmod sets v's permission bits.
 //
 //go:nosplit
-func chown(t *tnode, e linux.Errno, uid, gid uintptr) uintptr {
+func chmod(v vnode, e linux.Errno, mode uintptr) uintptr {
 	if e != 0 {
 		return errno(e)
 	}
+	return errno(setattr(v, p9.SetattrMode, uint32(mode)&0o7777, 0, 0, 0, 0, 0))
+}
+
+// chown sets v's owner and group; -1 keeps one.
+//
+//go:nosplit
+func chown(v vnode, e linux.Errno, uid, gid uintptr) uintptr {
+	if e != 0 {
+		return errno(e)
+	}
+	valid := uint32(0)
 	if uint32(uid) != ^uint32(0) {
-		t.uid = uint32(uid)
+		valid |= p9.SetattrUID
 	}
 	if uint32(gid) != ^uint32(0) {
-		t.gid = uint32(gid)
+		valid |= p9.SetattrGID
 	}
-	t.ctime = walltime()
-	return 0
+	return errno(setattr(v, valid, 0, uint32(uid), uint32(gid), 0, 0, 0))
 }
 
 // sysFchmodat implements Linux syscall fchmodat(2).
 //
 //go:nosplit
 func sysFchmodat(f *trapFrame) uintptr {
-	t, e := tmpNode(f.arg(0), f.arg(1), true)
-	return chmod(t, e, f.arg(2))
+	v, e := pathNode(f.arg(0), f.arg(1), true)
+	return chmod(v, e, f.arg(2))
 }
 
 // sysFchmod implements Linux syscall fchmod(2).
 //
 //go:nosplit
 func sysFchmod(f *trapFrame) uintptr {
-	t, e := fdNode(f.arg(0))
-	return chmod(t, e, f.arg(1))
+	v, e := fdNode(f.arg(0))
+	return chmod(v, e, f.arg(1))
 }
 
 // sysFchownat implements Linux syscall fchownat(2). The program runs as
@@ -528,19 +619,19 @@ func sysFchmod(f *trapFrame) uintptr {
 func sysFchownat(f *trapFrame) uintptr {
 	flags := f.arg(4)
 	if flags&linux.AT_EMPTY_PATH != 0 && userPathIs(f.arg(1), "") {
-		t, e := fdNode(f.arg(0))
-		return chown(t, e, f.arg(2), f.arg(3))
+		v, e := fdNode(f.arg(0))
+		return chown(v, e, f.arg(2), f.arg(3))
 	}
-	t, e := tmpNode(f.arg(0), f.arg(1), flags&linux.AT_SYMLINK_NOFOLLOW == 0)
-	return chown(t, e, f.arg(2), f.arg(3))
+	v, e := pathNode(f.arg(0), f.arg(1), flags&linux.AT_SYMLINK_NOFOLLOW == 0)
+	return chown(v, e, f.arg(2), f.arg(3))
 }
 
 // sysFchown implements Linux syscall fchown(2).
 //
 //go:nosplit
 func sysFchown(f *trapFrame) uintptr {
-	t, e := fdNode(f.arg(0))
-	return chown(t, e, f.arg(1), f.arg(2))
+	v, e := fdNode(f.arg(0))
+	return chown(v, e, f.arg(1), f.arg(2))
 }
 
 // sysUtimensat implements Linux syscall utimensat(2): a path, or with a
@@ -548,67 +639,74 @@ func sysFchown(f *trapFrame) uintptr {
 //
 //go:nosplit
 func sysUtimensat(f *trapFrame) uintptr {
-	var t *tnode
+	var v vnode
 	var e linux.Errno
 	if f.arg(1) == 0 {
-		t, e = fdNode(f.arg(0))
+		v, e = fdNode(f.arg(0))
 	} else {
-		t, e = tmpNode(f.arg(0), f.arg(1), f.arg(3)&linux.AT_SYMLINK_NOFOLLOW == 0)
+		v, e = pathNode(f.arg(0), f.arg(1), f.arg(3)&linux.AT_SYMLINK_NOFOLLOW == 0)
 	}
 	if e != 0 {
 		return errno(e)
 	}
-	now := walltime()
-	at, mt := now, now
-	if tp := f.arg(2); tp != 0 {
-		if !userRange(tp, 32) {
-			return errno(linux.EFAULT)
-		}
-		at, mt = t.atime, t.mtime
-		for k, p := range [2]*int64{&at, &mt} {
-			sec, nsec := int64(load64(tp+uintptr(k)*16)), int64(load64(tp+uintptr(k)*16+8))
-			switch {
-			case nsec == linux.UTIME_NOW:
-				*p = now
-			case nsec == linux.UTIME_OMIT:
-			case nsec < 0 || nsec >= 1e9:
-				return errno(linux.EINVAL)
-			default:
-				*p = sec*1e9 + nsec
-			}
-		}
+	tp := f.arg(2)
+	if tp != 0 && !userRange(tp, 32) {
+		return errno(linux.EFAULT)
 	}
-	t.atime, t.mtime, t.ctime = at, mt, now
-	return 0
+	at, va := utime(tp, p9.SetattrAtime|p9.SetattrAtimeSet)
+	mt, vm := utime(tp+16*uintptr(min(tp, 1)), p9.SetattrMtime|p9.SetattrMtimeSet)
+	if at < 0 || mt < 0 {
+		return errno(linux.EINVAL)
+	}
+	return errno(setattr(v, va|vm, 0, 0, 0, 0, at, mt))
+}
+
+// utime reads the struct timespec at tp (0: now) for utimensat: the time
+// in nanoseconds (-1 for an invalid one) and the Tsetattr bits bits, or
+// none for UTIME_OMIT.
+//
+//go:nosplit
+func utime(tp uintptr, bits uint32) (int64, uint32) {
+	if tp == 0 {
+		return walltime(), bits
+	}
+	sec, nsec := int64(load64(tp)), int64(load64(tp+8))
+	switch {
+	case nsec == linux.UTIME_NOW:
+		return walltime(), bits
+	case nsec == linux.UTIME_OMIT:
+		return 0, 0
+	case nsec < 0 || nsec >= 1e9:
+		return -1, 0
+	}
+	return sec*1e9 + nsec, bits
 }
 
 // sysTruncate implements Linux syscall truncate(2).
 //
 //go:nosplit
 func sysTruncate(f *trapFrame) uintptr {
-	t, e := tmpNode(uintptr(atFDCWD()), f.arg(0), true)
+	v, e := pathNode(uintptr(atFDCWD()), f.arg(0), true)
 	if e != 0 {
 		return errno(e)
 	}
-	if t.mode&linux.S_IFMT == linux.S_IFDIR {
+	if vnIsDir(v) {
 		return errno(linux.EISDIR)
 	}
-	return setSize(t, f.arg(1))
+	return setSize(v, e, f.arg(1))
 }
 
-// setSize truncates or extends t to size (a signed length).
+// setSize truncates or extends v to size (a signed length).
 //
 //go:nosplit
-func setSize(t *tnode, size uintptr) uintptr {
+func setSize(v vnode, e linux.Errno, size uintptr) uintptr {
+	if e != 0 {
+		return errno(e)
+	}
 	if int64(size) < 0 {
 		return errno(linux.EINVAL)
 	}
-	if e := tmpTruncate(t, uint64(size)); e != 0 {
-		return errno(e)
-	}
-	t.mtime = walltime()
-	t.ctime = t.mtime
-	return 0
+	return errno(setattr(v, p9.SetattrSize|p9.SetattrMtime|p9.SetattrCtime, 0, 0, 0, uint64(size), walltime(), walltime()))
 }
 
 // sysFaccessat2 implements Linux syscall faccessat2(2) (and faccessat,
@@ -633,7 +731,7 @@ func accessAt(dirfd, path, mode, flags uintptr) uintptr {
 		return e
 	}
 	const wOK, xOK = 2, 1
-	if mode&wOK != 0 && statBuf.Dev == devRofs {
+	if mode&wOK != 0 && (statBuf.Dev == devRofs || statBuf.Dev >= devP9 && mounts[1+uint(statBuf.Dev-devP9)%abi.MaxShares].ro) {
 		return errno(linux.EROFS)
 	}
 	if mode&xOK != 0 && statBuf.Mode&0o111 == 0 && statBuf.Mode&linux.S_IFMT != linux.S_IFDIR {
@@ -685,7 +783,7 @@ func sysGetcwd(f *trapFrame) uintptr {
 	k := uintptr(maxPath - 1)
 	store8(base+k, 0)
 	v := cwdVn
-	if v.fs() == fsTmp && tnodeOf(v.ino()).nlink == 0 {
+	if v.fs() == fsTmp && tnodeOf(v.ino()).nlink == 0 || v.fs() == fs9p && p9nodeOf(v.ino()).gone {
 		return errno(linux.ENOENT)
 	}
 	for v != rootVn {
@@ -719,11 +817,18 @@ func sysGetcwd(f *trapFrame) uintptr {
 //
 //go:nosplit
 func vnNameIn(dir, v vnode) (uintptr, uintptr) {
-	switch {
-	case v == tmpRootVn:
-		return uintptr(unsafe.Pointer(unsafe.StringData("tmp"))), 3
-	case v.fs() == fsRofs:
+	if m := mountOf(v); m != nil {
+		return uintptr(unsafe.Pointer(&m.name[0])), m.nlen
+	}
+	switch v.fs() {
+	case fsRofs:
 		return rofsName(int(v.ino()))
+	case fs9p:
+		n := p9nodeOf(v.ino())
+		if n.nlen > p9NameMax {
+			return 0, maxPath // too long to keep: getcwd says ENAMETOOLONG
+		}
+		return uintptr(unsafe.Pointer(&n.name[0])), uintptr(n.nlen)
 	}
 	t := tnodeOf(dir.ino())
 	for off := uint64(0); off < t.size; {
@@ -763,4 +868,29 @@ func sysUnlink(f *trapFrame) uintptr { return unlinkAt(uintptr(atFDCWD()), f.arg
 //go:nosplit
 func sysReadlink(f *trapFrame) uintptr {
 	return readlinkAt(uintptr(atFDCWD()), f.arg(0), f.arg(1), f.arg(2))
+}
+
+// p9Rename renames o's last component to n's on a share (Trenameat), the
+// target replaced by the host's rename(2); RENAME_EXCHANGE is not there
+// (EINVAL).
+//
+//go:nosplit
+func p9Rename(o, n *walkResult, flags uintptr) uintptr {
+	if flags&linux.RENAME_EXCHANGE != 0 {
+		return errno(linux.EINVAL)
+	}
+	od, nd := p9nodeOf(o.dir.ino()), p9nodeOf(n.dir.ino())
+	p9begin(p9.Trenameat)
+	p9put32(od.fid)
+	p9putStr(o.nameAddr(), o.nlen)
+	p9put32(nd.fid)
+	p9putStr(n.nameAddr(), n.nlen)
+	if e := p9rpc(int(od.share)); e != 0 {
+		return errno(e)
+	}
+	if n.found {
+		p9Forget(n.v)
+	}
+	p9setParent(o.v.ino(), n.dir.ino(), n.nameAddr(), n.nlen)
+	return 0
 }

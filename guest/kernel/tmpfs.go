@@ -59,6 +59,7 @@ func tmpInit() {
 	tmpLimit = (physEnd - physNext) / pageSize / 2
 	now := walltime()
 	tnodes[0] = tnode{mode: linux.S_IFDIR | 0o1777, nlink: 2, atime: now, mtime: now, ctime: now}
+	mounts[0] = mountPt{used: true, nlen: 3, name: [32]byte{'t', 'm', 'p'}, root: tmpRootVn}
 }
 
 //go:nosplit

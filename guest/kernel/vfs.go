@@ -3,13 +3,15 @@ package kernel
 import (
 	"unsafe"
 
+	"unigo.dev/unigo/abi"
 	"unigo.dev/unigo/abi/linux"
 )
 
 // The virtual file system: the mounted file systems, path resolution over
 // them, and the operations the file system calls dispatch by file system.
-// Mounted now: the image's read-only files at / (rofs.go) and a tmpfs at
-// /tmp (tmpfs.go). A node is a vnode: the file system in the top byte, that
+// Mounted: the image's read-only files at / (rofs.go), a tmpfs at /tmp
+// (tmpfs.go) and the host folder shares (p9fs.go), each on a name in the
+// root. A node is a vnode: the file system in the top byte, that
 // file system's own number below. Resolution follows path_resolution(7):
 // component by component from the root or a directory, "..", mount points,
 // symbolic links (40 at most, ELOOP beyond) and trailing slashes.
@@ -19,6 +21,7 @@ type vnode uint32
 const (
 	fsRofs = 0
 	fsTmp  = 1
+	fs9p   = 2 // every share: a node knows its share
 
 	rootVn    vnode = fsRofs<<24 | 0 // the image's root entry
 	tmpRootVn vnode = fsTmp<<24 | 0  // tmpfs's root node, mounted on /tmp
@@ -26,6 +29,7 @@ const (
 	// st_dev of each file system, so that os.SameFile tells them apart.
 	devRofs = 1
 	devTmp  = 2
+	devP9   = 16 // + the share's index
 
 	maxName  = 255 // NAME_MAX
 	maxPath  = 4096
@@ -38,6 +42,59 @@ func (v vnode) fs() uint32 { return uint32(v) >> 24 }
 //go:nosplit
 func (v vnode) ino() uint32 { return uint32(v) & 0xffffff }
 
+// mountPt is a file system mounted on a name in the root.
+type mountPt struct {
+	used bool
+	ro   bool
+	nlen uintptr
+	name [32]byte
+	root vnode
+}
+
+// mounts are the mount points: /tmp, then the shares in their order.
+var mounts [1 + abi.MaxShares]mountPt
+
+// mountAt returns the root mounted on the n bytes at name in dir.
+//
+//go:nosplit
+func mountAt(dir vnode, name, n uintptr) (vnode, bool) {
+	if dir != rootVn {
+		return 0, false
+	}
+	for i := range mounts {
+		m := &mounts[i]
+		if m.used && m.nlen == n && memeq(uintptr(unsafe.Pointer(&m.name[0])), name, n) {
+			return m.root, true
+		}
+	}
+	return 0, false
+}
+
+// mountOf returns the mount point whose root v is, or nil.
+//
+//go:nosplit
+func mountOf(v vnode) *mountPt {
+	for i := range mounts {
+		if mounts[i].used && mounts[i].root == v {
+			return &mounts[i]
+		}
+	}
+	return nil
+}
+
+// vnReadOnly reports whether v lies on a read-only file system.
+//
+//go:nosplit
+func vnReadOnly(v vnode) bool {
+	switch v.fs() {
+	case fsRofs:
+		return true
+	case fs9p:
+		return mounts[1+uint(p9nodeOf(v.ino()).share)%abi.MaxShares].ro
+	}
+	return false
+}
+
 // cwdVn is the working directory.
 var cwdVn = rootVn
 
@@ -46,8 +103,11 @@ var umask uint32 = 0o022
 
 //go:nosplit
 func vnMode(v vnode) uint32 {
-	if v.fs() == fsTmp {
+	switch v.fs() {
+	case fsTmp:
 		return tnodeOf(v.ino()).mode
+	case fs9p:
+		return p9nodeOf(v.ino()).mode
 	}
 	return rofsMode(int(v.ino()))
 }
@@ -60,26 +120,38 @@ func vnIsLink(v vnode) bool { return vnMode(v)&linux.S_IFMT == linux.S_IFLNK }
 
 //go:nosplit
 func vnSize(v vnode) uint64 {
-	if v.fs() == fsTmp {
+	switch v.fs() {
+	case fsTmp:
 		return tnodeOf(v.ino()).size
+	case fs9p:
+		return p9Size(v.ino())
 	}
 	return rofsSize(int(v.ino()))
 }
 
 // vnChild returns the node named by the n bytes at name in directory dir:
-// a mount point first, then the directory's own entry.
+// a mount point first, then the directory's own entry; ENOENT, or a share's
+// error.
 //
 //go:nosplit
-func vnChild(dir vnode, name, n uintptr) (vnode, bool) {
-	if dir == rootVn && n == 3 && memeq(name, uintptr(unsafe.Pointer(unsafe.StringData("tmp"))), 3) {
-		return tmpRootVn, true
+func vnChild(dir vnode, name, n uintptr) (vnode, linux.Errno) {
+	if v, ok := mountAt(dir, name, n); ok {
+		return v, 0
 	}
-	if dir.fs() == fsTmp {
-		i := tmpChild(dir.ino(), name, n)
-		return vnode(fsTmp<<24 | uint32(i)), i >= 0
+	switch dir.fs() {
+	case fsTmp:
+		if i := tmpChild(dir.ino(), name, n); i >= 0 {
+			return vnode(fsTmp<<24 | uint32(i)), 0
+		}
+		return 0, linux.ENOENT
+	case fs9p:
+		i, e := p9Child(dir.ino(), name, n)
+		return p9vn(i), e
 	}
-	i := rofsChild(int(dir.ino()), name, n)
-	return vnode(uint32(i)), i >= 0
+	if i := rofsChild(int(dir.ino()), name, n); i >= 0 {
+		return vnode(uint32(i)), 0
+	}
+	return 0, linux.ENOENT
 }
 
 // vnParent returns directory dir's parent, across a mount point; the
@@ -88,10 +160,12 @@ func vnChild(dir vnode, name, n uintptr) (vnode, bool) {
 //go:nosplit
 func vnParent(dir vnode) vnode {
 	switch {
-	case dir == tmpRootVn:
+	case mountOf(dir) != nil:
 		return rootVn
 	case dir.fs() == fsTmp:
 		return vnode(fsTmp<<24 | tnodeOf(dir.ino()).parent)
+	case dir.fs() == fs9p:
+		return p9vn(p9nodeOf(dir.ino()).parent)
 	}
 	return vnode(uint32(rofsParent(int(dir.ino()))))
 }
@@ -99,25 +173,48 @@ func vnParent(dir vnode) vnode {
 // vnStat describes v in statBuf.
 //
 //go:nosplit
-func vnStat(v vnode) {
-	if v.fs() == fsTmp {
+func vnStat(v vnode) linux.Errno {
+	switch v.fs() {
+	case fsTmp:
 		tmpStat(v.ino())
-		return
+	case fs9p:
+		return p9Getattr(v.ino())
+	default:
+		rofsStat(int(v.ino()))
 	}
-	rofsStat(int(v.ino()))
+	return 0
 }
 
-// vnRead reads up to n bytes of v at off into the checked address buf.
+// readAt reads up to n bytes of the file open as fl at off into the
+// checked address buf.
 //
 //go:nosplit
-func vnRead(v vnode, buf, n uintptr, off uint64) uintptr {
-	if vnIsDir(v) {
+func readAt(fl *file, buf, n uintptr, off uint64) uintptr {
+	v := fl.vn
+	switch {
+	case vnIsDir(v):
 		return errno(linux.EISDIR)
-	}
-	if v.fs() == fsTmp {
+	case v.fs() == fsTmp:
 		return tmpRead(v.ino(), buf, n, off)
+	case v.fs() == fs9p:
+		return p9Read(int(p9nodeOf(v.ino()).share), fl.p9fid, buf, n, off)
 	}
 	return rofsRead(int(v.ino()), buf, n, off)
+}
+
+// vnReadlink copies symbolic link v's target, at most max bytes, to the
+// checked address buf: its length, or an errno.
+//
+//go:nosplit
+func vnReadlink(v vnode, buf, max uintptr) (uintptr, linux.Errno) {
+	switch {
+	case !vnIsLink(v):
+		return 0, linux.EINVAL
+	case v.fs() == fs9p:
+		return p9Readlink(v.ino(), buf, max)
+	}
+	k := min(max, uintptr(vnSize(v)))
+	return tmpRead(v.ino(), buf, k, 0), 0
 }
 
 // A resolution's result: the node if found, and the directory and name of
@@ -243,12 +340,12 @@ func walk(w int, dirfd uintptr, n uintptr, follow bool) linux.Errno {
 			p = q
 			continue
 		}
-		c, ok := vnChild(cur, p, k)
-		if !ok {
-			if last {
+		c, e := vnChild(cur, p, k)
+		if e != 0 {
+			if last && e == linux.ENOENT {
 				r.last = true
 			}
-			return linux.ENOENT
+			return e
 		}
 		if vnIsLink(c) && (!last || follow || q < end) {
 			if links++; links > maxLinks {
@@ -256,11 +353,13 @@ func walk(w int, dirfd uintptr, n uintptr, follow bool) linux.Errno {
 			}
 			// The new path is the link's target, then what was left.
 			buf := uintptr(unsafe.Pointer(&linkBufs[links%2][0]))
-			tlen := uintptr(vnSize(c))
-			if tlen == 0 || tlen+1+(end-q) > maxPath {
+			tlen, e := vnReadlink(c, buf, maxPath)
+			if e != 0 {
+				return e
+			}
+			if tlen == 0 || tlen+(end-q) > maxPath {
 				return linux.ENOENT
 			}
-			vnRead(c, buf, tlen, 0)
 			memmove(buf+tlen, q, end-q)
 			p, end = buf, buf+tlen+(end-q)
 			if load8(p) == '/' {
@@ -329,8 +428,11 @@ func putDirent(buf, n uintptr, ino, next uint64, typ uint8, name, nlen uintptr) 
 //
 //go:nosplit
 func vnIno(v vnode) uint64 {
-	if v.fs() == fsTmp {
+	switch v.fs() {
+	case fsTmp:
 		return tmpIno(v.ino())
+	case fs9p:
+		return p9nodeOf(v.ino()).qpath
 	}
 	return rofsIno(int(v.ino()))
 }

@@ -28,8 +28,8 @@ func sameAsLinuxIn(t *testing.T, pkg string, linuxArgs, guestArgs []string) {
 }
 
 // sameAsLinuxImage is sameAsLinuxIn with the guest's image given (one
-// built with --files, say).
-func sameAsLinuxImage(t *testing.T, pkg, img string, linuxArgs, guestArgs []string) {
+// built with --files, say) and more flags for unigo run.
+func sameAsLinuxImage(t *testing.T, pkg, img string, linuxArgs, guestArgs []string, runFlags ...string) {
 	t.Helper()
 	native := filepath.Join(t.TempDir(), pkg)
 	build := exec.Command("go", "build", "-o", native, ".")
@@ -42,7 +42,8 @@ func sameAsLinuxImage(t *testing.T, pkg, img string, linuxArgs, guestArgs []stri
 		t.Fatalf("the program on Linux: %v", err)
 	}
 	bothVMMs(t, func(t *testing.T, vmm string) {
-		r := run(t, append([]string{"run", "--vmm", vmm, img, "--"}, guestArgs...)...)
+		args := append(append([]string{"run", "--vmm", vmm}, runFlags...), img, "--")
+		r := run(t, append(args, guestArgs...)...)
 		if r.code != 0 || r.stdout != string(want) {
 			t.Fatalf("exit status %d; stdout:\n%s\nwant (Linux):\n%s\nstderr:\n%s", r.code, r.stdout, want, r.stderr)
 		}

@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -54,4 +57,97 @@ func TestMmapFile(t *testing.T) {
 		t.Fatalf("unigo build --files: exit status %d\n%s", r.code, r.stderr)
 	}
 	sameAsLinuxImage(t, "mmapfile", img, []string{t.TempDir(), filepath.Join(src, "main.go")}, []string{"/tmp", "/src/main.go"})
+}
+
+// TestShare runs TestTmpfs's program in a host folder share (-v) and
+// wants what it does in a directory of this machine's Linux, less what 9P
+// cannot do (RENAME_EXCHANGE); under QEMU the share is QEMU's own 9P server.
+func TestShare(t *testing.T) {
+	share := t.TempDir()
+	sameAsLinuxImage(t, "tmpfs", image(t, "tmpfs"), []string{t.TempDir(), "share"}, []string{"/data", "share"}, "-v", share+":/data")
+}
+
+// TestShareHost checks a share from the host's side: the guest reads the
+// host's file, and its writes, renames and removes are on the host's disk;
+// links that point out of the folder reach nothing outside it; a read-only
+// share refuses changes.
+func TestShareHost(t *testing.T) {
+	bothVMMs(t, func(t *testing.T, vmm string) {
+		outside := t.TempDir()
+		os.WriteFile(filepath.Join(outside, "secret"), []byte("host secret"), 0o600)
+		share := filepath.Join(outside, "share")
+		os.Mkdir(share, 0o755)
+		for name, data := range map[string]string{"fromhost.txt": "hello guest", "old.txt": "old", "gone.txt": "gone"} {
+			os.WriteFile(filepath.Join(share, name), []byte(data), 0o644)
+		}
+		os.Symlink(filepath.Join(outside, "secret"), filepath.Join(share, "abs"))
+		os.Symlink("../secret", filepath.Join(share, "rel"))
+		os.Symlink("..", filepath.Join(share, "up"))
+		r := run(t, "run", "--vmm", vmm, "-v", share+":/data", image(t, "sharehost"), "--", "/data")
+		want := `from the host: "hello guest" ok
+through abs: no such file or directory, secret seen: false
+through rel: no such file or directory, secret seen: false
+through up/secret: no such file or directory, secret seen: false
+through ../secret: no such file or directory, secret seen: false
+mkdir: ok
+create: ok
+fsync: ok
+rename: ok
+remove: ok
+statfs: ok true
+entry: abs false
+entry: fromhost.txt false
+entry: out true
+entry: rel false
+entry: up false
+`
+		if r.code != 0 || r.stdout != want {
+			t.Fatalf("exit status %d; stdout:\n%s\nwant:\n%s\nstderr:\n%s", r.code, r.stdout, want, r.stderr)
+		}
+		for name, want := range map[string]string{"out/new.txt": "from the guest", "out/renamed.txt": "old"} {
+			if b, err := os.ReadFile(filepath.Join(share, name)); string(b) != want {
+				t.Errorf("host's %s: %q, %v; want %q", name, b, err, want)
+			}
+		}
+		for _, name := range []string{"old.txt", "gone.txt"} {
+			if _, err := os.Stat(filepath.Join(share, name)); !os.IsNotExist(err) {
+				t.Errorf("host's %s is still there (%v)", name, err)
+			}
+		}
+		r = run(t, "run", "--vmm", vmm, "-v", share+":/data:ro", image(t, "sharehost"), "--", "/data", "ro")
+		if !strings.Contains(r.stdout, "write to a read-only share: read-only file system\nremove in a read-only share: read-only file system\n") {
+			t.Errorf("read-only share: exit status %d; stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+		}
+		if _, err := os.Stat(filepath.Join(share, "fromhost.txt")); err != nil {
+			t.Errorf("a read-only share lost a file: %v", err)
+		}
+	})
+}
+
+// TestShareFlags wants a clear refusal, before any boot, of -v values that
+// cannot work.
+func TestShareFlags(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	os.WriteFile(file, nil, 0o644)
+	for _, c := range []struct{ v, want string }{
+		{filepath.Join(dir, "missing") + ":/data", "no such file or directory"},
+		{file + ":/data", "is not a folder"},
+		{dir + ":data", "must be absolute"},
+		{dir + ":/a/b", "a folder of the root"},
+		{dir + ":/tmp", "the guest's own"},
+		{dir, "want HOSTDIR:GUESTDIR"},
+	} {
+		r := run(t, "run", "-v", c.v, image(t, "sharehost"), "--", "/data")
+		if r.code == 0 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("-v %s: exit status %d, stderr %q; want %q", c.v, r.code, r.stderr, c.want)
+		}
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		return // the q35 case needs QEMU to get as far as the check
+	}
+	r := run(t, "run", "--vmm", "qemu", "--qemu-machine", "q35", "-v", dir+":/data", image(t, "sharehost"), "--", "/data")
+	if r.code == 0 || !strings.Contains(r.stderr, "microvm") {
+		t.Errorf("-v on q35: exit status %d, stderr %q", r.code, r.stderr)
+	}
 }

@@ -30,6 +30,7 @@ type Config struct {
 	Stdout  io.Writer
 	Stderr  io.Writer
 	Net     NetBackend // a network behind a virtio-net device; nil: no device
+	Shares  []Share    // host directories, each behind a virtio 9P device
 }
 
 // Machine is one VM running one image.
@@ -48,6 +49,7 @@ type Machine struct {
 	pid, tid int // the vCPU thread, for kicks
 
 	net        *virtio.Net
+	shares     []*virtio.P9
 	devPending atomic.Bool   // the device raised its interrupt
 	wake       chan struct{} // ends a halt early: the device has work
 }
@@ -97,12 +99,17 @@ func New(img *Image, cfg Config) (*Machine, error) {
 	}
 	m := &Machine{cfg: cfg, img: img, sys: sys, reported: map[uint64]bool{}, wake: make(chan struct{}, 1)}
 	if cfg.Net != nil {
-		m.cfg.Cmdline = strings.TrimSpace(virtioNetWord + " " + cfg.Cmdline)
+		m.cfg.Cmdline = strings.TrimSpace(virtioNetWord + " " + m.cfg.Cmdline)
 	}
+	if len(cfg.Shares) > abi.MaxShares {
+		return nil, fmt.Errorf("%d shares; at most %d", len(cfg.Shares), abi.MaxShares)
+	}
+	m.cfg.Cmdline = strings.TrimSpace(shareWords(cfg.Shares) + m.cfg.Cmdline)
 	if err := m.setup(); err != nil {
 		m.Close()
 		return nil, err
 	}
+	m.startShares()
 	if cfg.Net != nil {
 		if err := m.startNet(); err != nil {
 			m.Close()
@@ -323,6 +330,9 @@ func (m *Machine) Run() (int, error) {
 			mm := run.MMIO()
 			if m.net != nil && mm.PhysAddr >= abi.VirtioNetAddr && mm.PhysAddr < abi.VirtioNetAddr+abi.PageSize {
 				m.deviceMMIO(mm)
+				continue
+			}
+			if m.shareMMIO(mm) {
 				continue
 			}
 			if mm.IsWrite == 0 || mm.PhysAddr != abi.DoorbellAddr || mm.Len != 8 {

@@ -39,6 +39,13 @@ type Config struct {
 	Tap     string   // with Net: the tap device instead of user-mode networking
 	// NetCmdline is the guest's network configuration on Tap (net.ip=...).
 	NetCmdline string
+	Shares     []Share // host folders, each behind a virtio 9P device (microvm only)
+}
+
+// Share is one host folder the guest mounts (unigo run -v).
+type Share struct {
+	Host, Guest string
+	ReadOnly    bool
 }
 
 // Port is one -p forward.
@@ -110,7 +117,7 @@ func Command(img string, cfg Config, p *pipes) *exec.Cmd {
 	machine := cfg.Machine
 	if machine == "" || machine == "microvm" {
 		machine = "microvm,pit=on,rtc=on"
-		if cfg.Net {
+		if cfg.Net || len(cfg.Shares) > 0 {
 			// Without ACPI, microvm names its virtio-mmio devices on the
 			// command line, where the kernel finds them.
 			machine += ",acpi=off"
@@ -154,6 +161,17 @@ func Command(img string, cfg Config, p *pipes) *exec.Cmd {
 			args = append(args, "-device", "virtio-net-pci,netdev=unigo-net") // q35, pc: PCI with MSI-X
 		}
 		cmdline += " " + netCmdline
+	}
+	for i, sh := range cfg.Shares {
+		// QEMU's own 9P server (security_model=none: files get the guest's
+		// modes and QEMU's owner, as the own monitor's server does).
+		fsdev := fmt.Sprintf("local,id=unigo-fs%d,path=%s,security_model=none", i, strings.ReplaceAll(sh.Host, ",", ",,"))
+		if sh.ReadOnly {
+			fsdev += ",readonly=on"
+		}
+		args = append(args, "-fsdev", fsdev, "-global", "virtio-mmio.force-legacy=false",
+			"-device", fmt.Sprintf("virtio-9p-device,fsdev=unigo-fs%d,mount_tag=%s", i, abi.ShareTag(i)))
+		cmdline += " " + abi.MountWord(abi.ShareTag(i), sh.Guest, sh.ReadOnly)
 	}
 	args = append(args, cfg.Extra...)
 	args = append(args, "-kernel", img, "-append", strings.TrimSpace(cmdline))
@@ -206,6 +224,10 @@ func Start(img string, cfg Config) (*VM, error) {
 	if len(cfg.Ports) > 0 && im.Flags&abi.NoteFlagNet == 0 {
 		im.Close()
 		return nil, errors.New("-p: the program does not use package net, so its image has no network stack")
+	}
+	if m := cfg.Machine; len(cfg.Shares) > 0 && m != "" && m != "microvm" {
+		im.Close()
+		return nil, fmt.Errorf("-v under QEMU needs --qemu-machine microvm: the kernel's 9P driver has no PCI transport yet")
 	}
 	cfg.Net = im.Flags&abi.NoteFlagNet != 0
 	var p pipes

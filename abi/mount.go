@@ -1,0 +1,22 @@
+package abi
+
+// A host directory share reaches the kernel as a command-line word
+// "mount=TAG:PATH" or "mount=TAG:PATH:ro": the 9P device whose mount tag is
+// TAG is mounted at the absolute guest path PATH, read-only with ":ro".
+// Both monitors write it; PATH holds no space and no colon (the CLI
+// refuses those), so the word needs no quoting.
+
+// MountWordPrefix starts a share's word.
+const MountWordPrefix = "mount="
+
+// MountWord returns the word for a share.
+func MountWord(tag, path string, readOnly bool) string {
+	w := MountWordPrefix + tag + ":" + path
+	if readOnly {
+		w += ":ro"
+	}
+	return w
+}
+
+// ShareTag returns the mount tag of share i.
+func ShareTag(i int) string { return "share" + string(rune('0'+i)) }

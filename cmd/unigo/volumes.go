@@ -1,0 +1,64 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"unigo.dev/unigo/abi"
+)
+
+// volume is one -v HOSTDIR:GUESTDIR[:ro].
+type volume struct {
+	host, guest string
+	readOnly    bool
+}
+
+// parseVolumes checks the -v flags: a host folder that exists, and a guest
+// path the kernel can mount it at.
+func parseVolumes(vs []string) ([]volume, error) {
+	if len(vs) > abi.MaxShares {
+		return nil, fmt.Errorf("-v: %d folders; at most %d", len(vs), abi.MaxShares)
+	}
+	var out []volume
+	seen := map[string]bool{}
+	for _, v := range vs {
+		parts := strings.Split(v, ":")
+		ro := false
+		if len(parts) == 3 && (parts[2] == "ro" || parts[2] == "rw") {
+			ro, parts = parts[2] == "ro", parts[:2]
+		}
+		if len(parts) != 2 || parts[0] == "" || parts[1] == "" {
+			return nil, fmt.Errorf("-v %q: want HOSTDIR:GUESTDIR or HOSTDIR:GUESTDIR:ro", v)
+		}
+		host, guest := parts[0], parts[1]
+		st, err := os.Stat(host)
+		if err != nil {
+			return nil, fmt.Errorf("-v %q: %v", v, err)
+		}
+		if !st.IsDir() {
+			return nil, fmt.Errorf("-v %q: %s is not a folder (block volumes are not supported yet)", v, host)
+		}
+		if host, err = filepath.Abs(host); err != nil {
+			return nil, err
+		}
+		g := path.Clean(guest)
+		switch {
+		case !path.IsAbs(guest):
+			return nil, fmt.Errorf("-v %q: the guest path must be absolute, such as /data", v)
+		case strings.ContainsAny(guest, " \t\n"):
+			return nil, fmt.Errorf("-v %q: the guest path may not hold spaces", v)
+		case path.Dir(g) != "/":
+			return nil, fmt.Errorf("-v %q: mount it at a folder of the root, such as /data (%s is deeper)", v, g)
+		case g == "/" || g == "/tmp" || g == "/dev" || g == "/proc" || g == "/etc":
+			return nil, fmt.Errorf("-v %q: %s is the guest's own; choose another path, such as /data", v, g)
+		case seen[g]:
+			return nil, fmt.Errorf("-v %q: %s is mounted twice", v, g)
+		}
+		seen[g] = true
+		out = append(out, volume{host: host, guest: g, readOnly: ro})
+	}
+	return out, nil
+}

@@ -1,0 +1,291 @@
+package kernel
+
+import (
+	"unsafe"
+
+	"unigo.dev/unigo/abi"
+	"unigo.dev/unigo/abi/linux"
+	"unigo.dev/unigo/proto/p9"
+)
+
+// The 9P2000.L client over virtio-mmio 9P devices (virtio 1.2 §5.11): a
+// share named on the command line (abi.MountWord) is the device whose mount
+// tag matches. Each device has one queue of two descriptors: the request,
+// then room for the reply. A request is one round trip, made in trap
+// context: the kernel publishes it, notifies the device and polls the used
+// ring (the own monitor answers within the notifying write; QEMU answers
+// from its own threads). The request and reply buffers are shared by all
+// shares, since one system call runs at a time.
+
+// virtio-mmio registers (§4.2.2) and the status bits (§2.1).
+const (
+	vmDeviceFeatures = 0x010
+	vmDeviceFeatSel  = 0x014
+	vmDriverFeatures = 0x020
+	vmDriverFeatSel  = 0x024
+	vmQueueSel       = 0x030
+	vmQueueNumMax    = 0x034
+	vmQueueNum       = 0x038
+	vmQueueReady     = 0x044
+	vmQueueNotify    = 0x050
+	vmStatus         = 0x070
+	vmQueueDescLo    = 0x080
+	vmQueueDescHi    = 0x084
+	vmQueueDriverLo  = 0x090
+	vmQueueDriverHi  = 0x094
+	vmQueueDeviceLo  = 0x0a0
+	vmQueueDeviceHi  = 0x0a4
+	vmConfig         = 0x100
+
+	vsAcknowledge = 1
+	vsDriver      = 2
+	vsDriverOK    = 4
+	vsFeaturesOK  = 8
+
+	p9QueueLen = 8 // entries; one request is in flight
+	p9Timeout  = 30e9
+)
+
+// p9dev is a share's device and queue.
+type p9dev struct {
+	base     uintptr // the transport's registers
+	ring     uintptr // a page: descriptors at 0, avail at 128, used at 256
+	lastUsed uint16
+	msize    uint32
+}
+
+var (
+	p9devs        [abi.MaxShares]p9dev
+	p9req, p9resp uintptr // the buffers, p9.Msize each
+	p9w           uintptr // the request's write position
+	p9r, p9rEnd   uintptr // the reply's read position and end
+	p9bad         bool    // a read past the reply's end
+	p9fidUsed     [maxP9Fids]bool
+)
+
+const maxP9Fids = 4096
+
+// warn writes msg to the guest's stderr.
+//
+//go:nosplit
+func warn(msg string) {
+	consoleWrite(2, uintptr(unsafe.Pointer(unsafe.StringData(msg))), uintptr(len(msg)))
+}
+
+// p9Open readies the device at base for share k: features, the queue,
+// and the 9P session (Tversion). It reports whether the device works.
+//
+//go:nosplit
+func p9Open(k int, base uintptr) bool {
+	d := &p9devs[uint(k)%abi.MaxShares]
+	store32(base+vmStatus, 0)
+	store32(base+vmStatus, vsAcknowledge|vsDriver)
+	store32(base+vmDeviceFeatSel, 1)
+	if load32(base+vmDeviceFeatures)&1 == 0 { // VIRTIO_F_VERSION_1 (bit 32)
+		return false
+	}
+	store32(base+vmDriverFeatSel, 0)
+	store32(base+vmDriverFeatures, p9.FeatMountTag)
+	store32(base+vmDriverFeatSel, 1)
+	store32(base+vmDriverFeatures, 1)
+	store32(base+vmStatus, vsAcknowledge|vsDriver|vsFeaturesOK)
+	if load32(base+vmStatus)&vsFeaturesOK == 0 {
+		return false
+	}
+	store32(base+vmQueueSel, 0)
+	if load32(base+vmQueueNumMax) < p9QueueLen {
+		return false
+	}
+	if p9req == 0 {
+		n := uintptr(2 * p9.Msize)
+		if physEnd-physNext < n+pageSize {
+			return false
+		}
+		p9req, p9resp = physNext, physNext+p9.Msize
+		physNext += n
+	}
+	ring := allocFrame()
+	if ring == 0 {
+		return false
+	}
+	*d = p9dev{base: base, ring: ring, msize: p9.Msize}
+	store32(base+vmQueueNum, p9QueueLen)
+	for _, r := range [3]struct{ lo, hi, off uintptr }{{vmQueueDescLo, vmQueueDescHi, 0}, {vmQueueDriverLo, vmQueueDriverHi, 128}, {vmQueueDeviceLo, vmQueueDeviceHi, 256}} {
+		store32(base+r.lo, uint32(ring+r.off))
+		store32(base+r.hi, uint32(uint64(ring+r.off)>>32))
+	}
+	store32(ring+128, 1) // avail flags: VIRTQ_AVAIL_F_NO_INTERRUPT (we poll), idx 0
+	// The two descriptors every request uses: the request, then the reply.
+	store64(ring, uint64(p9req))
+	store32(ring+8, 0)
+	store32(ring+12, 1|1<<16) // VIRTQ_DESC_F_NEXT, next 1
+	store64(ring+16, uint64(p9resp))
+	store32(ring+24, p9.Msize)
+	store32(ring+28, 2) // VIRTQ_DESC_F_WRITE
+	store32(base+vmQueueReady, 1)
+	store32(base+vmStatus, vsAcknowledge|vsDriver|vsFeaturesOK|vsDriverOK)
+
+	p9begin(p9.Tversion)
+	p9put32(p9.Msize)
+	p9putStr(uintptr(unsafe.Pointer(unsafe.StringData(p9.Version))), uintptr(len(p9.Version)))
+	if p9rpc(k) != 0 {
+		return false
+	}
+	if m := p9get32(); m < d.msize {
+		d.msize = m
+	}
+	return d.msize >= 8192
+}
+
+// p9tagOf reports whether the device at base has the mount tag of the n
+// bytes at tag.
+//
+//go:nosplit
+func p9tagIs(base, tag, n uintptr) bool {
+	l := uintptr(load32(base+vmConfig) & 0xffff)
+	if l != n {
+		return false
+	}
+	for i := uintptr(0); i < n; i++ {
+		if byte(load32((base+vmConfig+2+i)&^3)>>(8*((base+vmConfig+2+i)&3))) != load8(tag+i) {
+			return false
+		}
+	}
+	return true
+}
+
+// p9begin starts a request of type typ.
+//
+//go:nosplit
+func p9begin(typ uint8) {
+	store8(p9req+4, typ)
+	store8(p9req+5, 1) // tag 1: one request at a time
+	store8(p9req+6, 0)
+	p9w = p9req + p9.HeaderSz
+}
+
+//go:nosplit
+func p9put8(v uint8) { store8(p9w, v); p9w++ }
+
+//go:nosplit
+func p9put16(v uint16) { store8(p9w, uint8(v)); store8(p9w+1, uint8(v>>8)); p9w += 2 }
+
+//go:nosplit
+func p9put32(v uint32) { p9put16(uint16(v)); p9put16(uint16(v >> 16)) }
+
+//go:nosplit
+func p9put64(v uint64) { p9put32(uint32(v)); p9put32(uint32(v >> 32)) }
+
+// p9putStr adds the n bytes at s as a 9P string.
+//
+//go:nosplit
+func p9putStr(s, n uintptr) {
+	p9put16(uint16(n))
+	memmove(p9w, s, n)
+	p9w += n
+}
+
+// p9rpc sends the request on share k's device and waits for the reply:
+// 0 for the reply that request expects, else the errno (Rlerror's, or EIO
+// for a device that does not answer or answers nonsense).
+//
+//go:nosplit
+func p9rpc(k int) linux.Errno {
+	d := &p9devs[uint(k)%abi.MaxShares]
+	if d.base == 0 {
+		return linux.EIO
+	}
+	typ := load8(p9req + 4)
+	n := p9w - p9req
+	store32(p9req, uint32(n))
+	store32(d.ring+8, uint32(n))
+	avail := d.ring + 128
+	idx := uint16(load32(avail) >> 16)
+	e := avail + 4 + uintptr(idx%p9QueueLen)*2 // the entry: head descriptor 0
+	store8(e, 0)
+	store8(e+1, 0)
+	store32(avail, 1|uint32(idx+1)<<16) // flags and the index in one store: never seen torn
+
+	store32(d.base+vmQueueNotify, 0)
+	used := d.ring + 256
+	deadline := nanotime() + p9Timeout
+	for uint16(load32(used)>>16) == d.lastUsed {
+		if nanotime() > deadline {
+			// The device is gone or stuck: the call fails rather than
+			// hangs (trap context cannot print from this deep).
+			d.base = 0
+			return linux.EIO
+		}
+		spinPause()
+	}
+	slot := used + 4 + uintptr(d.lastUsed%p9QueueLen)*8
+	d.lastUsed++
+	rlen := uintptr(load32(slot + 4))
+	p9r, p9rEnd, p9bad = p9resp+p9.HeaderSz, p9resp+rlen, false
+	if rlen < p9.HeaderSz || uintptr(load32(p9resp)) != rlen || rlen > p9.Msize {
+		return linux.EIO
+	}
+	switch load8(p9resp + 4) {
+	case typ + 1:
+		return 0
+	case p9.Rlerror:
+		if e := linux.Errno(p9get32()); e != 0 && !p9bad {
+			return e
+		}
+	}
+	return linux.EIO
+}
+
+//go:nosplit
+func p9get8() uint8 {
+	if p9r+1 > p9rEnd {
+		p9bad = true
+		return 0
+	}
+	p9r++
+	return load8(p9r - 1)
+}
+
+//go:nosplit
+func p9get16() uint16 { return uint16(p9get8()) | uint16(p9get8())<<8 }
+
+//go:nosplit
+func p9get32() uint32 { return uint32(p9get16()) | uint32(p9get16())<<16 }
+
+//go:nosplit
+func p9get64() uint64 { return uint64(p9get32()) | uint64(p9get32())<<32 }
+
+// p9getQid reads a qid: its type and path.
+//
+//go:nosplit
+func p9getQid() (uint8, uint64) {
+	t := p9get8()
+	p9get32() // version
+	return t, p9get64()
+}
+
+// p9fid takes a free fid number, or 0.
+//
+//go:nosplit
+func p9fid() uint32 {
+	for i := range p9fidUsed {
+		if !p9fidUsed[i] {
+			p9fidUsed[i] = true
+			return uint32(i + 1)
+		}
+	}
+	return 0
+}
+
+// p9clunk lets go of fid on share k.
+//
+//go:nosplit
+func p9clunk(k int, fid uint32) {
+	if fid == 0 {
+		return
+	}
+	p9begin(p9.Tclunk)
+	p9put32(fid)
+	p9rpc(k)
+	p9fidUsed[(fid-1)%maxP9Fids] = false
+}

@@ -1,0 +1,62 @@
+package machine
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"unigo.dev/unigo/abi"
+	"unigo.dev/unigo/vmm/kvm"
+	"unigo.dev/unigo/vmm/virtio"
+)
+
+// Share is a host directory the guest mounts through a virtio 9P device.
+type Share struct {
+	Path     string                  // where the guest mounts it: absolute
+	ReadOnly bool                    // the guest mounts it read-only (the server refuses changes too)
+	Serve    func(req []byte) []byte // the 9P server: a request to its reply
+}
+
+// shareWords names the share devices on the kernel command line: the
+// virtio-mmio transports, as Linux reads them, and the mounts.
+func shareWords(shares []Share) string {
+	s := ""
+	for i, sh := range shares {
+		s += fmt.Sprintf("virtio_mmio.device=4K@%#x:%d %s ", abi.Virtio9pAddr+i*abi.PageSize, abi.Virtio9pIRQ+i,
+			abi.MountWord(abi.ShareTag(i), sh.Path, sh.ReadOnly))
+	}
+	return s
+}
+
+// startShares creates the share devices.
+func (m *Machine) startShares() {
+	for i, sh := range m.cfg.Shares {
+		m.shares = append(m.shares, virtio.NewP9(m.mem, abi.ShareTag(i), sh.Serve, m.raiseDevice, func(err error) {
+			fmt.Fprintf(m.cfg.Stderr, "unigo: share %s: %v\n", sh.Path, err)
+		}))
+	}
+}
+
+// shareMMIO answers a guest access to a share device's registers, if the
+// address is one's.
+func (m *Machine) shareMMIO(mm *kvm.MMIO) bool {
+	if mm.PhysAddr < abi.Virtio9pAddr {
+		return false
+	}
+	i := (mm.PhysAddr - abi.Virtio9pAddr) / abi.PageSize
+	if i >= uint64(len(m.shares)) {
+		return false
+	}
+	d := m.shares[i]
+	off := mm.PhysAddr % abi.PageSize
+	n := int(min(mm.Len, 4))
+	if mm.IsWrite != 0 {
+		var b [4]byte
+		copy(b[:], mm.Data[:n])
+		d.Write(off, binary.LittleEndian.Uint32(b[:]))
+		return true
+	}
+	var b [8]byte
+	binary.LittleEndian.PutUint32(b[:], d.Read(off, n))
+	copy(mm.Data[:], b[:])
+	return true
+}

@@ -1,0 +1,109 @@
+package virtio
+
+import (
+	"encoding/binary"
+
+	"unigo.dev/unigo/proto/p9"
+)
+
+// P9 is a virtio 9P transport device (§5.11): one request queue whose
+// chains hold a 9P request (device-readable) and room for its reply
+// (device-writable). Requests are served as the driver notifies, on the
+// vCPU's thread, by the file server behind it.
+type P9 struct {
+	transport
+	serve func(req []byte) []byte // a 9P request to its reply
+	raise func()
+	fail  func(error)
+}
+
+// NewP9 returns a device whose configuration names the share tag (at most
+// p9.MaxTag bytes) and whose requests serve answers.
+func NewP9(mem Memory, tag string, serve func([]byte) []byte, raise func(), fail func(error)) *P9 {
+	cfg := binary.LittleEndian.AppendUint16(nil, uint16(len(tag)))
+	d := &P9{serve: serve, raise: raise, fail: fail}
+	d.transport = transport{mem: mem, name: "virtio-9p", id: p9.DeviceID, offered: p9.FeatMountTag | featVersion1,
+		config: append(cfg, tag...), q: make([]queue, 1)}
+	return d
+}
+
+// Read answers a guest read of size bytes at register offset off.
+func (d *P9) Read(off uint64, size int) uint32 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.readLocked(off, size)
+}
+
+// Write takes a guest write of v at register offset off.
+func (d *P9) Write(off uint64, v uint32) {
+	d.mu.Lock()
+	notify := d.writeLocked(off, v)
+	var err error
+	raise := false
+	if notify == 0 && d.live() && d.q[0].ready {
+		raise, err = d.serveLocked(&d.q[0])
+	}
+	d.mu.Unlock()
+	if err != nil {
+		d.fail(err)
+	}
+	if raise {
+		d.raise()
+	}
+}
+
+// serveLocked answers every request queued, and reports whether to
+// interrupt the driver.
+func (d *P9) serveLocked(q *queue) (bool, error) {
+	pending := d.intStatus&1 != 0
+	served := false
+	for {
+		head, ok, err := d.pop(q)
+		if err != nil {
+			return false, d.stop(err)
+		}
+		if !ok {
+			break
+		}
+		out, in, err := d.chainBoth(q, head, p9.Msize)
+		if err != nil {
+			return false, d.stop(err)
+		}
+		var req []byte
+		for _, b := range out {
+			req = append(req, b...)
+		}
+		resp := d.serve(req)
+		n := 0
+		for _, b := range in {
+			n += copy(b, resp[n:])
+		}
+		if n < len(resp) {
+			// No room for the reply: a driver error, answered as one
+			// (Rlerror EMSGSIZE) rather than a cut reply.
+			n = 0
+			if len(resp) >= p9.HeaderSz {
+				e := []byte{11, 0, 0, 0, p9.Rlerror, resp[5], resp[6], 90, 0, 0, 0}
+				for _, b := range in {
+					n += copy(b, e[n:])
+				}
+			}
+		}
+		if err := d.push(q, head, uint32(n)); err != nil {
+			return false, d.stop(err)
+		}
+		served = true
+	}
+	if !served {
+		return false, nil
+	}
+	flags, err := d.u16(q.driver)
+	if err != nil {
+		return false, d.stop(err)
+	}
+	if flags&availNoInterrupt != 0 {
+		return false, nil
+	}
+	d.intStatus |= 1
+	return !pending, nil
+}

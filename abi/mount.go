@@ -9,6 +9,10 @@ package abi
 // MountWordPrefix starts a share's word.
 const MountWordPrefix = "mount="
 
+// CwdWordPrefix starts the word "cwd=PATH" that names the program's first
+// working directory (unigo run -w), an absolute guest path without spaces.
+const CwdWordPrefix = "cwd="
+
 // MountWord returns the word for a share.
 func MountWord(tag, path string, readOnly bool) string {
 	w := MountWordPrefix + tag + ":" + path

@@ -33,6 +33,7 @@ type runOpts struct {
 	dns   string
 	files listFlag // --files, for a package built first
 	vols  listFlag // -v HOSTDIR:GUESTDIR[:ro]
+	wd    string   // -w: the guest's first working directory
 }
 
 // tapName returns the device of --net tap:NAME, or "".
@@ -103,6 +104,7 @@ func runFlags(o *runOpts) *flag.FlagSet {
 	fs.StringVar(&o.dns, "dns", "", "with --net tap and --ip: the DNS `server` (/etc/resolv.conf in the guest)")
 	fs.Var(&o.files, "files", "with a package: bake host files into the image, read-only: `SRC:DST` puts the file\nor folder SRC at path DST (repeatable; as unigo build --files)")
 	fs.Var(&o.vols, "v", "share the host folder `HOSTDIR:GUESTDIR`[:ro] with the guest, read-write unless :ro\n(repeatable; like docker run -v; GUESTDIR is a folder of the root such as /data)")
+	fs.StringVar(&o.wd, "w", "", "the guest's working `directory` at start (default /), such as a -v folder")
 	fs.Var(&o.ports, "p", "forward `HOST:GUEST`[/tcp|/udp]: host port HOST on 127.0.0.1 to the guest's port GUEST\n(repeatable; like docker run -p)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: unigo run [flags] image-or-package [-- args...]
@@ -193,6 +195,13 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 	if err != nil {
 		return err
 	}
+	cwdWord := ""
+	if o.wd != "" {
+		if !strings.HasPrefix(o.wd, "/") || strings.ContainsAny(o.wd, " \t\n") {
+			return fmt.Errorf("-w %q: want an absolute guest path without spaces, such as /data", o.wd)
+		}
+		cwdWord = abi.CwdWordPrefix + o.wd
+	}
 	switch o.vmm {
 	case "", "kvm":
 		if o.vmm == "" && qemu.Available() {
@@ -217,6 +226,7 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 		for _, v := range vols {
 			qc.Shares = append(qc.Shares, qemu.Share{Host: v.host, Guest: v.guest, ReadOnly: v.readOnly})
 		}
+		qc.Cmdline = cwdWord
 		if o.tapName() != o.net {
 			qc.Tap, qc.NetCmdline = o.tapName(), o.netCmdline()
 		}
@@ -237,7 +247,7 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 		return err
 	}
 	defer img.Close()
-	cfg := machine.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug}
+	cfg := machine.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug, Cmdline: cwdWord}
 	for _, v := range vols {
 		srv, err := p9.New(v.host, v.readOnly)
 		if err != nil {
@@ -252,7 +262,7 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 			return err
 		}
 		defer d.Close()
-		cfg.Net, cfg.Cmdline = d, o.netCmdline()
+		cfg.Net, cfg.Cmdline = d, strings.TrimSpace(o.netCmdline()+" "+cwdWord)
 	} else if img.Flags&abi.NoteFlagNet != 0 {
 		var fw []usernet.Forward
 		for _, p := range o.ports {

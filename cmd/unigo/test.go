@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 )
@@ -29,7 +30,8 @@ Builds the package's tests (go test -c) with the Unigo kernel linked in and
 runs the test binary inside a unikernel. Arguments starting with -test. go to
 the test binary, as with a binary made by go test -c: -test.run=Regexp,
 -test.v, -test.short, -test.count=N... The exit status is the test binary's.
-The guest has no file system yet: tests that read testdata fail.
+The package's folder is shared with the guest, read-only, at /pkg, and is
+the tests' working directory, as go test runs them there (testdata/ works).
 
 `)
 		fs.PrintDefaults()
@@ -91,6 +93,12 @@ func cmdTest(args []string) error {
 	img := filepath.Join(tmp, name+".test")
 	if err := doBuild(pkg, buildOpts{output: img, verbose: o.verbose, tags: o.tags, test: true}); err != nil {
 		return err
+	}
+	// A test runs in its package's folder, as go test runs it: the folder
+	// is shared, read-only, and is the working directory (testdata/...).
+	if dir, err := exec.Command("go", "list", "-f", "{{.Dir}}", pkg).Output(); err == nil && o.wd == "" {
+		o.vols = append(o.vols, strings.TrimSpace(string(dir))+":/pkg:ro")
+		o.wd = "/pkg"
 	}
 	return boot(img, append([]string{name + ".test"}, testArgs...), mem, o.runOpts, tmp)
 }

@@ -138,6 +138,7 @@ func kinit(bootInfo uintptr) uintptr {
 	memInit(uintptr(load64(bootInfo + abi.BiMemSize)))
 	tmpInit()
 	p9Mount()
+	startCwd()
 	trapInit()
 	threadInit()
 	if pvh {

@@ -195,6 +195,8 @@ func cmdlineDevices(cmd uintptr) {
 			virtioMMIOWord(start, p)
 		case 'm':
 			mountWord(start, p)
+		case 'c':
+			cwdWord(start, p)
 		case 'n':
 			if p-start > 4 && load8(start+3) == '.' {
 				netConfigWord(start, p)

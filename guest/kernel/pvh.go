@@ -189,6 +189,10 @@ func pvhCmdline(cmd uintptr) (argc, envc, strLen uint64, debug bool) {
 				mountWord(start, p)
 				continue
 			}
+			if kind == 'c' && pass == 0 {
+				cwdWord(start, p)
+				continue
+			}
 			if kind == 'n' && pass == 0 && p-start > 4 && byte(load64(start+3)) == '.' {
 				netConfigWord(start, p) // net.ip=, net.gw=, net.dns=
 				continue

@@ -151,3 +151,20 @@ func TestShareFlags(t *testing.T) {
 		t.Errorf("-v on q35: exit status %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestWorkdir starts the program in a share with -w: relative paths and
+// getwd work from there; a -w that is no directory is said and / is used.
+func TestWorkdir(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hi"), 0o644)
+	bothVMMs(t, func(t *testing.T, vmm string) {
+		r := run(t, "run", "--vmm", vmm, "-v", dir+":/data:ro", "-w", "/data", image(t, "workdir"))
+		if want := "getwd: /data <nil>\nhello.txt: \"hi\" <nil>\n"; r.code != 0 || r.stdout != want {
+			t.Fatalf("exit status %d; stdout:\n%s\nwant:\n%s\nstderr:\n%s", r.code, r.stdout, want, r.stderr)
+		}
+		r = run(t, "run", "--vmm", vmm, "-w", "/nowhere", image(t, "workdir"))
+		if !strings.HasPrefix(r.stdout, "getwd: / <nil>\n") || !strings.Contains(r.stderr, "starting in /") {
+			t.Fatalf("-w /nowhere: exit status %d; stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+		}
+	})
+}

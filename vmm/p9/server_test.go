@@ -162,3 +162,37 @@ func TestServerFiles(t *testing.T) {
 		}
 	}
 }
+
+// FuzzHandle sends the server arbitrary messages after a session is set up:
+// every reply is framed, and nothing outside the shared folder changes.
+func FuzzHandle(f *testing.F) {
+	f.Add(reply(p9.Twalk, 1, cat(le32(1), le32(2), le16(2), str(".."), str("x"))))
+	f.Add(reply(p9.Tlcreate, 1, cat(le32(2), str("f"), le32(2), le32(0o644), le32(0))))
+	f.Add(reply(p9.Twrite, 1, cat(le32(2), le64(1<<62), le32(3), []byte("abc"))))
+	f.Add(reply(p9.Treaddir, 1, cat(le32(1), le64(0), le32(1<<30))))
+	f.Add(reply(p9.Trenameat, 1, cat(le32(1), str("a"), le32(1), str("../b"))))
+	f.Add(reply(p9.Tsymlink, 1, cat(le32(1), str("l"), str("/etc/passwd"), le32(0))))
+	outside := f.TempDir()
+	share := filepath.Join(outside, "share")
+	os.Mkdir(share, 0o755)
+	os.WriteFile(filepath.Join(share, "a"), []byte("a"), 0o644)
+	f.Fuzz(func(t *testing.T, req []byte) {
+		s, err := New(share, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		call(t, s, p9.Tattach, le32(1), le32(p9.NoFid), str("root"), str(""), le32(0))
+		walk(t, s, 1, 2)
+		for _, r := range [][]byte{req, reply(p9.Tlopen, 1, cat(le32(2), le32(2))), req} {
+			out := s.Handle(r)
+			if len(out) < 7 || int(binary.LittleEndian.Uint32(out)) != len(out) {
+				t.Fatalf("reply %x to %x is not framed", out, r)
+			}
+		}
+		ents, _ := os.ReadDir(outside)
+		if len(ents) != 1 {
+			t.Fatalf("the folder around the share changed: %v", ents)
+		}
+	})
+}

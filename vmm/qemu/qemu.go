@@ -40,6 +40,7 @@ type Config struct {
 	// NetCmdline is the guest's network configuration on Tap (net.ip=...).
 	NetCmdline string
 	Shares     []Share // host folders, each behind a virtio 9P device (microvm only)
+	Cmdline    string  // more kernel command-line words (cwd=)
 }
 
 // Share is one host folder the guest mounts (unigo run -v).
@@ -173,6 +174,7 @@ func Command(img string, cfg Config, p *pipes) *exec.Cmd {
 			"-device", fmt.Sprintf("virtio-9p-device,fsdev=unigo-fs%d,mount_tag=%s", i, abi.ShareTag(i)))
 		cmdline += " " + abi.MountWord(abi.ShareTag(i), sh.Guest, sh.ReadOnly)
 	}
+	cmdline += " " + cfg.Cmdline
 	args = append(args, cfg.Extra...)
 	args = append(args, "-kernel", img, "-append", strings.TrimSpace(cmdline))
 	cmd := exec.Command(Binary, args...)

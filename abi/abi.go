@@ -57,6 +57,9 @@ const (
 	Virtio9pAddr  = 0xc0002000   // the own monitor's virtio-mmio 9P devices, a page each from here
 	Virtio9pIRQ   = 6            // the first one's line (the driver polls; it is never raised)
 	MaxShares     = 8            // host directory shares (unigo run -v)
+	VirtioBlkAddr = 0xc000a000   // the own monitor's virtio-mmio block devices, a page each from here
+	VirtioBlkIRQ  = 14           // the first one's line (the driver polls; it is never raised)
+	MaxDisks      = 4            // block devices (unigo run --disk): /dev/vda to /dev/vdd
 	MaxMemSize    = DoorbellAddr // RAM ends below the doorbell
 	MinMemSize    = 4 << 20
 	PageSize      = 4096

@@ -24,3 +24,7 @@ func MountWord(tag, path string, readOnly bool) string {
 
 // ShareTag returns the mount tag of share i.
 func ShareTag(i int) string { return "share" + string(rune('0'+i)) }
+
+// DiskSerial is disk i's serial number, which its device answers to
+// VIRTIO_BLK_T_GET_ID on both monitors: the kernel names it /dev/vd + 'a'+i.
+func DiskSerial(i int) string { return "unigo-blk" + string(rune('0'+i)) }

@@ -366,6 +366,7 @@ const (
 	S_IFIFO       = 0o010000
 	S_IFCHR       = 0o020000
 	S_IFDIR       = 0o040000
+	S_IFBLK       = 0o060000
 	S_IFREG       = 0o100000
 	S_IFLNK       = 0o120000
 	S_IFSOCK      = 0o140000

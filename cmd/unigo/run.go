@@ -34,6 +34,7 @@ type runOpts struct {
 	files listFlag // --files, for a package built first
 	vols  listFlag // -v HOSTDIR:GUESTDIR[:ro]
 	wd    string   // -w: the guest's first working directory
+	disks listFlag // --disk FILE[:ro]
 }
 
 // tapName returns the device of --net tap:NAME, or "".
@@ -104,6 +105,7 @@ func runFlags(o *runOpts) *flag.FlagSet {
 	fs.StringVar(&o.dns, "dns", "", "with --net tap and --ip: the DNS `server` (/etc/resolv.conf in the guest)")
 	fs.Var(&o.files, "files", "with a package: bake host files into the image, read-only: `SRC:DST` puts the file\nor folder SRC at path DST (repeatable; as unigo build --files)")
 	fs.Var(&o.vols, "v", "share the host folder `HOSTDIR:GUESTDIR`[:ro] with the guest, read-write unless :ro\n(repeatable; like docker run -v; GUESTDIR is a folder of the root such as /data)")
+	fs.Var(&o.disks, "disk", "give the guest the host `FILE`[:ro] as a raw block device, /dev/vda, /dev/vdb...\n(repeatable; its size must be a multiple of 512 bytes)")
 	fs.StringVar(&o.wd, "w", "", "the guest's working `directory` at start (default /), such as a -v folder")
 	fs.Var(&o.ports, "p", "forward `HOST:GUEST`[/tcp|/udp]: host port HOST on 127.0.0.1 to the guest's port GUEST\n(repeatable; like docker run -p)")
 	fs.Usage = func() {
@@ -195,6 +197,10 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 	if err != nil {
 		return err
 	}
+	disks, err := parseDisks(o.disks)
+	if err != nil {
+		return err
+	}
 	cwdWord := ""
 	if o.wd != "" {
 		if !strings.HasPrefix(o.wd, "/") || strings.ContainsAny(o.wd, " \t\n") {
@@ -227,6 +233,9 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 			qc.Shares = append(qc.Shares, qemu.Share{Host: v.host, Guest: v.guest, ReadOnly: v.readOnly})
 		}
 		qc.Cmdline = cwdWord
+		for _, d := range disks {
+			qc.Disks = append(qc.Disks, qemu.Disk{Path: d.path, ReadOnly: d.readOnly})
+		}
 		if o.tapName() != o.net {
 			qc.Tap, qc.NetCmdline = o.tapName(), o.netCmdline()
 		}
@@ -255,6 +264,18 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 		}
 		defer srv.Close()
 		cfg.Shares = append(cfg.Shares, machine.Share{Path: v.guest, ReadOnly: v.readOnly, Serve: srv.Handle})
+	}
+	for _, d := range disks {
+		flag := os.O_RDWR
+		if d.readOnly {
+			flag = os.O_RDONLY
+		}
+		f, err := os.OpenFile(d.path, flag, 0)
+		if err != nil {
+			return fmt.Errorf("--disk: %w", err)
+		}
+		defer f.Close()
+		cfg.Disks = append(cfg.Disks, machine.Disk{File: f, ReadOnly: d.readOnly})
 	}
 	if img.Flags&abi.NoteFlagNet != 0 && o.tapName() != o.net {
 		d, err := tap.Open(o.tapName())

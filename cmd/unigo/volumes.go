@@ -62,3 +62,34 @@ func parseVolumes(vs []string) ([]volume, error) {
 	}
 	return out, nil
 }
+
+// disk is one --disk FILE[:ro].
+type disk struct {
+	path     string
+	readOnly bool
+}
+
+// parseDisks checks the --disk flags: regular files of whole sectors.
+func parseDisks(ds []string) ([]disk, error) {
+	if len(ds) > abi.MaxDisks {
+		return nil, fmt.Errorf("--disk: %d files; at most %d", len(ds), abi.MaxDisks)
+	}
+	var out []disk
+	for _, d := range ds {
+		p, ro := d, false
+		if s, ok := strings.CutSuffix(d, ":ro"); ok {
+			p, ro = s, true
+		}
+		st, err := os.Stat(p)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("--disk %q: %v", d, err)
+		case !st.Mode().IsRegular():
+			return nil, fmt.Errorf("--disk %q: not a regular file", d)
+		case st.Size() == 0 || st.Size()%512 != 0:
+			return nil, fmt.Errorf("--disk %q: %d bytes; a disk is a whole number of 512-byte sectors (truncate -s 64M %s makes one)", d, st.Size(), p)
+		}
+		out = append(out, disk{path: p, readOnly: ro})
+	}
+	return out, nil
+}

@@ -22,6 +22,7 @@ const (
 	fdNetlink // a route netlink socket (sys_netlink.go)
 	fdDev     // a character device (devfs.go): pipe is which
 	fdVnode   // a file or directory of a file system (vfs.go): vn is its node, count its offset
+	fdBlk     // a disk (blk.go): pipe is which, count its offset
 )
 
 const maxFiles = 1024

@@ -137,6 +137,7 @@ func kinit(bootInfo uintptr) uintptr {
 	clockInit(load64(bootInfo+abi.BiWallNs), load64(bootInfo+abi.BiTSC), load64(bootInfo+abi.BiTSCkHz))
 	memInit(uintptr(load64(bootInfo + abi.BiMemSize)))
 	tmpInit()
+	blkInit()
 	p9Mount()
 	startCwd()
 	trapInit()

@@ -10,48 +10,15 @@ import (
 
 // The 9P2000.L client over virtio-mmio 9P devices (virtio 1.2 §5.11): a
 // share named on the command line (abi.MountWord) is the device whose mount
-// tag matches. Each device has one queue of two descriptors: the request,
-// then room for the reply. A request is one round trip, made in trap
-// context: the kernel publishes it, notifies the device and polls the used
-// ring (the own monitor answers within the notifying write; QEMU answers
-// from its own threads). The request and reply buffers are shared by all
-// shares, since one system call runs at a time.
-
-// virtio-mmio registers (§4.2.2) and the status bits (§2.1).
-const (
-	vmDeviceFeatures = 0x010
-	vmDeviceFeatSel  = 0x014
-	vmDriverFeatures = 0x020
-	vmDriverFeatSel  = 0x024
-	vmQueueSel       = 0x030
-	vmQueueNumMax    = 0x034
-	vmQueueNum       = 0x038
-	vmQueueReady     = 0x044
-	vmQueueNotify    = 0x050
-	vmStatus         = 0x070
-	vmQueueDescLo    = 0x080
-	vmQueueDescHi    = 0x084
-	vmQueueDriverLo  = 0x090
-	vmQueueDriverHi  = 0x094
-	vmQueueDeviceLo  = 0x0a0
-	vmQueueDeviceHi  = 0x0a4
-	vmConfig         = 0x100
-
-	vsAcknowledge = 1
-	vsDriver      = 2
-	vsDriverOK    = 4
-	vsFeaturesOK  = 8
-
-	p9QueueLen = 8 // entries; one request is in flight
-	p9Timeout  = 30e9
-)
+// tag matches. Each request is one round trip on the device's polled queue
+// (virtq.go): two descriptors, the request, then room for the reply. The
+// request and reply buffers are shared by all shares, since one system call
+// runs at a time.
 
 // p9dev is a share's device and queue.
 type p9dev struct {
-	base     uintptr // the transport's registers
-	ring     uintptr // a page: descriptors at 0, avail at 128, used at 256
-	lastUsed uint16
-	msize    uint32
+	q     virtq
+	msize uint32
 }
 
 var (
@@ -78,24 +45,6 @@ func warn(msg string) {
 //go:nosplit
 func p9Open(k int, base uintptr) bool {
 	d := &p9devs[uint(k)%abi.MaxShares]
-	store32(base+vmStatus, 0)
-	store32(base+vmStatus, vsAcknowledge|vsDriver)
-	store32(base+vmDeviceFeatSel, 1)
-	if load32(base+vmDeviceFeatures)&1 == 0 { // VIRTIO_F_VERSION_1 (bit 32)
-		return false
-	}
-	store32(base+vmDriverFeatSel, 0)
-	store32(base+vmDriverFeatures, p9.FeatMountTag)
-	store32(base+vmDriverFeatSel, 1)
-	store32(base+vmDriverFeatures, 1)
-	store32(base+vmStatus, vsAcknowledge|vsDriver|vsFeaturesOK)
-	if load32(base+vmStatus)&vsFeaturesOK == 0 {
-		return false
-	}
-	store32(base+vmQueueSel, 0)
-	if load32(base+vmQueueNumMax) < p9QueueLen {
-		return false
-	}
 	if p9req == 0 {
 		n := uintptr(2 * p9.Msize)
 		if physEnd-physNext < n+pageSize {
@@ -104,26 +53,13 @@ func p9Open(k int, base uintptr) bool {
 		p9req, p9resp = physNext, physNext+p9.Msize
 		physNext += n
 	}
-	ring := allocFrame()
-	if ring == 0 {
+	if !vqOpen(&d.q, base, p9.FeatMountTag) {
 		return false
 	}
-	*d = p9dev{base: base, ring: ring, msize: p9.Msize}
-	store32(base+vmQueueNum, p9QueueLen)
-	for _, r := range [3]struct{ lo, hi, off uintptr }{{vmQueueDescLo, vmQueueDescHi, 0}, {vmQueueDriverLo, vmQueueDriverHi, 128}, {vmQueueDeviceLo, vmQueueDeviceHi, 256}} {
-		store32(base+r.lo, uint32(ring+r.off))
-		store32(base+r.hi, uint32(uint64(ring+r.off)>>32))
-	}
-	store32(ring+128, 1) // avail flags: VIRTQ_AVAIL_F_NO_INTERRUPT (we poll), idx 0
+	d.msize = p9.Msize
 	// The two descriptors every request uses: the request, then the reply.
-	store64(ring, uint64(p9req))
-	store32(ring+8, 0)
-	store32(ring+12, 1|1<<16) // VIRTQ_DESC_F_NEXT, next 1
-	store64(ring+16, uint64(p9resp))
-	store32(ring+24, p9.Msize)
-	store32(ring+28, 2) // VIRTQ_DESC_F_WRITE
-	store32(base+vmQueueReady, 1)
-	store32(base+vmStatus, vsAcknowledge|vsDriver|vsFeaturesOK|vsDriverOK)
+	vqDesc(&d.q, 0, p9req, 0, vqDescNext, 1)
+	vqDesc(&d.q, 1, p9resp, p9.Msize, vqDescWrite, 0)
 
 	p9begin(p9.Tversion)
 	p9put32(p9.Msize)
@@ -137,7 +73,7 @@ func p9Open(k int, base uintptr) bool {
 	return d.msize >= 8192
 }
 
-// p9tagOf reports whether the device at base has the mount tag of the n
+// p9tagIs reports whether the device at base has the mount tag of the n
 // bytes at tag.
 //
 //go:nosplit
@@ -192,35 +128,15 @@ func p9putStr(s, n uintptr) {
 //go:nosplit
 func p9rpc(k int) linux.Errno {
 	d := &p9devs[uint(k)%abi.MaxShares]
-	if d.base == 0 {
-		return linux.EIO
-	}
 	typ := load8(p9req + 4)
 	n := p9w - p9req
 	store32(p9req, uint32(n))
-	store32(d.ring+8, uint32(n))
-	avail := d.ring + 128
-	idx := uint16(load32(avail) >> 16)
-	e := avail + 4 + uintptr(idx%p9QueueLen)*2 // the entry: head descriptor 0
-	store8(e, 0)
-	store8(e+1, 0)
-	store32(avail, 1|uint32(idx+1)<<16) // flags and the index in one store: never seen torn
-
-	store32(d.base+vmQueueNotify, 0)
-	used := d.ring + 256
-	deadline := nanotime() + p9Timeout
-	for uint16(load32(used)>>16) == d.lastUsed {
-		if nanotime() > deadline {
-			// The device is gone or stuck: the call fails rather than
-			// hangs (trap context cannot print from this deep).
-			d.base = 0
-			return linux.EIO
-		}
-		spinPause()
+	store32(d.q.ring+8, uint32(n)) // descriptor 0's length
+	used, ok := vqRun(&d.q)
+	if !ok {
+		return linux.EIO
 	}
-	slot := used + 4 + uintptr(d.lastUsed%p9QueueLen)*8
-	d.lastUsed++
-	rlen := uintptr(load32(slot + 4))
+	rlen := uintptr(used)
 	p9r, p9rEnd, p9bad = p9resp+p9.HeaderSz, p9resp+rlen, false
 	if rlen < p9.HeaderSz || uintptr(load32(p9resp)) != rlen || rlen > p9.Msize {
 		return linux.EIO

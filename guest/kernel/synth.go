@@ -164,6 +164,9 @@ func openPath(dirfd, path, flags, mode uintptr) uintptr {
 	if fd, ok := openDev(path, flags); ok {
 		return fd
 	}
+	if fd, ok := openBlk(path, flags); ok {
+		return fd
+	}
 	if fd, ok := openSynth(path, flags); ok {
 		return fd
 	}
@@ -179,6 +182,9 @@ func specialPath(path uintptr) bool {
 		if userPathIs(path, devPath(i)) {
 			return true
 		}
+	}
+	if blkPath(path) >= 0 {
+		return true
 	}
 	for i := 0; i < nSynth; i++ {
 		if _, ok := synthData(i); ok && userPathIs(path, synthPath(i)) {
@@ -305,6 +311,10 @@ func statPath(dirfd, path, flags uintptr) uintptr {
 	if devStatPath(path) {
 		return 0
 	}
+	if k := blkPath(path); k >= 0 {
+		blkStat(k)
+		return 0
+	}
 	for i := 0; i < nSynth; i++ {
 		if s, ok := synthData(i); ok && userPathIs(path, synthPath(i)) {
 			statBuf.Ino, statBuf.Mode, statBuf.Size = uint64(100+i), linux.S_IFREG|0o444, int64(len(s))
@@ -368,6 +378,8 @@ func fileStat(fd int, fl *file) {
 		statBuf.Mode, statBuf.Size, statBuf.Ino = linux.S_IFREG|0o444, int64(len(s)), uint64(100+int(fl.pipe))
 	case fdDev:
 		devStat(int(fl.pipe))
+	case fdBlk:
+		blkStat(int(fl.pipe))
 	case fdVnode:
 		if vnStat(fl.vn) != 0 { // a share's file the host removed: what is known
 			statBuf = linux.Stat{Mode: vnMode(fl.vn), Ino: vnIno(fl.vn), Nlink: 0, Blksize: 4096}

@@ -53,7 +53,7 @@ func sysEpollCtl(f *trapFrame) uintptr {
 	if ep.kind != fdEpoll || fd == epfd {
 		return errno(linux.EINVAL)
 	}
-	if k := fdFile(int(fd)).kind; k == fdSynth || k == fdDev || k == fdVnode {
+	if k := fdFile(int(fd)).kind; k == fdSynth || k == fdDev || k == fdVnode || k == fdBlk {
 		return errno(linux.EPERM) // as Linux answers for regular files and these devices
 	}
 	var ev linux.EpollEvent

@@ -91,6 +91,8 @@ func sysFsync(f *trapFrame) uintptr {
 		p9put32(fl.p9fid)
 		p9put32(0)
 		return errno(p9rpc(int(p9nodeOf(fl.vn.ino()).share)))
+	case fl.kind == fdBlk:
+		return blkFlush(int(fl.pipe))
 	case fl.kind == fdVnode || fl.kind == fdConsole || fl.kind == fdDev:
 		return 0
 	}

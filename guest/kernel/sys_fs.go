@@ -40,6 +40,12 @@ func fileRead(fd, buf, n uintptr) uintptr {
 			fl.count += uint64(k)
 		}
 		return k
+	case fdBlk:
+		k := blkRead(fl, buf, n, fl.count)
+		if int(k) > 0 {
+			fl.count += uint64(k)
+		}
+		return k
 	}
 	return errno(linux.EINVAL)
 }
@@ -81,6 +87,12 @@ func fileWrite(fd, buf, n uintptr) uintptr {
 		k := vnodeWrite(fl, buf, n, off)
 		if int(k) > 0 {
 			fl.count = off + uint64(k)
+		}
+		return k
+	case fdBlk:
+		k := blkWrite(fl, buf, n, fl.count)
+		if int(k) > 0 {
+			fl.count += uint64(k)
 		}
 		return k
 	}
@@ -191,11 +203,14 @@ func sysPread64(f *trapFrame) uintptr {
 	if fl == nil {
 		return errno(linux.EBADF)
 	}
-	if fl.kind != fdVnode {
+	if fl.kind != fdVnode && fl.kind != fdBlk {
 		return errno(linux.ESPIPE)
 	}
 	if int64(f.arg(3)) < 0 {
 		return errno(linux.EINVAL)
+	}
+	if fl.kind == fdBlk {
+		return blkRead(fl, f.arg(1), f.arg(2), uint64(f.arg(3)))
 	}
 	return vnodeRead(fl, f.arg(1), f.arg(2), uint64(f.arg(3)))
 }
@@ -209,12 +224,15 @@ func sysPwrite64(f *trapFrame) uintptr {
 	if fl == nil {
 		return errno(linux.EBADF)
 	}
-	if fl.kind != fdVnode {
+	if fl.kind != fdVnode && fl.kind != fdBlk {
 		return errno(linux.ESPIPE)
 	}
 	off := uint64(f.arg(3))
 	if int64(off) < 0 {
 		return errno(linux.EINVAL)
+	}
+	if fl.kind == fdBlk {
+		return blkWrite(fl, f.arg(1), f.arg(2), off)
 	}
 	if fl.flags&linux.O_APPEND != 0 {
 		off = vnSize(fl.vn)
@@ -245,6 +263,8 @@ func sysLseek(f *trapFrame) uintptr {
 		size = int64(len(s))
 	case fdDev:
 		return 0 // as Linux: the devices have no position
+	case fdBlk:
+		size = blkSize(int(fl.pipe))
 	default:
 		return errno(linux.ESPIPE)
 	}

@@ -31,6 +31,7 @@ type Config struct {
 	Stderr  io.Writer
 	Net     NetBackend // a network behind a virtio-net device; nil: no device
 	Shares  []Share    // host directories, each behind a virtio 9P device
+	Disks   []Disk     // host files, each behind a virtio-blk device
 }
 
 // Machine is one VM running one image.
@@ -50,6 +51,7 @@ type Machine struct {
 
 	net        *virtio.Net
 	shares     []*virtio.P9
+	disks      []*virtio.Blk
 	devPending atomic.Bool   // the device raised its interrupt
 	wake       chan struct{} // ends a halt early: the device has work
 }
@@ -104,12 +106,19 @@ func New(img *Image, cfg Config) (*Machine, error) {
 	if len(cfg.Shares) > abi.MaxShares {
 		return nil, fmt.Errorf("%d shares; at most %d", len(cfg.Shares), abi.MaxShares)
 	}
-	m.cfg.Cmdline = strings.TrimSpace(shareWords(cfg.Shares) + m.cfg.Cmdline)
+	if len(cfg.Disks) > abi.MaxDisks {
+		return nil, fmt.Errorf("%d disks; at most %d", len(cfg.Disks), abi.MaxDisks)
+	}
+	m.cfg.Cmdline = strings.TrimSpace(shareWords(cfg.Shares) + diskWords(cfg.Disks) + m.cfg.Cmdline)
 	if err := m.setup(); err != nil {
 		m.Close()
 		return nil, err
 	}
 	m.startShares()
+	if err := m.startDisks(); err != nil {
+		m.Close()
+		return nil, err
+	}
 	if cfg.Net != nil {
 		if err := m.startNet(); err != nil {
 			m.Close()
@@ -332,7 +341,7 @@ func (m *Machine) Run() (int, error) {
 				m.deviceMMIO(mm)
 				continue
 			}
-			if m.shareMMIO(mm) {
+			if m.shareMMIO(mm) || m.diskMMIO(mm) {
 				continue
 			}
 			if mm.IsWrite == 0 || mm.PhysAddr != abi.DoorbellAddr || mm.Len != 8 {

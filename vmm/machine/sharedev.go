@@ -3,6 +3,7 @@ package machine
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
 
 	"unigo.dev/unigo/abi"
 	"unigo.dev/unigo/vmm/kvm"
@@ -47,6 +48,61 @@ func (m *Machine) shareMMIO(mm *kvm.MMIO) bool {
 		return false
 	}
 	d := m.shares[i]
+	off := mm.PhysAddr % abi.PageSize
+	n := int(min(mm.Len, 4))
+	if mm.IsWrite != 0 {
+		var b [4]byte
+		copy(b[:], mm.Data[:n])
+		d.Write(off, binary.LittleEndian.Uint32(b[:]))
+		return true
+	}
+	var b [8]byte
+	binary.LittleEndian.PutUint32(b[:], d.Read(off, n))
+	copy(mm.Data[:], b[:])
+	return true
+}
+
+// Disk is a host file the guest sees as a block device (/dev/vda...).
+type Disk struct {
+	File     *os.File
+	ReadOnly bool
+}
+
+// diskWords names the disks' virtio-mmio transports on the command line.
+func diskWords(disks []Disk) string {
+	s := ""
+	for i := range disks {
+		s += fmt.Sprintf("virtio_mmio.device=4K@%#x:%d ", abi.VirtioBlkAddr+i*abi.PageSize, abi.VirtioBlkIRQ+i)
+	}
+	return s
+}
+
+// startDisks creates the block devices.
+func (m *Machine) startDisks() error {
+	for i, d := range m.cfg.Disks {
+		name := d.File.Name()
+		b, err := virtio.NewBlk(m.mem, d.File, abi.DiskSerial(i), d.ReadOnly, m.raiseDevice, func(err error) {
+			fmt.Fprintf(m.cfg.Stderr, "unigo: disk %s: %v\n", name, err)
+		})
+		if err != nil {
+			return err
+		}
+		m.disks = append(m.disks, b)
+	}
+	return nil
+}
+
+// diskMMIO answers a guest access to a block device's registers, if the
+// address is one's.
+func (m *Machine) diskMMIO(mm *kvm.MMIO) bool {
+	if mm.PhysAddr < abi.VirtioBlkAddr {
+		return false
+	}
+	i := (mm.PhysAddr - abi.VirtioBlkAddr) / abi.PageSize
+	if i >= uint64(len(m.disks)) {
+		return false
+	}
+	d := m.disks[i]
 	off := mm.PhysAddr % abi.PageSize
 	n := int(min(mm.Len, 4))
 	if mm.IsWrite != 0 {

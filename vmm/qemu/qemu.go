@@ -41,6 +41,13 @@ type Config struct {
 	NetCmdline string
 	Shares     []Share // host folders, each behind a virtio 9P device (microvm only)
 	Cmdline    string  // more kernel command-line words (cwd=)
+	Disks      []Disk  // host files, each behind a virtio-blk device (microvm only)
+}
+
+// Disk is one host file the guest sees as a block device (unigo run --disk).
+type Disk struct {
+	Path     string
+	ReadOnly bool
 }
 
 // Share is one host folder the guest mounts (unigo run -v).
@@ -118,7 +125,7 @@ func Command(img string, cfg Config, p *pipes) *exec.Cmd {
 	machine := cfg.Machine
 	if machine == "" || machine == "microvm" {
 		machine = "microvm,pit=on,rtc=on"
-		if cfg.Net || len(cfg.Shares) > 0 {
+		if cfg.Net || len(cfg.Shares) > 0 || len(cfg.Disks) > 0 {
 			// Without ACPI, microvm names its virtio-mmio devices on the
 			// command line, where the kernel finds them.
 			machine += ",acpi=off"
@@ -174,6 +181,16 @@ func Command(img string, cfg Config, p *pipes) *exec.Cmd {
 			"-device", fmt.Sprintf("virtio-9p-device,fsdev=unigo-fs%d,mount_tag=%s", i, abi.ShareTag(i)))
 		cmdline += " " + abi.MountWord(abi.ShareTag(i), sh.Guest, sh.ReadOnly)
 	}
+	for i, d := range cfg.Disks {
+		// cache=writeback (QEMU's default) passes the guest's flushes on
+		// as fdatasync, as the own monitor's device does.
+		drive := fmt.Sprintf("file=%s,format=raw,if=none,id=unigo-blk%d", strings.ReplaceAll(d.Path, ",", ",,"), i)
+		if d.ReadOnly {
+			drive += ",readonly=on"
+		}
+		args = append(args, "-drive", drive, "-global", "virtio-mmio.force-legacy=false",
+			"-device", fmt.Sprintf("virtio-blk-device,drive=unigo-blk%d,serial=%s", i, abi.DiskSerial(i)))
+	}
 	cmdline += " " + cfg.Cmdline
 	args = append(args, cfg.Extra...)
 	args = append(args, "-kernel", img, "-append", strings.TrimSpace(cmdline))
@@ -227,9 +244,9 @@ func Start(img string, cfg Config) (*VM, error) {
 		im.Close()
 		return nil, errors.New("-p: the program does not use package net, so its image has no network stack")
 	}
-	if m := cfg.Machine; len(cfg.Shares) > 0 && m != "" && m != "microvm" {
+	if m := cfg.Machine; len(cfg.Shares)+len(cfg.Disks) > 0 && m != "" && m != "microvm" {
 		im.Close()
-		return nil, fmt.Errorf("-v under QEMU needs --qemu-machine microvm: the kernel's 9P driver has no PCI transport yet")
+		return nil, fmt.Errorf("-v and --disk under QEMU need --qemu-machine microvm: the kernel's 9P and block drivers have no PCI transport yet")
 	}
 	cfg.Net = im.Flags&abi.NoteFlagNet != 0
 	var p pipes

@@ -1,0 +1,206 @@
+package virtio
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// The block device (§5.2).
+const (
+	blkDeviceID  = 2
+	blkFeatFlush = 1 << 9 // VIRTIO_BLK_F_FLUSH
+	blkOffered   = blkFeatFlush | featVersion1
+
+	blkIn    = 0 // VIRTIO_BLK_T_IN: read
+	blkOut   = 1 // VIRTIO_BLK_T_OUT: write
+	blkFlush = 4 // VIRTIO_BLK_T_FLUSH
+	blkGetID = 8 // VIRTIO_BLK_T_GET_ID
+
+	blkOK     = 0 // VIRTIO_BLK_S_OK
+	blkIOErr  = 1 // VIRTIO_BLK_S_IOERR
+	blkUnsupp = 2 // VIRTIO_BLK_S_UNSUPP
+
+	sector   = 512
+	blkMaxIO = 1 << 20 // bytes of one request
+)
+
+// Blk is a virtio-blk device backed by a host file. A flush is fdatasync
+// on the file: once the driver sees it done, what was written before is on
+// the host's disk.
+type Blk struct {
+	transport
+	file     *os.File
+	id       string // what VIRTIO_BLK_T_GET_ID answers: the disk's serial
+	sectors  uint64
+	readOnly bool
+	raise    func()
+	fail     func(error)
+}
+
+// NewBlk returns a device for file, whose size (a multiple of 512 bytes) is
+// the disk's, with the serial id (at most 20 bytes).
+func NewBlk(mem Memory, file *os.File, id string, readOnly bool, raise func(), fail func(error)) (*Blk, error) {
+	st, err := file.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size()%sector != 0 || st.Size() == 0 {
+		return nil, fmt.Errorf("%s: %d bytes, not a whole number of 512-byte sectors", file.Name(), st.Size())
+	}
+	d := &Blk{file: file, id: id, sectors: uint64(st.Size()) / sector, readOnly: readOnly, raise: raise, fail: fail}
+	offered := uint64(blkOffered)
+	if readOnly {
+		offered |= 1 << 5 // VIRTIO_BLK_F_RO
+	}
+	d.transport = transport{mem: mem, name: "virtio-blk", id: blkDeviceID, offered: offered,
+		config: binary.LittleEndian.AppendUint64(nil, d.sectors), q: make([]queue, 1)}
+	return d, nil
+}
+
+// Read answers a guest read of size bytes at register offset off.
+func (d *Blk) Read(off uint64, size int) uint32 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.readLocked(off, size)
+}
+
+// Write takes a guest write of v at register offset off.
+func (d *Blk) Write(off uint64, v uint32) {
+	d.mu.Lock()
+	notify := d.writeLocked(off, v)
+	var err error
+	raise := false
+	if notify == 0 && d.live() && d.q[0].ready {
+		raise, err = d.serveLocked(&d.q[0])
+	}
+	d.mu.Unlock()
+	if err != nil {
+		d.fail(err)
+	}
+	if raise {
+		d.raise()
+	}
+}
+
+// serveLocked carries out every request queued: a 16-byte header (type,
+// reserved, sector), the data, and a status byte (§5.2.6).
+func (d *Blk) serveLocked(q *queue) (bool, error) {
+	pending := d.intStatus&1 != 0
+	served := false
+	for {
+		head, ok, err := d.pop(q)
+		if err != nil {
+			return false, d.stop(err)
+		}
+		if !ok {
+			break
+		}
+		out, in, err := d.chainBoth(q, head, blkMaxIO+16)
+		if err != nil {
+			return false, d.stop(err)
+		}
+		n, err := d.request(out, in)
+		if err != nil {
+			return false, d.stop(err)
+		}
+		if err := d.push(q, head, n); err != nil {
+			return false, d.stop(err)
+		}
+		served = true
+	}
+	if !served {
+		return false, nil
+	}
+	flags, err := d.u16(q.driver)
+	if err != nil {
+		return false, d.stop(err)
+	}
+	if flags&availNoInterrupt != 0 {
+		return false, nil
+	}
+	d.intStatus |= 1
+	return !pending, nil
+}
+
+// request carries out one request; it returns the bytes written to the
+// driver's buffers, or an error for a malformed chain.
+func (d *Blk) request(out, in [][]byte) (uint32, error) {
+	var hdr []byte
+	for _, b := range out {
+		hdr = append(hdr, b...)
+		if len(hdr) >= 16 {
+			break
+		}
+	}
+	if len(hdr) < 16 || len(in) == 0 || len(in[len(in)-1]) == 0 {
+		return 0, fmt.Errorf("a request without its header or status byte")
+	}
+	typ, sec := binary.LittleEndian.Uint32(hdr), binary.LittleEndian.Uint64(hdr[8:])
+	last := in[len(in)-1]
+	status := &last[len(last)-1]
+	// The data: after the header among the readable buffers (a write), or
+	// the writable ones but the status byte (a read).
+	var data [][]byte
+	switch typ {
+	case blkOut:
+		rest := 16
+		for _, b := range out {
+			if rest >= len(b) {
+				rest -= len(b)
+				continue
+			}
+			data = append(data, b[rest:])
+			rest = 0
+		}
+	case blkIn, blkGetID:
+		data = append(append(data, in[:len(in)-1]...), last[:len(last)-1])
+	}
+	total := uint64(0)
+	for _, b := range data {
+		total += uint64(len(b))
+	}
+	*status = blkOK
+	written := uint32(1)
+	switch typ {
+	case blkIn, blkOut:
+		if total%sector != 0 || sec > d.sectors || total/sector > d.sectors-sec {
+			*status = blkIOErr
+			break
+		}
+		if typ == blkOut && d.readOnly {
+			*status = blkIOErr
+			break
+		}
+		off := int64(sec * sector)
+		for _, b := range data {
+			var err error
+			if typ == blkIn {
+				_, err = d.file.ReadAt(b, off)
+				written += uint32(len(b))
+			} else {
+				_, err = d.file.WriteAt(b, off)
+			}
+			if err != nil {
+				*status = blkIOErr
+				break
+			}
+			off += int64(len(b))
+		}
+	case blkFlush:
+		if err := syscall.Fdatasync(int(d.file.Fd())); err != nil {
+			*status = blkIOErr
+		}
+	case blkGetID:
+		id := []byte(d.id)
+		for _, b := range data {
+			n := copy(b, id)
+			id = id[n:]
+			written += uint32(n)
+		}
+	default:
+		*status = blkUnsupp
+	}
+	return written, nil
+}

@@ -21,7 +21,7 @@ var stdlibPackages = []struct {
 	{pkg: "sync", skip: "^(TestIssue76126|TestMutexMisuse)$"}, // child processes
 	{pkg: "sync/atomic"},
 	{pkg: "context"},
-	{pkg: "time", skip: "^(TestLoadLocationFromTZData|TestLoadLocationFromTZDataSlim)$",
+	{pkg: "time", skip: "^TestLoadLocationFromTZData$",
 		flags: []string{"-tags", "timetzdata"}}, // $GOROOT/lib/time's zoneinfo
 	{pkg: "errors"}, {pkg: "fmt"},
 }

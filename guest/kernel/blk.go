@@ -47,9 +47,15 @@ var (
 //
 //go:nosplit
 func blkInit() {
-	for i := 0; i < nMMIO; i++ {
-		d := &mmioDevs[i]
-		if d.deviceID != 2 || d.version != 2 {
+	for i := 0; i < nMMIO+nPCI; i++ {
+		var q virtq
+		if i < nMMIO {
+			d := &mmioDevs[i]
+			if d.deviceID != 2 || d.version != 2 {
+				continue
+			}
+			q.base = uintptr(d.base)
+		} else if pciDevs[uint(i-nMMIO)%maxPCIDevs].virtioType() != 2 {
 			continue
 		}
 		if blkBuf == 0 {
@@ -59,20 +65,24 @@ func blkInit() {
 			blkBuf = physNext
 			physNext += blkWindow + 512
 		}
-		var q virtq
-		if !vqOpen(&q, uintptr(d.base), blkFeatFlush|blkFeatRO) {
+		ok := false
+		if q.base != 0 {
+			ok = vqOpenMMIO(&q, q.base, blkFeatFlush|blkFeatRO)
+		} else {
+			ok = vqOpenPCI(&q, &pciDevs[uint(i-nMMIO)%maxPCIDevs], blkFeatFlush|blkFeatRO)
+		}
+		if !ok {
 			continue
 		}
-		store32(q.base+vmDeviceFeatSel, 0)
-		feat := load32(q.base + vmDeviceFeatures)
+		feat := q.features(0)
 		// The serial names the disk: "unigo-blkN" is /dev/vd('a'+N).
 		k := blkSerial(&q)
-		if k < 0 || blkDevs[k%abi.MaxDisks].q.base != 0 {
+		if k < 0 || blkDevs[k%abi.MaxDisks].q.ring != 0 {
 			continue
 		}
 		b := &blkDevs[k%abi.MaxDisks]
 		b.q = q
-		b.sectors = uint64(load32(q.base+vmConfig)) | uint64(load32(q.base+vmConfig+4))<<32
+		b.sectors = uint64(q.config32(0)) | uint64(q.config32(4))<<32
 		b.ro, b.flush = feat&blkFeatRO != 0, feat&blkFeatFlush != 0
 	}
 }
@@ -203,7 +213,7 @@ func blkPath(path uintptr) int {
 		return -1
 	}
 	k := int(load8(path+uintptr(len(pre)))) - 'a'
-	if k < 0 || k >= abi.MaxDisks || blkDevs[k].q.base == 0 {
+	if k < 0 || k >= abi.MaxDisks || blkDevs[k].q.ring == 0 {
 		return -1
 	}
 	return k

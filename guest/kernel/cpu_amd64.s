@@ -830,6 +830,28 @@ TEXT ·inl(SB),NOSPLIT,$0-12
 	MOVL	AX, ret+8(FP)
 	RET
 
+// func ioLoad8(addr uintptr) uint8
+// A one-byte load, for device registers that take no wider access.
+TEXT ·ioLoad8(SB),NOSPLIT,$0-9
+	MOVQ	addr+0(FP), AX
+	MOVB	0(AX), AX
+	MOVB	AX, ret+8(FP)
+	RET
+
+// func ioLoad16(addr uintptr) uint16
+TEXT ·ioLoad16(SB),NOSPLIT,$0-10
+	MOVQ	addr+0(FP), AX
+	MOVW	0(AX), AX
+	MOVW	AX, ret+8(FP)
+	RET
+
+// func ioStore16(addr uintptr, v uint16)
+TEXT ·ioStore16(SB),NOSPLIT,$0-10
+	MOVQ	addr+0(FP), AX
+	MOVW	v+8(FP), BX
+	MOVW	BX, 0(AX)
+	RET
+
 // func load32(addr uintptr) uint32
 // A 32-bit load: device registers (the local APIC) take no wider access.
 TEXT ·load32(SB),NOSPLIT,$0-12

@@ -39,11 +39,11 @@ func warn(msg string) {
 	consoleWrite(2, uintptr(unsafe.Pointer(unsafe.StringData(msg))), uintptr(len(msg)))
 }
 
-// p9Open readies the device at base for share k: features, the queue,
-// and the 9P session (Tversion). It reports whether the device works.
+// p9Open starts the 9P session (Tversion) of share k on its opened device
+// queue. It reports whether the device works.
 //
 //go:nosplit
-func p9Open(k int, base uintptr) bool {
+func p9Open(k int) bool {
 	d := &p9devs[uint(k)%abi.MaxShares]
 	if p9req == 0 {
 		n := uintptr(2 * p9.Msize)
@@ -52,9 +52,6 @@ func p9Open(k int, base uintptr) bool {
 		}
 		p9req, p9resp = physNext, physNext+p9.Msize
 		physNext += n
-	}
-	if !vqOpen(&d.q, base, p9.FeatMountTag) {
-		return false
 	}
 	d.msize = p9.Msize
 	// The two descriptors every request uses: the request, then the reply.
@@ -73,17 +70,16 @@ func p9Open(k int, base uintptr) bool {
 	return d.msize >= 8192
 }
 
-// p9tagIs reports whether the device at base has the mount tag of the n
-// bytes at tag.
+// p9tagIs reports whether the device of q has the mount tag of the n
+// bytes at tag (its configuration: u16 length, then the tag).
 //
 //go:nosplit
-func p9tagIs(base, tag, n uintptr) bool {
-	l := uintptr(load32(base+vmConfig) & 0xffff)
-	if l != n {
+func p9tagIs(q *virtq, tag, n uintptr) bool {
+	if uintptr(q.config32(0)&0xffff) != n {
 		return false
 	}
 	for i := uintptr(0); i < n; i++ {
-		if byte(load32((base+vmConfig+2+i)&^3)>>(8*((base+vmConfig+2+i)&3))) != load8(tag+i) {
+		if byte(q.config32((2+i)&^3)>>(8*((2+i)&3))) != load8(tag+i) {
 			return false
 		}
 	}

@@ -117,11 +117,20 @@ func p9Mount() {
 			continue
 		}
 		ok := false
-		for i := 0; i < nMMIO && !ok; i++ {
-			d := &mmioDevs[i]
-			if d.deviceID == p9.DeviceID && d.version == 2 && p9tagIs(uintptr(d.base), uintptr(unsafe.Pointer(&w.tag[0])), w.tlen) {
-				ok = p9Open(k, uintptr(d.base)) && p9Attach(k)
+		q := &p9devs[uint(k)%abi.MaxShares].q
+		tag := uintptr(unsafe.Pointer(&w.tag[0]))
+		for i := 0; i < nMMIO+nPCI && !ok; i++ {
+			if i < nMMIO {
+				d := &mmioDevs[i]
+				ok = d.deviceID == p9.DeviceID && d.version == 2 && vqOpenMMIO(q, uintptr(d.base), p9.FeatMountTag) && p9tagIs(q, tag, w.tlen)
+			} else {
+				d := &pciDevs[uint(i-nMMIO)%maxPCIDevs]
+				ok = d.virtioType() == p9.DeviceID && vqOpenPCI(q, d, p9.FeatMountTag) && p9tagIs(q, tag, w.tlen)
 			}
+			if !ok && q.ring != 0 {
+				q.setStatus(0) // another share's: reset it again
+			}
+			ok = ok && p9Open(k) && p9Attach(k)
 		}
 		if !ok {
 			warn("unigo: a host folder share (-v) has no working 9P device: it is not mounted\n")

@@ -39,9 +39,9 @@ type Config struct {
 	Tap     string   // with Net: the tap device instead of user-mode networking
 	// NetCmdline is the guest's network configuration on Tap (net.ip=...).
 	NetCmdline string
-	Shares     []Share // host folders, each behind a virtio 9P device (microvm only)
+	Shares     []Share // host folders, each behind a virtio 9P device
 	Cmdline    string  // more kernel command-line words (cwd=)
-	Disks      []Disk  // host files, each behind a virtio-blk device (microvm only)
+	Disks      []Disk  // host files, each behind a virtio-blk device
 }
 
 // Disk is one host file the guest sees as a block device (unigo run --disk).
@@ -177,8 +177,8 @@ func Command(img string, cfg Config, p *pipes) *exec.Cmd {
 		if sh.ReadOnly {
 			fsdev += ",readonly=on"
 		}
-		args = append(args, "-fsdev", fsdev, "-global", "virtio-mmio.force-legacy=false",
-			"-device", fmt.Sprintf("virtio-9p-device,fsdev=unigo-fs%d,mount_tag=%s", i, abi.ShareTag(i)))
+		args = append(args, "-fsdev", fsdev)
+		args = append(args, virtioDevice(machine, "virtio-9p", fmt.Sprintf("fsdev=unigo-fs%d,mount_tag=%s", i, abi.ShareTag(i)))...)
 		cmdline += " " + abi.MountWord(abi.ShareTag(i), sh.Guest, sh.ReadOnly)
 	}
 	for i, d := range cfg.Disks {
@@ -188,8 +188,8 @@ func Command(img string, cfg Config, p *pipes) *exec.Cmd {
 		if d.ReadOnly {
 			drive += ",readonly=on"
 		}
-		args = append(args, "-drive", drive, "-global", "virtio-mmio.force-legacy=false",
-			"-device", fmt.Sprintf("virtio-blk-device,drive=unigo-blk%d,serial=%s", i, abi.DiskSerial(i)))
+		args = append(args, "-drive", drive)
+		args = append(args, virtioDevice(machine, "virtio-blk", fmt.Sprintf("drive=unigo-blk%d,serial=%s", i, abi.DiskSerial(i)))...)
 	}
 	cmdline += " " + cfg.Cmdline
 	args = append(args, cfg.Extra...)
@@ -243,10 +243,6 @@ func Start(img string, cfg Config) (*VM, error) {
 	if len(cfg.Ports) > 0 && im.Flags&abi.NoteFlagNet == 0 {
 		im.Close()
 		return nil, errors.New("-p: the program does not use package net, so its image has no network stack")
-	}
-	if m := cfg.Machine; len(cfg.Shares)+len(cfg.Disks) > 0 && m != "" && m != "microvm" {
-		im.Close()
-		return nil, fmt.Errorf("-v and --disk under QEMU need --qemu-machine microvm: the kernel's 9P and block drivers have no PCI transport yet")
 	}
 	cfg.Net = im.Flags&abi.NoteFlagNet != 0
 	var p pipes
@@ -380,4 +376,14 @@ func Status(err error) (int, error) {
 		return 0, fmt.Errorf("%s failed (exit status %d)", Binary, c)
 	}
 	return 0, fmt.Errorf("run %s: %w", Binary, err)
+}
+
+// virtioDevice returns the arguments that add virtio device kind
+// ("virtio-9p") with props: on microvm's virtio-mmio in modern mode, else
+// on PCI (q35, pc).
+func virtioDevice(machine, kind, props string) []string {
+	if strings.HasPrefix(machine, "microvm") {
+		return []string{"-global", "virtio-mmio.force-legacy=false", "-device", kind + "-device," + props}
+	}
+	return []string{"-device", kind + "-pci," + props}
 }

@@ -15,8 +15,10 @@ const usage = `unigo builds ordinary Go programs into unikernel images and runs 
 
 Usage:
   unigo build [-o image] [-v] [-tags t] [-ldflags f] [-trimpath] [package]
-  unigo run [-m size] [-e KEY=VAL]... [--debug] [--vmm kvm|qemu] image-or-package [-- args...]
+  unigo run [-m size] [-e KEY=VAL]... [-p HOST:GUEST]... [-v HOSTDIR:/NAME[:ro]]...
+            [--disk FILE[:ro]]... [-w DIR] [--debug] [--vmm kvm|qemu] image-or-package [-- args...]
   unigo test [-m size] [package] [-test.run=Regexp -test.v ...]
+  unigo volume create|ls|cp|fsck ...
   unigo version
   unigo help [command]
 
@@ -45,6 +47,8 @@ func main() {
 		err = cmdRun(args)
 	case "test":
 		err = cmdTest(args)
+	case "volume":
+		err = cmdVolume(args)
 	case "version":
 		fmt.Printf("unigo %s (image ABI %d)\n", version(), abi.Version)
 	case "help", "-h", "-help", "--help":
@@ -79,6 +83,9 @@ func help(args []string) {
 			return
 		case "test":
 			testFlags(new(testOpts)).Usage()
+			return
+		case "volume":
+			fmt.Print(volumeUsage)
 			return
 		}
 	}

@@ -10,19 +10,19 @@ import (
 	"unigo.dev/unigo/abi"
 )
 
-// volume is one -v HOSTDIR:GUESTDIR[:ro].
-type volume struct {
+// share is one -v HOSTDIR:GUESTDIR[:ro].
+type share struct {
 	host, guest string
 	readOnly    bool
 }
 
 // parseVolumes checks the -v flags: a host folder that exists, and a guest
 // path the kernel can mount it at.
-func parseVolumes(vs []string) ([]volume, error) {
+func parseVolumes(vs []string) ([]share, error) {
 	if len(vs) > abi.MaxShares {
 		return nil, fmt.Errorf("-v: %d folders; at most %d", len(vs), abi.MaxShares)
 	}
-	var out []volume
+	var out []share
 	seen := map[string]bool{}
 	for _, v := range vs {
 		parts := strings.Split(v, ":")
@@ -58,7 +58,7 @@ func parseVolumes(vs []string) ([]volume, error) {
 			return nil, fmt.Errorf("-v %q: %s is mounted twice", v, g)
 		}
 		seen[g] = true
-		out = append(out, volume{host: host, guest: g, readOnly: ro})
+		out = append(out, share{host: host, guest: g, readOnly: ro})
 	}
 	return out, nil
 }

@@ -24,7 +24,8 @@ const (
 	NoteName = "Unigo"
 	NoteType = 0x554e4947 // "UNIG"
 
-	NoteFlagNet = 1 << 0 // the image has the network component: give it a network device
+	NoteFlagNet     = 1 << 0 // the image has the network component: give it a network device
+	NoteFlagDrivers = 1 << 1 // the kernel has the share (9P) and disk (virtio-blk) drivers
 )
 
 // Guest-physical memory map of the 64-bit boot (all below 1 MiB except RAM):

@@ -7,6 +7,7 @@ package build
 import (
 	"bytes"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -168,6 +169,34 @@ func Build(o Options) error {
 	var flags uint32
 	if useNet {
 		flags |= abi.NoteFlagNet
+	}
+	// The share and disk drivers stay out of a program that opens no
+	// files: what it links tells (the linker drops os.OpenFile and the
+	// like when nothing calls them). Then it is built again without them.
+	files, why, err := usesFiles(o.Output)
+	if err != nil {
+		return err
+	}
+	if files {
+		flags |= abi.NoteFlagDrivers
+		logf("kernel component: the share and disk drivers (9P for -v folders, virtio-blk for --disk), because %s", why)
+	} else {
+		tags := strings.TrimPrefix(o.Tags+",unigo_nodrivers", ",")
+		for i, a := range cmd.Args {
+			if a == "-tags" {
+				cmd.Args[i+1] = tags
+				tags = ""
+			}
+		}
+		if tags != "" {
+			cmd.Args = append(cmd.Args[:len(cmd.Args)-1], "-tags", tags, o.Package)
+		}
+		logf("no share or disk drivers: the program opens no files; GOOS=linux GOARCH=amd64 CGO_ENABLED=0 %s", strings.Join(cmd.Args, " "))
+		again := exec.Command(cmd.Args[0], cmd.Args[1:]...)
+		again.Dir, again.Env, again.Stdout, again.Stderr = o.Dir, env, os.Stderr, os.Stderr
+		if err := again.Run(); err != nil {
+			return fmt.Errorf("go build %s: %w", o.Package, err)
+		}
 	}
 	if err := writeNotes(o.Output, flags); err != nil {
 		return fmt.Errorf("mark %s as a Unigo image: %w", o.Output, err)
@@ -366,4 +395,39 @@ func usesNet(dir, pattern string, pkg *listedPackage, test bool) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// fileSymbols are functions a program links when it opens, creates or
+// looks up files: the os package's funnels and the raw system call
+// wrappers.
+var fileSymbols = []string{
+	"os.openFileNolog", "os.openDirNolog", "os.Stat", "os.Lstat", "os.Mkdir", "os.Remove", "os.Rename",
+	"os.Chdir", "os.Readlink", "os.Truncate", "os.Chmod", "os.Chtimes", "os.Symlink", "os.Link",
+	"syscall.Open", "syscall.Openat", "syscall.openat", "syscall.Stat", "syscall.Mkdirat", "syscall.Unlinkat",
+	"golang.org/x/sys/unix.Openat", "golang.org/x/sys/unix.Open",
+}
+
+// usesFiles reports whether the linked image calls anything that opens
+// or looks up a file, and which symbol says so; an image without a symbol
+// table (-ldflags=-s) is taken to.
+func usesFiles(image string) (bool, string, error) {
+	f, err := elf.Open(image)
+	if err != nil {
+		return false, "", err
+	}
+	defer f.Close()
+	syms, err := f.Symbols()
+	if err != nil {
+		return true, "the image has no symbol table to tell otherwise", nil
+	}
+	want := map[string]bool{}
+	for _, s := range fileSymbols {
+		want[s] = true
+	}
+	for _, s := range syms {
+		if want[s.Name] {
+			return true, "the program calls " + s.Name, nil
+		}
+	}
+	return false, "", nil
 }

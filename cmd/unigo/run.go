@@ -201,6 +201,17 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 	if err != nil {
 		return err
 	}
+	if len(vols)+len(disks) > 0 {
+		img, err := machine.LoadImage(imgPath)
+		if err != nil {
+			return err
+		}
+		flags := img.Flags
+		img.Close()
+		if flags&abi.NoteFlagDrivers == 0 {
+			return errors.New("-v, --disk: the program opens no files, so unigo build left the share and disk drivers out of its image")
+		}
+	}
 	cwdWord := ""
 	if o.wd != "" {
 		if !strings.HasPrefix(o.wd, "/") || strings.ContainsAny(o.wd, " \t\n") {

@@ -1,3 +1,5 @@
+//go:build !unigo_nodrivers
+
 package kernel
 
 import (

@@ -77,3 +77,10 @@ func fatal(msg string) {
 		hcall(abi.HcFatal, 0, uint64(n))
 	}
 }
+
+// warn writes msg to the guest's stderr.
+//
+//go:nosplit
+func warn(msg string) {
+	consoleWrite(2, uintptr(unsafe.Pointer(unsafe.StringData(msg))), uintptr(len(msg)))
+}

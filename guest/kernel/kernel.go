@@ -78,6 +78,9 @@ func memclr(addr, n uintptr)
 func memmove(dst, src, n uintptr)
 func rdtsc() uint64
 func spinPause()
+func ioLoad8(addr uintptr) uint8
+func ioLoad16(addr uintptr) uint16
+func ioStore16(addr uintptr, v uint16)
 func xgetbv() uint64
 func rdrand() (v uint64, ok bool)
 func cpuid(leaf, sub uint32) (a, b, c, d uint32)

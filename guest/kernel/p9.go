@@ -1,3 +1,5 @@
+//go:build !unigo_nodrivers
+
 package kernel
 
 import (
@@ -31,13 +33,6 @@ var (
 )
 
 const maxP9Fids = 4096
-
-// warn writes msg to the guest's stderr.
-//
-//go:nosplit
-func warn(msg string) {
-	consoleWrite(2, uintptr(unsafe.Pointer(unsafe.StringData(msg))), uintptr(len(msg)))
-}
 
 // p9Open starts the 9P session (Tversion) of share k on its opened device
 // queue. It reports whether the device works.

@@ -1,3 +1,5 @@
+//go:build !unigo_nodrivers
+
 package kernel
 
 import (
@@ -15,48 +17,6 @@ import (
 // so nothing but a node's file type is cached: stat asks (Tgetattr) each
 // time. An open file description has its own fid, opened with its flags
 // (Tlopen). When the table is full a node nothing holds is let go.
-
-const (
-	maxP9Nodes = 1024
-	p9NameMax  = 95 // names kept for getcwd; a longer one's getcwd is ENAMETOOLONG
-)
-
-type p9node struct {
-	used   bool
-	gone   bool  // removed: never found again, freed when nothing holds it
-	share  uint8 // the share's index (its device)
-	lockEx bool  // flock(2)
-	nlen   uint8 // of name; p9NameMax+1: too long to keep
-	mode   uint32
-	fid    uint32
-	parent uint32
-	kids   uint16 // nodes whose parent this is
-	opens  uint16 // open descriptions
-	lockSh uint16
-	qpath  uint64
-	name   [p9NameMax]byte
-}
-
-var p9nodes [maxP9Nodes]p9node
-
-//go:nosplit
-func p9nodeOf(i uint32) *p9node { return &p9nodes[i%maxP9Nodes] }
-
-//go:nosplit
-func p9vn(i uint32) vnode { return vnode(fs9p<<24 | i) }
-
-// p9modeOf is the file type a qid type gives.
-//
-//go:nosplit
-func p9modeOf(qt uint8) uint32 {
-	switch {
-	case qt&p9.QtDir != 0:
-		return linux.S_IFDIR
-	case qt&p9.QtSymlink != 0:
-		return linux.S_IFLNK
-	}
-	return linux.S_IFREG
-}
 
 // Shares named on the command line (abi.MountWord), until p9Mount.
 var shareWords [abi.MaxShares]struct {
@@ -339,11 +299,12 @@ func p9OpenFid(i uint32, flags uintptr) (uint32, linux.Errno) {
 	return fid, 0
 }
 
-// p9Read reads up to n bytes of open fid on share k at off into the
-// checked address buf.
+// p9Read reads up to n bytes of the share's file open as fl at off into
+// the checked address buf.
 //
 //go:nosplit
-func p9Read(k int, fid uint32, buf, n uintptr, off uint64) uintptr {
+func p9Read(fl *file, buf, n uintptr, off uint64) uintptr {
+	k, fid := int(p9nodeOf(fl.vn.ino()).share), fl.p9fid
 	done := uintptr(0)
 	for done < n {
 		chunk := min(n-done, uintptr(p9devs[uint(k)%abi.MaxShares].msize)-p9.HeaderSz-4-pageSize)
@@ -370,10 +331,11 @@ func p9Read(k int, fid uint32, buf, n uintptr, off uint64) uintptr {
 	return done
 }
 
-// p9Write writes n bytes from buf to open fid on share k at off.
+// p9Write writes n bytes from buf to the share's file open as fl at off.
 //
 //go:nosplit
-func p9Write(k int, fid uint32, buf, n uintptr, off uint64) uintptr {
+func p9Write(fl *file, buf, n uintptr, off uint64) uintptr {
+	k, fid := int(p9nodeOf(fl.vn.ino()).share), fl.p9fid
 	done := uintptr(0)
 	for done < n || n == 0 {
 		chunk := min(n-done, uintptr(p9devs[uint(k)%abi.MaxShares].msize)-p9.HeaderSz-16-pageSize)
@@ -592,35 +554,102 @@ func p9Statfs(k int) linux.Errno {
 	return 0
 }
 
-// The first working directory, from a "cwd=PATH" word (unigo run -w).
-var (
-	cwdStart    [maxPath]byte
-	cwdStartLen uintptr
-)
-
-// cwdWord records a "cwd=PATH" word in [p, end).
+// p9Unlink removes r's last component (Tunlinkat), a directory if rmdir.
 //
 //go:nosplit
-func cwdWord(p, end uintptr) {
-	const pre = abi.CwdWordPrefix
-	if end-p <= uintptr(len(pre)) || end-p-uintptr(len(pre)) >= maxPath || !memeq(p, uintptr(unsafe.Pointer(unsafe.StringData(pre))), uintptr(len(pre))) {
-		return
+func p9Unlink(r *walkResult, rmdir bool) linux.Errno {
+	d := p9nodeOf(r.dir.ino())
+	p9begin(p9.Tunlinkat)
+	p9put32(d.fid)
+	p9putStr(r.nameAddr(), r.nlen)
+	if rmdir {
+		p9put32(linux.AT_REMOVEDIR)
+	} else {
+		p9put32(0)
 	}
-	cwdStartLen = end - p - uintptr(len(pre))
-	memmove(uintptr(unsafe.Pointer(&cwdStart[0])), p+uintptr(len(pre)), cwdStartLen)
+	if e := p9rpc(int(d.share)); e != 0 {
+		return e
+	}
+	p9Forget(r.v)
+	return 0
 }
 
-// startCwd enters the first working directory, once the mounts are there.
+// p9Link names node v again as n's last component (Tlink).
 //
 //go:nosplit
-func startCwd() {
-	if cwdStartLen == 0 {
-		return
+func p9Link(n *walkResult, v vnode) linux.Errno {
+	d := p9nodeOf(n.dir.ino())
+	p9begin(p9.Tlink)
+	p9put32(d.fid)
+	p9put32(p9nodeOf(v.ino()).fid)
+	p9putStr(n.nameAddr(), n.nlen)
+	return p9rpc(int(d.share))
+}
+
+// p9Symlink makes r's last component a link to the tlen bytes at target
+// (Tsymlink).
+//
+//go:nosplit
+func p9Symlink(r *walkResult, target, tlen uintptr) linux.Errno {
+	d := p9nodeOf(r.dir.ino())
+	p9begin(p9.Tsymlink)
+	p9put32(d.fid)
+	p9putStr(r.nameAddr(), r.nlen)
+	p9putStr(target, tlen)
+	p9put32(0)
+	return p9rpc(int(d.share))
+}
+
+// p9Fsync syncs the share's file open as fl on the host (Tfsync).
+//
+//go:nosplit
+func p9Fsync(fl *file) linux.Errno {
+	p9begin(p9.Tfsync)
+	p9put32(fl.p9fid)
+	p9put32(0)
+	return p9rpc(int(p9nodeOf(fl.vn.ino()).share))
+}
+
+// p9CloseFid lets go of fid, opened for node v (0: none).
+//
+//go:nosplit
+func p9CloseFid(v vnode, fid uint32) {
+	if fid != 0 {
+		p9clunk(int(p9nodeOf(v.ino()).share), fid)
 	}
-	memmove(uintptr(unsafe.Pointer(&pathBufs[0][0])), uintptr(unsafe.Pointer(&cwdStart[0])), cwdStartLen)
-	if walk(0, uintptr(atFDCWD()), cwdStartLen, true) != 0 || !vnIsDir(walks[0].v) {
-		warn("unigo: the working directory (-w) is not a directory in the guest: starting in /\n")
-		return
+}
+
+// p9SameShare reports whether nodes a and b are on one share.
+//
+//go:nosplit
+func p9SameShare(a, b vnode) bool { return p9nodeOf(a.ino()).share == p9nodeOf(b.ino()).share }
+
+// p9Gone reports whether node v's name was removed.
+//
+//go:nosplit
+func p9Gone(v vnode) bool { return p9nodeOf(v.ino()).gone }
+
+// p9Rename renames o's last component to n's on a share (Trenameat), the
+// target replaced by the host's rename(2); RENAME_EXCHANGE is not there
+// (EINVAL).
+//
+//go:nosplit
+func p9Rename(o, n *walkResult, flags uintptr) uintptr {
+	if flags&linux.RENAME_EXCHANGE != 0 {
+		return errno(linux.EINVAL)
 	}
-	cwdVn = walks[0].v
+	od, nd := p9nodeOf(o.dir.ino()), p9nodeOf(n.dir.ino())
+	p9begin(p9.Trenameat)
+	p9put32(od.fid)
+	p9putStr(o.nameAddr(), o.nlen)
+	p9put32(nd.fid)
+	p9putStr(n.nameAddr(), n.nlen)
+	if e := p9rpc(int(od.share)); e != 0 {
+		return errno(e)
+	}
+	if n.found {
+		p9Forget(n.v)
+	}
+	p9setParent(o.v.ino(), n.dir.ino(), n.nameAddr(), n.nlen)
+	return 0
 }

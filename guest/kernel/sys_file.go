@@ -5,7 +5,6 @@ import (
 
 	"unigo.dev/unigo/abi"
 	"unigo.dev/unigo/abi/linux"
-	"unigo.dev/unigo/proto/p9"
 )
 
 // The system calls on open files of the VFS: reads and writes at an offset,
@@ -38,7 +37,7 @@ func vnodeWrite(fl *file, buf, n uintptr, off uint64) uintptr {
 	case fsTmp:
 		return tmpWrite(fl.vn.ino(), buf, n, off)
 	case fs9p:
-		return p9Write(int(p9nodeOf(fl.vn.ino()).share), fl.p9fid, buf, n, off)
+		return p9Write(fl, buf, n, off)
 	}
 	return errno(linux.EROFS)
 }
@@ -87,10 +86,7 @@ func sysFsync(f *trapFrame) uintptr {
 	case fl == nil:
 		return errno(linux.EBADF)
 	case fl.kind == fdVnode && fl.vn.fs() == fs9p:
-		p9begin(p9.Tfsync)
-		p9put32(fl.p9fid)
-		p9put32(0)
-		return errno(p9rpc(int(p9nodeOf(fl.vn.ino()).share)))
+		return errno(p9Fsync(fl))
 	case fl.kind == fdBlk:
 		return blkFlush(int(fl.pipe))
 	case fl.kind == fdVnode || fl.kind == fdConsole || fl.kind == fdDev:

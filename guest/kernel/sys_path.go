@@ -72,9 +72,7 @@ func vfsOpen(dirfd, path, flags, mode uintptr) uintptr {
 	if fd < 0 {
 		// A file created here stays, as on Linux, where the creation is
 		// not undone either.
-		if fid != 0 {
-			p9clunk(int(p9nodeOf(r.v.ino()).share), fid)
-		}
+		p9CloseFid(r.v, fid)
 		return errno(linux.EMFILE)
 	}
 	fl := fdFile(fd)
@@ -182,20 +180,7 @@ func unlinkAt(dirfd, path uintptr, rmdir bool) uintptr {
 	case vnReadOnly(r.v):
 		return errno(linux.EROFS)
 	case r.v.fs() == fs9p:
-		d := p9nodeOf(r.dir.ino())
-		p9begin(p9.Tunlinkat)
-		p9put32(d.fid)
-		p9putStr(r.nameAddr(), r.nlen)
-		if rmdir {
-			p9put32(linux.AT_REMOVEDIR)
-		} else {
-			p9put32(0)
-		}
-		if e := p9rpc(int(d.share)); e != 0 {
-			return errno(e)
-		}
-		p9Forget(r.v)
-		return 0
+		return errno(p9Unlink(r, rmdir))
 	case rmdir && !tmpEmpty(r.v.ino()):
 		return errno(linux.ENOTEMPTY)
 	}
@@ -260,7 +245,7 @@ func renameAt(olddirfd, oldpath, newdirfd, newpath, flags uintptr) uintptr {
 		return errno(linux.EBUSY)
 	case mountOf(o.v) != nil || n.found && mountOf(n.v) != nil:
 		return errno(linux.EBUSY)
-	case o.dir.fs() != n.dir.fs() || o.dir.fs() == fs9p && p9nodeOf(o.dir.ino()).share != p9nodeOf(n.dir.ino()).share:
+	case o.dir.fs() != n.dir.fs() || o.dir.fs() == fs9p && !p9SameShare(o.dir, n.dir):
 		return errno(linux.EXDEV)
 	case vnReadOnly(o.dir):
 		return errno(linux.EROFS)
@@ -396,17 +381,12 @@ func sysLinkat(f *trapFrame) uintptr {
 		return errno(e)
 	case vnIsDir(v):
 		return errno(linux.EPERM)
-	case v.fs() != n.dir.fs() || v.fs() == fs9p && p9nodeOf(v.ino()).share != p9nodeOf(n.dir.ino()).share:
+	case v.fs() != n.dir.fs() || v.fs() == fs9p && !p9SameShare(v, n.dir):
 		return errno(linux.EXDEV)
 	case vnReadOnly(v):
 		return errno(linux.EROFS)
 	case v.fs() == fs9p:
-		d := p9nodeOf(n.dir.ino())
-		p9begin(p9.Tlink)
-		p9put32(d.fid)
-		p9put32(p9nodeOf(v.ino()).fid)
-		p9putStr(n.nameAddr(), n.nlen)
-		return errno(p9rpc(int(d.share)))
+		return errno(p9Link(n, v))
 	case tnodeOf(v.ino()).nlink == 0:
 		return errno(linux.ENOENT)
 	}
@@ -438,13 +418,7 @@ func sysSymlinkat(f *trapFrame) uintptr {
 		if vnReadOnly(r.dir) {
 			return errno(linux.EROFS)
 		}
-		d := p9nodeOf(r.dir.ino())
-		p9begin(p9.Tsymlink)
-		p9put32(d.fid)
-		p9putStr(r.nameAddr(), r.nlen)
-		p9putStr(uintptr(unsafe.Pointer(&pathBufs[0][0])), tlen)
-		p9put32(0)
-		return errno(p9rpc(int(d.share)))
+		return errno(p9Symlink(r, uintptr(unsafe.Pointer(&pathBufs[0][0])), tlen))
 	}
 	v, e := vnCreate(r, linux.S_IFLNK|0o777, 0)
 	if e != 0 {
@@ -783,7 +757,7 @@ func sysGetcwd(f *trapFrame) uintptr {
 	k := uintptr(maxPath - 1)
 	store8(base+k, 0)
 	v := cwdVn
-	if v.fs() == fsTmp && tnodeOf(v.ino()).nlink == 0 || v.fs() == fs9p && p9nodeOf(v.ino()).gone {
+	if v.fs() == fsTmp && tnodeOf(v.ino()).nlink == 0 || v.fs() == fs9p && p9Gone(v) {
 		return errno(linux.ENOENT)
 	}
 	for v != rootVn {
@@ -868,29 +842,4 @@ func sysUnlink(f *trapFrame) uintptr { return unlinkAt(uintptr(atFDCWD()), f.arg
 //go:nosplit
 func sysReadlink(f *trapFrame) uintptr {
 	return readlinkAt(uintptr(atFDCWD()), f.arg(0), f.arg(1), f.arg(2))
-}
-
-// p9Rename renames o's last component to n's on a share (Trenameat), the
-// target replaced by the host's rename(2); RENAME_EXCHANGE is not there
-// (EINVAL).
-//
-//go:nosplit
-func p9Rename(o, n *walkResult, flags uintptr) uintptr {
-	if flags&linux.RENAME_EXCHANGE != 0 {
-		return errno(linux.EINVAL)
-	}
-	od, nd := p9nodeOf(o.dir.ino()), p9nodeOf(n.dir.ino())
-	p9begin(p9.Trenameat)
-	p9put32(od.fid)
-	p9putStr(o.nameAddr(), o.nlen)
-	p9put32(nd.fid)
-	p9putStr(n.nameAddr(), n.nlen)
-	if e := p9rpc(int(od.share)); e != 0 {
-		return errno(e)
-	}
-	if n.found {
-		p9Forget(n.v)
-	}
-	p9setParent(o.v.ino(), n.dir.ino(), n.nameAddr(), n.nlen)
-	return 0
 }

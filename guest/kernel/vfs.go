@@ -197,7 +197,7 @@ func readAt(fl *file, buf, n uintptr, off uint64) uintptr {
 	case v.fs() == fsTmp:
 		return tmpRead(v.ino(), buf, n, off)
 	case v.fs() == fs9p:
-		return p9Read(int(p9nodeOf(v.ino()).share), fl.p9fid, buf, n, off)
+		return p9Read(fl, buf, n, off)
 	}
 	return rofsRead(int(v.ino()), buf, n, off)
 }
@@ -435,4 +435,37 @@ func vnIno(v vnode) uint64 {
 		return p9nodeOf(v.ino()).qpath
 	}
 	return rofsIno(int(v.ino()))
+}
+
+// The first working directory, from a "cwd=PATH" word (unigo run -w).
+var (
+	cwdStart    [maxPath]byte
+	cwdStartLen uintptr
+)
+
+// cwdWord records a "cwd=PATH" word in [p, end).
+//
+//go:nosplit
+func cwdWord(p, end uintptr) {
+	const pre = abi.CwdWordPrefix
+	if end-p <= uintptr(len(pre)) || end-p-uintptr(len(pre)) >= maxPath || !memeq(p, uintptr(unsafe.Pointer(unsafe.StringData(pre))), uintptr(len(pre))) {
+		return
+	}
+	cwdStartLen = end - p - uintptr(len(pre))
+	memmove(uintptr(unsafe.Pointer(&cwdStart[0])), p+uintptr(len(pre)), cwdStartLen)
+}
+
+// startCwd enters the first working directory, once the mounts are there.
+//
+//go:nosplit
+func startCwd() {
+	if cwdStartLen == 0 {
+		return
+	}
+	memmove(uintptr(unsafe.Pointer(&pathBufs[0][0])), uintptr(unsafe.Pointer(&cwdStart[0])), cwdStartLen)
+	if walk(0, uintptr(atFDCWD()), cwdStartLen, true) != 0 || !vnIsDir(walks[0].v) {
+		warn("unigo: the working directory (-w) is not a directory in the guest: starting in /\n")
+		return
+	}
+	cwdVn = walks[0].v
 }

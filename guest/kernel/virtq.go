@@ -1,3 +1,5 @@
+//go:build !unigo_nodrivers
+
 package kernel
 
 // A polled virtqueue for the drivers that run in trap context (9P, block),
@@ -8,10 +10,6 @@ package kernel
 // in flight, whose chain always starts at descriptor 0. The driver asks for
 // no interrupts (no MSI-X vector either) and polls the used ring: the own
 // monitor answers within the notifying write, QEMU from its own threads.
-
-func ioLoad8(addr uintptr) uint8
-func ioLoad16(addr uintptr) uint16
-func ioStore16(addr uintptr, v uint16)
 
 // virtio-mmio registers (§4.2.2) and the status bits (§2.1).
 const (

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"debug/elf"
 	"os"
 	"path/filepath"
 	"strings"
@@ -199,4 +200,46 @@ func TestWorkdir(t *testing.T) {
 			t.Fatalf("-w /nowhere: exit status %d; stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 		}
 	})
+}
+
+// TestSelectiveDrivers builds a program that opens no files and one that
+// does: only the second carries the share and disk drivers, unigo build -v
+// says which, and -v on the first is refused with the reason.
+func TestSelectiveDrivers(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		pkg, says string
+		drivers   bool
+	}{
+		{"../../examples/hello", "no share or disk drivers: the program opens no files", false},
+		{"./testdata/workdir", "the share and disk drivers (9P for -v folders, virtio-blk for --disk), because the program calls", true},
+	} {
+		img := filepath.Join(dir, filepath.Base(c.pkg)+".img")
+		r := run(t, "build", "-v", "-o", img, c.pkg)
+		if r.code != 0 || !strings.Contains(r.stderr, c.says) {
+			t.Fatalf("build -v %s: exit status %d, stderr:\n%s\nwant %q", c.pkg, r.code, r.stderr, c.says)
+		}
+		f, err := elf.Open(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		syms, _ := f.Symbols()
+		f.Close()
+		has := false
+		for _, s := range syms {
+			has = has || s.Name == "unigo.dev/unigo/guest/kernel.p9rpc"
+		}
+		if has != c.drivers {
+			t.Errorf("%s: the 9P client linked: %v, want %v", c.pkg, has, c.drivers)
+		}
+		if !c.drivers {
+			r := run(t, "run", "-v", dir+":/data", img)
+			if r.code == 0 || !strings.Contains(r.stderr, "left the share and disk drivers out") {
+				t.Errorf("-v with %s: exit status %d, stderr %q", c.pkg, r.code, r.stderr)
+			}
+			if r := run(t, "run", img); r.code != 0 || r.stdout != "hello\n" {
+				t.Errorf("%s without drivers: exit status %d, stdout %q", c.pkg, r.code, r.stdout)
+			}
+		}
+	}
 }

@@ -122,6 +122,11 @@ DNS at 10.0.2.3. -p forwards host ports (on 127.0.0.1) into it. On a tap
 device (--net tap:NAME) it asks the LAN's DHCP server, or takes --ip, --gw
 and --dns.
 
+Files: the image's own (unigo build --files) are at /, read-only, and /tmp
+is a tmpfs in guest memory. -v shares a host folder at a folder of the
+root (9P; the guest cannot reach outside the folder), --disk gives a host
+file as a raw disk, /dev/vda (fsync reaches the host's disk).
+
 `)
 		fs.PrintDefaults()
 	}

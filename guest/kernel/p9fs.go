@@ -271,12 +271,11 @@ func p9Size(i uint32) uint64 {
 	return uint64(statBuf.Size)
 }
 
-// p9OpenFid opens a new fid for node i with open(2)'s flags.
+// p9clone returns a new fid for node i's file (a Twalk of no names).
 //
 //go:nosplit
-func p9OpenFid(i uint32, flags uintptr) (uint32, linux.Errno) {
+func p9clone(i uint32) (uint32, linux.Errno) {
 	n := p9nodeOf(i)
-	k := int(n.share)
 	fid := p9fid()
 	if fid == 0 {
 		return 0, linux.ENFILE
@@ -285,8 +284,20 @@ func p9OpenFid(i uint32, flags uintptr) (uint32, linux.Errno) {
 	p9put32(n.fid)
 	p9put32(fid)
 	p9put16(0)
-	if e := p9rpc(k); e != 0 {
-		p9fidUsed[(fid-1)%maxP9Fids] = false
+	if e := p9rpc(int(n.share)); e != 0 {
+		p9fidUsed[(fid-1)%maxP9Fids] = false // a failed walk makes no fid
+		return 0, e
+	}
+	return fid, 0
+}
+
+// p9OpenFid opens a new fid for node i with open(2)'s flags.
+//
+//go:nosplit
+func p9OpenFid(i uint32, flags uintptr) (uint32, linux.Errno) {
+	k := int(p9nodeOf(i).share)
+	fid, e := p9clone(i)
+	if e != 0 {
 		return 0, e
 	}
 	p9begin(p9.Tlopen)
@@ -450,17 +461,9 @@ func p9Create(r *walkResult, mode uint32, flags uintptr) (vnode, linux.Errno) {
 		}
 	} else {
 		// Tlcreate turns a fid of the directory into the new file's,
-		// opened: a clone, walked with no names.
-		fid := p9fid()
-		if fid == 0 {
-			return 0, linux.ENFILE
-		}
-		p9begin(p9.Twalk)
-		p9put32(d.fid)
-		p9put32(fid)
-		p9put16(0)
-		if e := p9rpc(k); e != 0 {
-			p9fidUsed[(fid-1)%maxP9Fids] = false
+		// opened: a clone.
+		fid, e := p9clone(dir)
+		if e != 0 {
 			return 0, e
 		}
 		p9begin(p9.Tlcreate)

@@ -341,7 +341,7 @@ func (m *Machine) Run() (int, error) {
 				m.deviceMMIO(mm)
 				continue
 			}
-			if m.shareMMIO(mm) || m.diskMMIO(mm) {
+			if pageMMIO(mm, abi.Virtio9pAddr, m.shares) || pageMMIO(mm, abi.VirtioBlkAddr, m.disks) {
 				continue
 			}
 			if mm.IsWrite == 0 || mm.PhysAddr != abi.DoorbellAddr || mm.Len != 8 {

@@ -37,17 +37,19 @@ func (m *Machine) startShares() {
 	}
 }
 
-// shareMMIO answers a guest access to a share device's registers, if the
-// address is one's.
-func (m *Machine) shareMMIO(mm *kvm.MMIO) bool {
-	if mm.PhysAddr < abi.Virtio9pAddr {
+// regDevice is a device behind a page of virtio-mmio registers.
+type regDevice interface {
+	Read(off uint64, size int) uint32
+	Write(off uint64, v uint32)
+}
+
+// pageMMIO answers a guest access to the registers of one of devs, which
+// lie a page each from base, if the address is one's.
+func pageMMIO[D regDevice](mm *kvm.MMIO, base uint64, devs []D) bool {
+	if mm.PhysAddr < base || (mm.PhysAddr-base)/abi.PageSize >= uint64(len(devs)) {
 		return false
 	}
-	i := (mm.PhysAddr - abi.Virtio9pAddr) / abi.PageSize
-	if i >= uint64(len(m.shares)) {
-		return false
-	}
-	d := m.shares[i]
+	d := devs[(mm.PhysAddr-base)/abi.PageSize]
 	off := mm.PhysAddr % abi.PageSize
 	n := int(min(mm.Len, 4))
 	if mm.IsWrite != 0 {
@@ -90,29 +92,4 @@ func (m *Machine) startDisks() error {
 		m.disks = append(m.disks, b)
 	}
 	return nil
-}
-
-// diskMMIO answers a guest access to a block device's registers, if the
-// address is one's.
-func (m *Machine) diskMMIO(mm *kvm.MMIO) bool {
-	if mm.PhysAddr < abi.VirtioBlkAddr {
-		return false
-	}
-	i := (mm.PhysAddr - abi.VirtioBlkAddr) / abi.PageSize
-	if i >= uint64(len(m.disks)) {
-		return false
-	}
-	d := m.disks[i]
-	off := mm.PhysAddr % abi.PageSize
-	n := int(min(mm.Len, 4))
-	if mm.IsWrite != 0 {
-		var b [4]byte
-		copy(b[:], mm.Data[:n])
-		d.Write(off, binary.LittleEndian.Uint32(b[:]))
-		return true
-	}
-	var b [8]byte
-	binary.LittleEndian.PutUint32(b[:], d.Read(off, n))
-	copy(mm.Data[:], b[:])
-	return true
 }

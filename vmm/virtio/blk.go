@@ -59,13 +59,6 @@ func NewBlk(mem Memory, file *os.File, id string, readOnly bool, raise func(), f
 	return d, nil
 }
 
-// Read answers a guest read of size bytes at register offset off.
-func (d *Blk) Read(off uint64, size int) uint32 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.readLocked(off, size)
-}
-
 // Write takes a guest write of v at register offset off.
 func (d *Blk) Write(off uint64, v uint32) {
 	d.mu.Lock()
@@ -110,18 +103,7 @@ func (d *Blk) serveLocked(q *queue) (bool, error) {
 		}
 		served = true
 	}
-	if !served {
-		return false, nil
-	}
-	flags, err := d.u16(q.driver)
-	if err != nil {
-		return false, d.stop(err)
-	}
-	if flags&availNoInterrupt != 0 {
-		return false, nil
-	}
-	d.intStatus |= 1
-	return !pending, nil
+	return d.interruptLocked(q, served, pending)
 }
 
 // request carries out one request; it returns the bytes written to the

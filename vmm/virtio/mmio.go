@@ -332,3 +332,28 @@ func (t *transport) pushAll(q *queue, heads []uint16, lens []uint32) error {
 	}
 	return t.putU16(q.device+2, idx+uint16(len(heads)))
 }
+
+// interruptLocked decides, after requests of q were served, whether to
+// interrupt the driver: not when none was, when the driver asked for no
+// interrupts (VIRTQ_AVAIL_F_NO_INTERRUPT, §2.7.7), or when one is pending.
+func (t *transport) interruptLocked(q *queue, served, pending bool) (bool, error) {
+	if !served {
+		return false, nil
+	}
+	flags, err := t.u16(q.driver)
+	if err != nil {
+		return false, t.stop(err)
+	}
+	if flags&availNoInterrupt != 0 {
+		return false, nil
+	}
+	t.intStatus |= 1
+	return !pending, nil
+}
+
+// Read answers a guest read of size bytes at register offset off.
+func (t *transport) Read(off uint64, size int) uint32 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.readLocked(off, size)
+}

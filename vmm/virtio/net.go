@@ -44,13 +44,6 @@ func NewNet(mem Memory, mac [6]byte, send func([]byte), raise func(), fail func(
 	return d
 }
 
-// Read answers a guest read of size bytes at register offset off.
-func (d *Net) Read(off uint64, size int) uint32 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.readLocked(off, size)
-}
-
 // Write takes a guest write of v at register offset off.
 func (d *Net) Write(off uint64, v uint32) {
 	d.mu.Lock()

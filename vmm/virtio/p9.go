@@ -27,13 +27,6 @@ func NewP9(mem Memory, tag string, serve func([]byte) []byte, raise func(), fail
 	return d
 }
 
-// Read answers a guest read of size bytes at register offset off.
-func (d *P9) Read(off uint64, size int) uint32 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.readLocked(off, size)
-}
-
 // Write takes a guest write of v at register offset off.
 func (d *P9) Write(off uint64, v uint32) {
 	d.mu.Lock()
@@ -94,16 +87,5 @@ func (d *P9) serveLocked(q *queue) (bool, error) {
 		}
 		served = true
 	}
-	if !served {
-		return false, nil
-	}
-	flags, err := d.u16(q.driver)
-	if err != nil {
-		return false, d.stop(err)
-	}
-	if flags&availNoInterrupt != 0 {
-		return false, nil
-	}
-	d.intStatus |= 1
-	return !pending, nil
+	return d.interruptLocked(q, served, pending)
 }

@@ -60,22 +60,7 @@ func NewBlk(mem Memory, file *os.File, id string, readOnly bool, raise func(), f
 }
 
 // Write takes a guest write of v at register offset off.
-func (d *Blk) Write(off uint64, v uint32) {
-	d.mu.Lock()
-	notify := d.writeLocked(off, v)
-	var err error
-	raise := false
-	if notify == 0 && d.live() && d.q[0].ready {
-		raise, err = d.serveLocked(&d.q[0])
-	}
-	d.mu.Unlock()
-	if err != nil {
-		d.fail(err)
-	}
-	if raise {
-		d.raise()
-	}
-}
+func (d *Blk) Write(off uint64, v uint32) { d.writeRequests(off, v, d.serveLocked, d.raise, d.fail) }
 
 // serveLocked carries out every request queued: a 16-byte header (type,
 // reserved, sector), the data, and a status byte (§5.2.6).

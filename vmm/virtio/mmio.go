@@ -357,3 +357,24 @@ func (t *transport) Read(off uint64, size int) uint32 {
 	defer t.mu.Unlock()
 	return t.readLocked(off, size)
 }
+
+// writeRequests takes a guest write of v at register offset off for a
+// device whose queue 0 carries requests: a notify has serve carry out the
+// queued ones; then, outside the lock, fail reports a device that stopped
+// and raise interrupts the driver.
+func (t *transport) writeRequests(off uint64, v uint32, serve func(*queue) (bool, error), raise func(), fail func(error)) {
+	t.mu.Lock()
+	notify := t.writeLocked(off, v)
+	var err error
+	interrupt := false
+	if notify == 0 && t.live() && t.q[0].ready {
+		interrupt, err = serve(&t.q[0])
+	}
+	t.mu.Unlock()
+	if err != nil {
+		fail(err)
+	}
+	if interrupt {
+		raise()
+	}
+}

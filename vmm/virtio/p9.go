@@ -28,22 +28,7 @@ func NewP9(mem Memory, tag string, serve func([]byte) []byte, raise func(), fail
 }
 
 // Write takes a guest write of v at register offset off.
-func (d *P9) Write(off uint64, v uint32) {
-	d.mu.Lock()
-	notify := d.writeLocked(off, v)
-	var err error
-	raise := false
-	if notify == 0 && d.live() && d.q[0].ready {
-		raise, err = d.serveLocked(&d.q[0])
-	}
-	d.mu.Unlock()
-	if err != nil {
-		d.fail(err)
-	}
-	if raise {
-		d.raise()
-	}
-}
+func (d *P9) Write(off uint64, v uint32) { d.writeRequests(off, v, d.serveLocked, d.raise, d.fail) }
 
 // serveLocked answers every request queued, and reports whether to
 // interrupt the driver.

@@ -365,7 +365,17 @@ func isFile(p string) bool {
 
 // parseSize reads a memory size such as 128M, 1G or 65536K.
 func parseSize(s string) (uint64, error) {
-	mult := uint64(1 << 20)
+	v, err := parseBytes(s, 1<<20)
+	if err != nil || v > 1<<44 {
+		return 0, fmt.Errorf("-m %q: want a size such as 128M or 1G", s)
+	}
+	return v, nil
+}
+
+// parseBytes reads a positive size with a K, M, G or T suffix; a plain
+// number counts in units of unit.
+func parseBytes(s string, unit uint64) (uint64, error) {
+	mult := unit
 	num := strings.TrimSpace(s)
 	if n := len(num); n > 0 {
 		switch num[n-1] {
@@ -375,11 +385,13 @@ func parseSize(s string) (uint64, error) {
 			mult, num = 1<<20, num[:n-1]
 		case 'g', 'G':
 			mult, num = 1<<30, num[:n-1]
+		case 't', 'T':
+			mult, num = 1<<40, num[:n-1]
 		}
 	}
 	v, err := strconv.ParseUint(num, 10, 64)
-	if err != nil || v == 0 || v > (1<<44)/mult {
-		return 0, fmt.Errorf("-m %q: want a size such as 128M or 1G", s)
+	if err != nil || v == 0 || v > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size", s)
 	}
 	return v * mult, nil
 }

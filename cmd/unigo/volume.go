@@ -48,25 +48,20 @@ func cmdVolume(args []string) error {
 		if fs.NArg() != 1 || *size == "" {
 			return fmt.Errorf("volume create: want --size SIZE FILE; for example unigo volume create --size 1G vol.img")
 		}
-		n, err := parseVolumeSize(*size)
-		if err != nil {
-			return err
+		n, err := parseBytes(*size, 1)
+		if err != nil || n > 1<<50 {
+			return fmt.Errorf("--size %q: want a size such as 64M or 1G", *size)
 		}
-		return volume.Create(fs.Arg(0), n)
+		return volume.Create(fs.Arg(0), int64(n))
 	case "ls":
 		if len(args) != 2 {
 			return fmt.Errorf("volume ls: want FILE[:PATH]")
 		}
-		file, p := splitVolumePath(args[1])
-		v, err := volume.Open(file)
+		v, in, p, err := openVolumePath(args[1])
 		if err != nil {
 			return err
 		}
 		defer v.Close()
-		in, err := v.Lookup(p)
-		if err != nil {
-			return err
-		}
 		es, err := v.ReadDir(in)
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
@@ -84,16 +79,11 @@ func cmdVolume(args []string) error {
 		if len(args) != 3 || !strings.Contains(args[1], ":/") {
 			return fmt.Errorf("volume cp: want FILE:PATH DEST, such as vol.img:/data/out.txt ./out.txt")
 		}
-		file, p := splitVolumePath(args[1])
-		v, err := volume.Open(file)
+		v, in, p, err := openVolumePath(args[1])
 		if err != nil {
 			return err
 		}
 		defer v.Close()
-		in, err := v.Lookup(p)
-		if err != nil {
-			return err
-		}
 		if in.Mode&syscall.S_IFMT != syscall.S_IFREG {
 			return fmt.Errorf("%s is not a regular file", p)
 		}
@@ -134,12 +124,23 @@ func cmdVolume(args []string) error {
 	return fmt.Errorf("volume: unknown command %q; want create, ls, cp or fsck", args[0])
 }
 
-// splitVolumePath splits FILE:PATH at its ":/"; a FILE alone is its root.
-func splitVolumePath(s string) (string, string) {
+// openVolumePath opens the volume of FILE:PATH (split at its ":/"; a FILE
+// alone names its root) and looks PATH up.
+func openVolumePath(s string) (*volume.Volume, *volume.Inode, string, error) {
+	file, p := s, "/"
 	if i := strings.Index(s, ":/"); i >= 0 {
-		return s[:i], s[i+1:]
+		file, p = s[:i], s[i+1:]
 	}
-	return s, "/"
+	v, err := volume.Open(file)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	in, err := v.Lookup(p)
+	if err != nil {
+		v.Close()
+		return nil, nil, "", err
+	}
+	return v, in, p, nil
 }
 
 func modeType(mode uint32) fs.FileMode {
@@ -150,27 +151,4 @@ func modeType(mode uint32) fs.FileMode {
 		return fs.ModeSymlink
 	}
 	return 0
-}
-
-// parseVolumeSize reads 64M, 1G, 2T...
-func parseVolumeSize(s string) (int64, error) {
-	mult := int64(1)
-	num := s
-	if n := len(s); n > 0 {
-		switch s[n-1] {
-		case 'k', 'K':
-			mult, num = 1<<10, s[:n-1]
-		case 'm', 'M':
-			mult, num = 1<<20, s[:n-1]
-		case 'g', 'G':
-			mult, num = 1<<30, s[:n-1]
-		case 't', 'T':
-			mult, num = 1<<40, s[:n-1]
-		}
-	}
-	var v int64
-	if _, err := fmt.Sscan(num, &v); err != nil || v <= 0 || v > (1<<50)/mult {
-		return 0, fmt.Errorf("--size %q: want a size such as 64M or 1G", s)
-	}
-	return v * mult, nil
 }

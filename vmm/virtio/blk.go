@@ -60,39 +60,13 @@ func NewBlk(mem Memory, file *os.File, id string, readOnly bool, raise func(), f
 }
 
 // Write takes a guest write of v at register offset off.
-func (d *Blk) Write(off uint64, v uint32) { d.writeRequests(off, v, d.serveLocked, d.raise, d.fail) }
-
-// serveLocked carries out every request queued: a 16-byte header (type,
-// reserved, sector), the data, and a status byte (§5.2.6).
-func (d *Blk) serveLocked(q *queue) (bool, error) {
-	pending := d.intStatus&1 != 0
-	served := false
-	for {
-		head, ok, err := d.pop(q)
-		if err != nil {
-			return false, d.stop(err)
-		}
-		if !ok {
-			break
-		}
-		out, in, err := d.chainBoth(q, head, blkMaxIO+16)
-		if err != nil {
-			return false, d.stop(err)
-		}
-		n, err := d.request(out, in)
-		if err != nil {
-			return false, d.stop(err)
-		}
-		if err := d.push(q, head, n); err != nil {
-			return false, d.stop(err)
-		}
-		served = true
-	}
-	return d.interruptLocked(q, served, pending)
+func (d *Blk) Write(off uint64, v uint32) {
+	d.writeRequests(off, v, blkMaxIO+16, d.request, d.raise, d.fail)
 }
 
-// request carries out one request; it returns the bytes written to the
-// driver's buffers, or an error for a malformed chain.
+// request carries out one request: a 16-byte header (type, reserved,
+// sector), the data, and a status byte (§5.2.6). It returns the bytes
+// written to the driver's buffers, or an error for a malformed chain.
 func (d *Blk) request(out, in [][]byte) (uint32, error) {
 	var hdr []byte
 	for _, b := range out {

@@ -359,16 +359,17 @@ func (t *transport) Read(off uint64, size int) uint32 {
 }
 
 // writeRequests takes a guest write of v at register offset off for a
-// device whose queue 0 carries requests: a notify has serve carry out the
-// queued ones; then, outside the lock, fail reports a device that stopped
-// and raise interrupts the driver.
-func (t *transport) writeRequests(off uint64, v uint32, serve func(*queue) (bool, error), raise func(), fail func(error)) {
+// device whose queue 0 carries requests: on a notify, handle carries out
+// each queued one (its chain's readable and writable buffers, at most max
+// bytes each way) and returns the bytes it wrote; then, outside the lock,
+// fail reports a device that stopped and raise interrupts the driver.
+func (t *transport) writeRequests(off uint64, v uint32, max uint64, handle func(out, in [][]byte) (uint32, error), raise func(), fail func(error)) {
 	t.mu.Lock()
 	notify := t.writeLocked(off, v)
 	var err error
 	interrupt := false
 	if notify == 0 && t.live() && t.q[0].ready {
-		interrupt, err = serve(&t.q[0])
+		interrupt, err = t.serveLocked(&t.q[0], max, handle)
 	}
 	t.mu.Unlock()
 	if err != nil {
@@ -377,4 +378,33 @@ func (t *transport) writeRequests(off uint64, v uint32, serve func(*queue) (bool
 	if interrupt {
 		raise()
 	}
+}
+
+// serveLocked carries out every request queued on q and reports whether to
+// interrupt the driver.
+func (t *transport) serveLocked(q *queue, max uint64, handle func(out, in [][]byte) (uint32, error)) (bool, error) {
+	pending := t.intStatus&1 != 0
+	served := false
+	for {
+		head, ok, err := t.pop(q)
+		if err != nil {
+			return false, t.stop(err)
+		}
+		if !ok {
+			break
+		}
+		out, in, err := t.chainBoth(q, head, max)
+		if err != nil {
+			return false, t.stop(err)
+		}
+		n, err := handle(out, in)
+		if err != nil {
+			return false, t.stop(err)
+		}
+		if err := t.push(q, head, n); err != nil {
+			return false, t.stop(err)
+		}
+		served = true
+	}
+	return t.interruptLocked(q, served, pending)
 }

@@ -28,49 +28,31 @@ func NewP9(mem Memory, tag string, serve func([]byte) []byte, raise func(), fail
 }
 
 // Write takes a guest write of v at register offset off.
-func (d *P9) Write(off uint64, v uint32) { d.writeRequests(off, v, d.serveLocked, d.raise, d.fail) }
+func (d *P9) Write(off uint64, v uint32) {
+	d.writeRequests(off, v, p9.Msize, d.request, d.raise, d.fail)
+}
 
-// serveLocked answers every request queued, and reports whether to
-// interrupt the driver.
-func (d *P9) serveLocked(q *queue) (bool, error) {
-	pending := d.intStatus&1 != 0
-	served := false
-	for {
-		head, ok, err := d.pop(q)
-		if err != nil {
-			return false, d.stop(err)
-		}
-		if !ok {
-			break
-		}
-		out, in, err := d.chainBoth(q, head, p9.Msize)
-		if err != nil {
-			return false, d.stop(err)
-		}
-		var req []byte
-		for _, b := range out {
-			req = append(req, b...)
-		}
-		resp := d.serve(req)
-		n := 0
-		for _, b := range in {
-			n += copy(b, resp[n:])
-		}
-		if n < len(resp) {
-			// No room for the reply: a driver error, answered as one
-			// (Rlerror EMSGSIZE) rather than a cut reply.
-			n = 0
-			if len(resp) >= p9.HeaderSz {
-				e := []byte{11, 0, 0, 0, p9.Rlerror, resp[5], resp[6], 90, 0, 0, 0}
-				for _, b := range in {
-					n += copy(b, e[n:])
-				}
+// request answers one 9P request: the bytes written to the reply buffers.
+func (d *P9) request(out, in [][]byte) (uint32, error) {
+	var req []byte
+	for _, b := range out {
+		req = append(req, b...)
+	}
+	resp := d.serve(req)
+	n := 0
+	for _, b := range in {
+		n += copy(b, resp[n:])
+	}
+	if n < len(resp) {
+		// No room for the reply: a driver error, answered as one
+		// (Rlerror EMSGSIZE) rather than a cut reply.
+		n = 0
+		if len(resp) >= p9.HeaderSz {
+			e := []byte{11, 0, 0, 0, p9.Rlerror, resp[5], resp[6], 90, 0, 0, 0}
+			for _, b := range in {
+				n += copy(b, e[n:])
 			}
 		}
-		if err := d.push(q, head, uint32(n)); err != nil {
-			return false, d.stop(err)
-		}
-		served = true
 	}
-	return d.interruptLocked(q, served, pending)
+	return uint32(n), nil
 }

@@ -2,7 +2,8 @@ package abi
 
 // A host directory share reaches the kernel as a command-line word
 // "mount=TAG:PATH" or "mount=TAG:PATH:ro": the 9P device whose mount tag is
-// TAG is mounted at the absolute guest path PATH, read-only with ":ro".
+// TAG is mounted at the absolute guest path PATH, read-only with ":ro". A
+// block volume's word names its disk's serial (DiskSerial) as the TAG.
 // Both monitors write it; PATH holds no space and no colon (the CLI
 // refuses those), so the word needs no quoting.
 

@@ -78,7 +78,9 @@ const (
 
 // VolLayout returns where the regions of a volume of n blocks start and
 // how long they are: journal, bitmap, inode table (blocks), and the first
-// data block.
+// data block. (The kernel calls it in trap context, hence nosplit.)
+//
+//go:nosplit
 func VolLayout(n uint64) (journal, journalLen, bitmap, bitmapLen, inodes, inodesLen, data uint64) {
 	journalLen = min(max(n/64, 256), 8192)
 	bitmapLen = (n + VolBlockSize*8 - 1) / (VolBlockSize * 8)

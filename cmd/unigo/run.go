@@ -206,6 +206,19 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 	if err != nil {
 		return err
 	}
+	// Block volumes are disks the kernel mounts.
+	var folders []share
+	for _, v := range vols {
+		if v.volume {
+			disks = append(disks, disk{path: v.host, readOnly: v.readOnly, mount: v.guest})
+		} else {
+			folders = append(folders, v)
+		}
+	}
+	if len(disks) > abi.MaxDisks {
+		return fmt.Errorf("--disk and -v FILE.img: %d disks; at most %d", len(disks), abi.MaxDisks)
+	}
+	vols = folders
 	if len(vols)+len(disks) > 0 {
 		img, err := machine.LoadImage(imgPath)
 		if err != nil {
@@ -250,7 +263,7 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 		}
 		qc.Cmdline = cwdWord
 		for _, d := range disks {
-			qc.Disks = append(qc.Disks, qemu.Disk{Path: d.path, ReadOnly: d.readOnly})
+			qc.Disks = append(qc.Disks, qemu.Disk{Path: d.path, ReadOnly: d.readOnly, Mount: d.mount})
 		}
 		if o.tapName() != o.net {
 			qc.Tap, qc.NetCmdline = o.tapName(), o.netCmdline()
@@ -291,7 +304,11 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 			return fmt.Errorf("--disk: %w", err)
 		}
 		defer f.Close()
-		cfg.Disks = append(cfg.Disks, machine.Disk{File: f, ReadOnly: d.readOnly})
+		// One instance at a time: two kernels writing one file corrupt it.
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			return fmt.Errorf("%s is in use by another instance (%v): stop it first, or copy the file", d.path, err)
+		}
+		cfg.Disks = append(cfg.Disks, machine.Disk{File: f, ReadOnly: d.readOnly, Mount: d.mount})
 	}
 	if img.Flags&abi.NoteFlagNet != 0 && o.tapName() != o.net {
 		d, err := tap.Open(o.tapName())

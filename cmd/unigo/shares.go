@@ -8,16 +8,19 @@ import (
 	"strings"
 
 	"unigo.dev/unigo/abi"
+	"unigo.dev/unigo/vmm/volume"
 )
 
-// share is one -v HOSTDIR:GUESTDIR[:ro].
+// share is one -v HOSTDIR:GUESTDIR[:ro], or a block volume's -v
+// FILE.img:GUESTDIR[:ro].
 type share struct {
 	host, guest string
 	readOnly    bool
+	volume      bool // host is a volume file (unigo volume create)
 }
 
-// parseVolumes checks the -v flags: a host folder that exists, and a guest
-// path the kernel can mount it at.
+// parseVolumes checks the -v flags: a host folder or volume that exists,
+// and a guest path the kernel can mount it at.
 func parseVolumes(vs []string) ([]share, error) {
 	if len(vs) > abi.MaxShares {
 		return nil, fmt.Errorf("-v: %d folders; at most %d", len(vs), abi.MaxShares)
@@ -38,8 +41,15 @@ func parseVolumes(vs []string) ([]share, error) {
 		if err != nil {
 			return nil, fmt.Errorf("-v %q: %v", v, err)
 		}
-		if !st.IsDir() {
-			return nil, fmt.Errorf("-v %q: %s is not a folder (block volumes are not supported yet)", v, host)
+		isVol := st.Mode().IsRegular()
+		if isVol {
+			vol, err := volume.Open(host)
+			if err != nil {
+				return nil, fmt.Errorf("-v %q: %v", v, err)
+			}
+			vol.Close()
+		} else if !st.IsDir() {
+			return nil, fmt.Errorf("-v %q: %s is neither a folder nor a volume file (unigo volume create makes one)", v, host)
 		}
 		if host, err = filepath.Abs(host); err != nil {
 			return nil, err
@@ -58,15 +68,16 @@ func parseVolumes(vs []string) ([]share, error) {
 			return nil, fmt.Errorf("-v %q: %s is mounted twice", v, g)
 		}
 		seen[g] = true
-		out = append(out, share{host: host, guest: g, readOnly: ro})
+		out = append(out, share{host: host, guest: g, readOnly: ro, volume: isVol})
 	}
 	return out, nil
 }
 
-// disk is one --disk FILE[:ro].
+// disk is one --disk FILE[:ro], or a block volume's file.
 type disk struct {
 	path     string
 	readOnly bool
+	mount    string // a volume's guest path; "" for a raw disk
 }
 
 // parseDisks checks the --disk flags: regular files of whole sectors.

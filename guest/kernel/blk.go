@@ -65,7 +65,7 @@ func blkInit() {
 				return
 			}
 			blkBuf = physNext
-			physNext += blkWindow + 512
+			physNext += blkWindow + pageSize // a header page, then the window: frames stay page-aligned
 		}
 		ok := false
 		if q.base != 0 {
@@ -283,4 +283,36 @@ func blkWrite(fl *file, buf, n uintptr, off uint64) uintptr {
 		return errno(linux.EFAULT)
 	}
 	return blkIO(int(fl.pipe), true, buf, n, off)
+}
+
+// blkPutBlocks writes the n (at most 16) 4 KiB frames to disk k at byte
+// off, one after another, in one request: 0 or EIO.
+//
+//go:nosplit
+func blkPutBlocks(k int, off uint64, frames *[16]uintptr, n int) linux.Errno {
+	n = min(n, blkWindow/pageSize)
+	for i := 0; i < n; i++ {
+		memmove(blkBuf+512+uintptr(i)*pageSize, frames[i%16], pageSize)
+	}
+	return blkPutWindow(k, off, n)
+}
+
+// blkPutBlock writes the 4 KiB frame f to disk k at byte off.
+//
+//go:nosplit
+func blkPutBlock(k int, off uint64, f uintptr) linux.Errno {
+	memmove(blkBuf+512, f, pageSize)
+	return blkPutWindow(k, off, 1)
+}
+
+// blkPutWindow writes the window's first n 4 KiB blocks to disk k at
+// byte off.
+//
+//go:nosplit
+func blkPutWindow(k int, off uint64, n int) linux.Errno {
+	b := &blkDevs[uint(k)%abi.MaxDisks]
+	if b.ro || off%sectorSize != 0 || off+uint64(n)*pageSize > b.sectors*sectorSize {
+		return linux.EIO
+	}
+	return blkRequest(b, blkTOut, off/sectorSize, uintptr(n)*pageSize)
 }

@@ -47,8 +47,10 @@ func fileMmap(addr, n, prot, flags, fd uintptr, off uint64) uintptr {
 	if prot == linux.PROT_NONE {
 		return addr
 	}
-	if shared && fl.vn.fs() == fs9p {
-		return errno(linux.ENODEV) // a host file can change under a copy: no shared mappings of shares
+	if shared && (fl.vn.fs() == fs9p || fl.vn.fs() == fsTmp && volOf(fl.vn.ino()) >= 0) {
+		// A host file can change under a copy, and a volume's blocks move
+		// through a cache: no shared mappings of shares and volumes yet.
+		return errno(linux.ENODEV)
 	}
 	if !shared || fl.vn.fs() != fsTmp {
 		if !populate(addr, addr+n, true) {
@@ -78,7 +80,7 @@ func fileMmap(addr, n, prot, flags, fd uintptr, off uint64) uintptr {
 		if idx*pageSize >= t.size {
 			break
 		}
-		if p := tmpPage(t, idx, false); p != 0 {
+		if p := tmpMemPage(t, idx, false); p != 0 {
 			if !mapShared(va, p) {
 				return errno(linux.ENOMEM)
 			}
@@ -116,7 +118,7 @@ func fmapFault(va uintptr) bool {
 	if idx*pageSize >= t.size {
 		return false // past the end: SIGBUS
 	}
-	p := tmpPage(t, idx, true)
+	p := tmpMemPage(t, idx, true)
 	return p != 0 && mapShared(va&^(pageSize-1), p)
 }
 

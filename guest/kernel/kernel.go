@@ -142,6 +142,7 @@ func kinit(bootInfo uintptr) uintptr {
 	tmpInit()
 	blkInit()
 	p9Mount()
+	volMountAll()
 	startCwd()
 	trapInit()
 	threadInit()

@@ -7,9 +7,9 @@ import "unigo.dev/unigo/abi/linux"
 // An image without the share and disk drivers (virtq.go, p9.go, p9fs.go,
 // blk.go): unigo build leaves them out, with the tag unigo_nodrivers, when
 // the program opens no files, and unigo run then refuses -v and --disk for
-// it. There are no shares and no disks, so no node of fs9p and no disk
-// descriptor exists and the VFS never calls what is below with one; the
-// calls that look a name up find nothing.
+// it. There are no shares, disks or volumes, so no node of fs9p, no
+// volume's tnode and no disk descriptor exists and the VFS never calls
+// what is below with one; the calls that look a name up find nothing.
 
 var p9Created uint32
 
@@ -106,3 +106,57 @@ func p9SameShare(a, b vnode) bool { return false }
 
 //go:nosplit
 func p9Gone(v vnode) bool { return false }
+
+//go:nosplit
+func volMountAll() {}
+
+//go:nosplit
+func volBoundary() {}
+
+//go:nosplit
+func volSyncAll() {}
+
+//go:nosplit
+func volPage(t *tnode, idx uint64, alloc, write bool) uintptr { return 0 }
+
+//go:nosplit
+func volFreeFrom(k int, ino uint32, first uint64) {}
+
+//go:nosplit
+func volTakeErr() linux.Errno { return 0 }
+
+//go:nosplit
+func volFull(k int) bool { return false }
+
+//go:nosplit
+func volCommit(k int) linux.Errno { return 0 }
+
+//go:nosplit
+func volEvict() int { return -1 }
+
+//go:nosplit
+func volNew(dir uint32, mode uint32) int { return -1 }
+
+//go:nosplit
+func volFreeNode(i uint32) {}
+
+//go:nosplit
+func volNode(k int, ino uint32) int { return -1 }
+
+//go:nosplit
+func volParent(i uint32) uint32 { return i }
+
+//go:nosplit
+func volReadOnly(i uint32) bool { return false }
+
+//go:nosplit
+func volDevReadOnly(k int) bool { return false }
+
+//go:nosplit
+func volSync(i uint32) linux.Errno { return 0 }
+
+//go:nosplit
+func volOf(i uint32) int { return -1 }
+
+//go:nosplit
+func volStatfs(k int, b *[15]uint64) {}

@@ -73,8 +73,8 @@ func mountWord(p, end uintptr) {
 func p9Mount() {
 	for k := range shareWords {
 		w := &shareWords[k]
-		if w.tlen == 0 {
-			continue
+		if w.tlen == 0 || volDiskOf(k) >= 0 {
+			continue // none, or a block volume's (volMountAll)
 		}
 		ok := false
 		q := &p9devs[uint(k)%abi.MaxShares].q

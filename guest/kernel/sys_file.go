@@ -76,8 +76,9 @@ func sysFtruncate(f *trapFrame) uintptr {
 }
 
 // sysFsync implements Linux syscall fsync(2) and fdatasync(2). A share's
-// file is synced on the host (Tfsync); the image and tmpfs keep nothing
-// anywhere but memory: there is nothing to write.
+// file is synced on the host (Tfsync), a volume's commits the volume's
+// transaction; the image and tmpfs keep nothing anywhere but memory:
+// there is nothing to write.
 //
 //go:nosplit
 func sysFsync(f *trapFrame) uintptr {
@@ -89,6 +90,8 @@ func sysFsync(f *trapFrame) uintptr {
 		return errno(p9Fsync(fl))
 	case fl.kind == fdBlk:
 		return blkFlush(int(fl.pipe))
+	case fl.kind == fdVnode && fl.vn.fs() == fsTmp:
+		return errno(volSync(fl.vn.ino()))
 	case fl.kind == fdVnode || fl.kind == fdConsole || fl.kind == fdDev:
 		return 0
 	}
@@ -125,7 +128,13 @@ func sysFallocate(f *trapFrame) uintptr {
 	}
 	t := tnodeOf(fl.vn.ino())
 	for idx := off / pageSize; idx < (off+n+pageSize-1)/pageSize; idx++ {
+		if t.vol != 0 && volFull(int(t.vol)-1) {
+			volCommitFn(int(t.vol) - 1)
+		}
 		if tmpPage(t, idx, true) == 0 {
+			if e := volTakeErr(); e != 0 {
+				return errno(e)
+			}
 			return errno(linux.ENOSPC)
 		}
 	}
@@ -345,7 +354,9 @@ func putStatfs(dst uintptr, dev uint64) uintptr {
 	}
 	*b = [15]uint64{}
 	b[1], b[8], b[9] = pageSize, maxName, pageSize // f_bsize, f_namelen, f_frsize
-	if dev == devTmp {
+	if dev >= devVol && dev < devVol+abi.MaxDisks {
+		volStatfs(int(dev-devVol), b)
+	} else if dev == devTmp {
 		b[0] = linux.TMPFS_MAGIC
 		b[2], b[3], b[4] = uint64(tmpLimit), uint64(tmpLimit-min(tmpPages, tmpLimit)), uint64(tmpLimit-min(tmpPages, tmpLimit))
 		b[5] = maxTnodes

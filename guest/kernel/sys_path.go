@@ -103,12 +103,16 @@ func vnCreate(r *walkResult, mode uint32, flags uintptr) (vnode, linux.Errno) {
 	if tnodeOf(dir).nlink == 0 {
 		return 0, linux.ENOENT // a removed directory takes no entries
 	}
-	i := tmpNew(mode)
+	i := tmpNewIn(dir, mode)
 	if i < 0 {
+		if e := volTakeErr(); e != 0 {
+			return 0, e
+		}
 		return 0, linux.ENOSPC
 	}
 	if mode&linux.S_IFMT == linux.S_IFDIR {
-		tnodes[i].nlink, tnodes[i].parent = 2, dir
+		tnodes[i].nlink = 2
+		tmpSetParent(uint32(i), dir)
 	}
 	if e := tmpAddEntry(dir, r.nameAddr(), r.nlen, uint32(i)); e != 0 {
 		tnodes[i].nlink = 0
@@ -245,7 +249,7 @@ func renameAt(olddirfd, oldpath, newdirfd, newpath, flags uintptr) uintptr {
 		return errno(linux.EBUSY)
 	case mountOf(o.v) != nil || n.found && mountOf(n.v) != nil:
 		return errno(linux.EBUSY)
-	case o.dir.fs() != n.dir.fs() || o.dir.fs() == fs9p && !p9SameShare(o.dir, n.dir):
+	case !sameFS(o.dir, n.dir):
 		return errno(linux.EXDEV)
 	case vnReadOnly(o.dir):
 		return errno(linux.EROFS)
@@ -280,8 +284,11 @@ func renameAt(olddirfd, oldpath, newdirfd, newpath, flags uintptr) uintptr {
 	if n.found {
 		// Replace: point the target's entry at the source, in place.
 		nOff := tmpFind(nd, n.nameAddr(), n.nlen)
-		rec := tmpRec(tnodeOf(nd), uint64(nOff))
-		store32(rec, ov+1)
+		rec := tmpRecW(tnodeOf(nd), uint64(nOff))
+		if rec == 0 {
+			return errno(linux.EIO)
+		}
+		store32(rec, uint32(tmpIno(ov)))
 		store8(rec+7, dtype(tnodeOf(ov).mode))
 		tmpUnref(n.v.ino(), nd)
 	} else if e := tmpAddEntry(nd, n.nameAddr(), n.nlen, ov); e != 0 {
@@ -291,7 +298,7 @@ func renameAt(olddirfd, oldpath, newdirfd, newpath, flags uintptr) uintptr {
 	t := tnodeOf(ov)
 	t.ctime = walltime()
 	if t.mode&linux.S_IFMT == linux.S_IFDIR && od != nd {
-		t.parent = nd
+		tmpSetParent(ov, nd)
 		tnodeOf(od).nlink--
 		tnodeOf(nd).nlink++
 	}
@@ -308,18 +315,21 @@ func renameExchange(ad, bd, a, b uint32) uintptr {
 	if ta.mode&linux.S_IFMT == linux.S_IFDIR && tmpUnder(bd, a) || tb.mode&linux.S_IFMT == linux.S_IFDIR && tmpUnder(ad, b) {
 		return errno(linux.EINVAL)
 	}
-	ra := tmpRec(tnodeOf(ad), uint64(tmpFind(ad, walks[0].nameAddr(), walks[0].nlen)))
-	rb := tmpRec(tnodeOf(bd), uint64(tmpFind(bd, walks[1].nameAddr(), walks[1].nlen)))
-	store32(ra, b+1)
+	ra := tmpRecW(tnodeOf(ad), uint64(tmpFind(ad, walks[0].nameAddr(), walks[0].nlen)))
+	rb := tmpRecW(tnodeOf(bd), uint64(tmpFind(bd, walks[1].nameAddr(), walks[1].nlen)))
+	if ra == 0 || rb == 0 {
+		return errno(linux.EIO)
+	}
+	store32(ra, uint32(tmpIno(b)))
 	store8(ra+7, dtype(tb.mode))
-	store32(rb, a+1)
+	store32(rb, uint32(tmpIno(a)))
 	store8(rb+7, dtype(ta.mode))
 	aDir, bDir := ta.mode&linux.S_IFMT == linux.S_IFDIR, tb.mode&linux.S_IFMT == linux.S_IFDIR
 	if aDir {
-		ta.parent = bd
+		tmpSetParent(a, bd)
 	}
 	if bDir {
-		tb.parent = ad
+		tmpSetParent(b, ad)
 	}
 	if aDir != bDir && ad != bd { // a directory moved one way and a file the other
 		if aDir {
@@ -343,10 +353,11 @@ func tmpUnder(d, dir uint32) bool {
 		if d == dir {
 			return true
 		}
-		if d == 0 {
-			return false
+		p := tmpParent(d)
+		if d == 0 || p == d {
+			return false // /tmp's root, or a volume's
 		}
-		d = tnodeOf(d).parent
+		d = p
 	}
 	return false
 }
@@ -381,7 +392,7 @@ func sysLinkat(f *trapFrame) uintptr {
 		return errno(e)
 	case vnIsDir(v):
 		return errno(linux.EPERM)
-	case v.fs() != n.dir.fs() || v.fs() == fs9p && !p9SameShare(v, n.dir):
+	case !sameFS(v, n.dir):
 		return errno(linux.EXDEV)
 	case vnReadOnly(v):
 		return errno(linux.EROFS)
@@ -705,7 +716,9 @@ func accessAt(dirfd, path, mode, flags uintptr) uintptr {
 		return e
 	}
 	const wOK, xOK = 2, 1
-	if mode&wOK != 0 && (statBuf.Dev == devRofs || statBuf.Dev >= devP9 && mounts[1+uint(statBuf.Dev-devP9)%abi.MaxShares].ro) {
+	dev := statBuf.Dev
+	if mode&wOK != 0 && (dev == devRofs || dev >= devP9 && dev < devP9+abi.MaxShares && mounts[1+uint(dev-devP9)%abi.MaxShares].ro ||
+		dev >= devVol && dev < devVol+abi.MaxDisks && volDevReadOnly(int(dev-devVol))) {
 		return errno(linux.EROFS)
 	}
 	if mode&xOK != 0 && statBuf.Mode&0o111 == 0 && statBuf.Mode&linux.S_IFMT != linux.S_IFDIR {
@@ -810,7 +823,7 @@ func vnNameIn(dir, v vnode) (uintptr, uintptr) {
 		if r == 0 || load16u(r+4) < recHdr {
 			break
 		}
-		if load32(r) == v.ino()+1 {
+		if uint64(load32(r)) == tmpIno(v.ino()) {
 			return r + recHdr, uintptr(load8(r + 6))
 		}
 		off += uint64(load16u(r + 4))

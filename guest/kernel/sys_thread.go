@@ -62,6 +62,7 @@ func sysExit(f *trapFrame) uintptr {
 //
 //go:nosplit
 func sysExitGroup(f *trapFrame) uintptr {
+	volSyncAll() // what was written reaches the volumes, as Linux's unmount at shutdown would see to
 	exit(int(f.arg(0) & 0xff))
 	return 0
 }

@@ -75,6 +75,7 @@ func syscall(f *trapFrame) {
 	} else {
 		f.rax = uint64(enosys(nr))
 	}
+	volBoundary()
 	deliverSignals(f)
 }
 

@@ -13,7 +13,9 @@ import (
 // entries: records that never cross a page, freed in place (ino 0) and
 // reused by a later entry that fits, so that a getdents64 position, a byte
 // offset, stays valid while the directory changes. As on Linux, the size is
-// limited (half of RAM) and fsync has nothing to do.
+// limited (half of RAM) and fsync has nothing to do. The nodes of block
+// volumes are tnodes too, whose pages are the volume's blocks (volfs.go):
+// where the two differ, a node's vol says which it is.
 
 const (
 	maxTnodes = 4096
@@ -38,6 +40,10 @@ type tnode struct {
 	lockSh uint16 // flock(2) shared holders
 	lockEx bool   // flock(2): held exclusively
 	depth  uint8  // index levels above the data pages
+	vol    uint8  // 1 + the block volume whose inode dino this caches; 0 for /tmp's
+	hnext  uint16 // a volume node's next in its hash chain
+	dino   uint32
+	tick   uint32 // when a volume node was last looked up: the least recent is evicted
 	root   uintptr
 	size   uint64
 	atime  int64
@@ -128,6 +134,17 @@ func tmpSlot(n *tnode, idx uint64, alloc bool) uintptr {
 //
 //go:nosplit
 func tmpPage(n *tnode, idx uint64, alloc bool) uintptr {
+	if n.vol != 0 {
+		return volPageFn(n, idx, alloc, alloc)
+	}
+	return tmpMemPage(n, idx, alloc)
+}
+
+// tmpMemPage is tmpPage for a node of /tmp, whose pages are frames (the
+// one shared mappings map, filemap.go).
+//
+//go:nosplit
+func tmpMemPage(n *tnode, idx uint64, alloc bool) uintptr {
 	slot := tmpSlot(n, idx, alloc)
 	if slot == 0 {
 		return 0
@@ -141,10 +158,24 @@ func tmpPage(n *tnode, idx uint64, alloc bool) uintptr {
 	return p
 }
 
+// tmpPageW is tmpPage for a change to an existing page (no allocation).
+//
+//go:nosplit
+func tmpPageW(n *tnode, idx uint64) uintptr {
+	if n.vol != 0 {
+		return volPageFn(n, idx, false, true)
+	}
+	return tmpPage(n, idx, false)
+}
+
 // tmpFreeAll frees every page of n: the data and the index.
 //
 //go:nosplit
 func tmpFreeAll(n *tnode) {
+	if n.vol != 0 {
+		volFreeFromFn(int(n.vol)-1, n.dino, 0)
+		return
+	}
 	if n.root != 0 && n.depth == 0 {
 		tmpFreePage(n.root)
 	} else if n.root != 0 {
@@ -191,9 +222,13 @@ func tmpTruncate(n *tnode, size uint64) linux.Errno {
 		return 0
 	}
 	if off := size % pageSize; off != 0 {
-		if p := tmpPage(n, size/pageSize, false); p != 0 {
+		if p := tmpPageW(n, size/pageSize); p != 0 {
 			memclr(p+uintptr(off), uintptr(pageSize-off))
 		}
+	}
+	if n.vol != 0 {
+		volFreeFromFn(int(n.vol)-1, n.dino, (size+pageSize-1)/pageSize)
+		return volTakeErr()
 	}
 	if size == 0 && n.opens == 0 {
 		tmpFreeAll(n)
@@ -235,6 +270,12 @@ func tmpRead(i uint32, buf, n uintptr, off uint64) uintptr {
 		}
 		done += k
 	}
+	if t.vol != 0 {
+		if e := volTakeErr(); e != 0 {
+			return errno(e)
+		}
+		return n // noatime: a read writes nothing
+	}
 	t.atime = walltime()
 	return n
 }
@@ -250,6 +291,9 @@ func tmpWrite(i uint32, buf, n uintptr, off uint64) uintptr {
 	}
 	done := uintptr(0)
 	for done < n {
+		if t.vol != 0 && volFull(int(t.vol)-1) {
+			volCommitFn(int(t.vol) - 1) // a write need not commit whole: this much has
+		}
 		o := off + uint64(done)
 		p := tmpPage(t, o/pageSize, true)
 		if p == 0 {
@@ -258,12 +302,15 @@ func tmpWrite(i uint32, buf, n uintptr, off uint64) uintptr {
 		k := min(n-done, uintptr(pageSize-o%pageSize))
 		memmove(p+uintptr(o%pageSize), buf+done, k)
 		done += k
+		if end := off + uint64(done); end > t.size {
+			t.size = end
+		}
+	}
+	if e := volTakeErr(); e != 0 && done == 0 {
+		return errno(e)
 	}
 	if done == 0 && n > 0 {
 		return errno(linux.ENOSPC)
-	}
-	if end := off + uint64(done); end > t.size {
-		t.size = end
 	}
 	t.mtime = walltime()
 	t.ctime = t.mtime
@@ -275,14 +322,35 @@ func tmpWrite(i uint32, buf, n uintptr, off uint64) uintptr {
 //
 //go:nosplit
 func tmpNew(mode uint32) int {
+	i := tnodeFree()
+	if i >= 0 {
+		now := walltime()
+		tnodes[i] = tnode{mode: mode, nlink: 1, atime: now, mtime: now, ctime: now}
+	}
+	return i
+}
+
+// tnodeFree returns a free tnode: one never used, or a volume's node
+// nothing holds, evicted; -1 if there is none.
+//
+//go:nosplit
+func tnodeFree() int {
 	for i := 1; i < maxTnodes; i++ {
-		if tnodes[i].mode == 0 {
-			now := walltime()
-			tnodes[i] = tnode{mode: mode, nlink: 1, atime: now, mtime: now, ctime: now}
+		if tnodes[i].mode == 0 && tnodes[i].vol == 0 {
 			return i
 		}
 	}
-	return -1
+	return volEvictFn()
+}
+
+// tmpNewIn makes a node of mode for directory dir's file system.
+//
+//go:nosplit
+func tmpNewIn(dir uint32, mode uint32) int {
+	if tnodeOf(dir).vol != 0 {
+		return volNewFn(dir, mode)
+	}
+	return tmpNew(mode)
 }
 
 // tmpRelease frees node i if nothing names or holds it any more.
@@ -291,7 +359,11 @@ func tmpNew(mode uint32) int {
 func tmpRelease(i uint32) {
 	t := tnodeOf(i)
 	if t.nlink == 0 && t.opens == 0 && i != 0 {
-		tmpFreeAll(t)
+		if t.vol != 0 {
+			volFreeNodeFn(i)
+		} else {
+			tmpFreeAll(t)
+		}
 		*t = tnode{}
 	}
 }
@@ -338,7 +410,50 @@ func tmpChild(dir uint32, name, n uintptr) int {
 	if off < 0 {
 		return -1
 	}
-	return int(load32(tmpRec(tnodeOf(dir), uint64(off)))) - 1
+	return recNode(dir, load32(tmpRec(tnodeOf(dir), uint64(off))))
+}
+
+// recNode returns the node a record of directory dir holding ino names.
+//
+//go:nosplit
+func recNode(dir uint32, ino uint32) int {
+	if k := int(tnodeOf(dir).vol) - 1; k >= 0 {
+		return volNodeFn(k, ino)
+	}
+	return int(ino) - 1
+}
+
+// tmpRecW is tmpRec for a change to the record.
+//
+//go:nosplit
+func tmpRecW(t *tnode, off uint64) uintptr {
+	p := tmpPageW(t, off/pageSize)
+	if p == 0 {
+		return 0
+	}
+	return p + uintptr(off%pageSize)
+}
+
+// tmpParent returns directory i's parent: the tnode, which for a volume's
+// may have to be loaded.
+//
+//go:nosplit
+func tmpParent(i uint32) uint32 {
+	if tnodeOf(i).vol != 0 {
+		return volParentFn(i)
+	}
+	return tnodeOf(i).parent
+}
+
+// tmpSetParent makes dir directory i's parent.
+//
+//go:nosplit
+func tmpSetParent(i, dir uint32) {
+	if tnodeOf(i).vol != 0 {
+		tnodeOf(i).parent = tnodeOf(dir).dino
+		return
+	}
+	tnodeOf(i).parent = dir
 }
 
 //go:nosplit
@@ -393,8 +508,11 @@ func tmpAddEntry(dir uint32, name, n uintptr, child uint32) linux.Errno {
 		store8(r+5, uint8(need>>8))
 		t.size = off + need
 	}
-	r := tmpRec(t, off)
-	store32(r, child+1)
+	r := tmpRecW(t, off)
+	if r == 0 {
+		return linux.EIO
+	}
+	store32(r, uint32(tmpIno(child)))
 	store8(r+6, uint8(n))
 	store8(r+7, dtype(tnodeOf(child).mode))
 	memmove(r+recHdr, name, n)
@@ -408,7 +526,9 @@ func tmpAddEntry(dir uint32, name, n uintptr, child uint32) linux.Errno {
 //go:nosplit
 func tmpDropEntry(dir uint32, off int64) {
 	t := tnodeOf(dir)
-	store32(tmpRec(t, uint64(off)), 0)
+	if r := tmpRecW(t, uint64(off)); r != 0 {
+		store32(r, 0)
+	}
 	t.mtime = walltime()
 	t.ctime = t.mtime
 }
@@ -463,7 +583,7 @@ func tmpGetdents(dir uint32, self, parent uint64, pos *uint64, buf, n uintptr) u
 				*pos = next
 				continue
 			}
-			ino, name, nlen, typ = tmpIno(load32(r)-1), r+recHdr, uintptr(load8(r+6)), load8(r+7)
+			ino, name, nlen, typ = uint64(load32(r)), r+recHdr, uintptr(load8(r+6)), load8(r+7) // the record holds tmpIno
 		}
 		k, ok := putDirent(buf+done, n-done, ino, next, typ, name, nlen)
 		if !ok {
@@ -480,19 +600,34 @@ func tmpGetdents(dir uint32, self, parent uint64, pos *uint64, buf, n uintptr) u
 // tmpIno is node i's inode number as stat shows it.
 //
 //go:nosplit
-func tmpIno(i uint32) uint64 { return uint64(i) + 1 }
+func tmpIno(i uint32) uint64 {
+	if t := tnodeOf(i); t.vol != 0 {
+		return uint64(t.dino)
+	}
+	return uint64(i) + 1
+}
 
 // tmpStat describes node i in statBuf.
 //
 //go:nosplit
 func tmpStat(i uint32) {
 	t := tnodeOf(i)
-	statBuf = linux.Stat{Dev: devTmp, Ino: tmpIno(i), Nlink: uint64(t.nlink), Mode: t.mode, UID: t.uid, GID: t.gid, Blksize: pageSize}
+	statBuf = linux.Stat{Dev: tmpDev(t), Ino: tmpIno(i), Nlink: uint64(t.nlink), Mode: t.mode, UID: t.uid, GID: t.gid, Blksize: pageSize}
 	statBuf.Size = int64(t.size)
 	statBuf.Blocks = int64(t.size+pageSize-1) / pageSize * 8
 	statBuf.Atime = nsTimespec(t.atime)
 	statBuf.Mtime = nsTimespec(t.mtime)
 	statBuf.Ctime = nsTimespec(t.ctime)
+}
+
+// tmpDev is node t's st_dev: /tmp's, or its volume's.
+//
+//go:nosplit
+func tmpDev(t *tnode) uint64 {
+	if t.vol != 0 {
+		return devVol + uint64(t.vol) - 1
+	}
+	return devTmp
 }
 
 //go:nosplit

@@ -10,7 +10,8 @@ import (
 // The virtual file system: the mounted file systems, path resolution over
 // them, and the operations the file system calls dispatch by file system.
 // Mounted: the image's read-only files at / (rofs.go), a tmpfs at /tmp
-// (tmpfs.go) and the host folder shares (p9fs.go), each on a name in the
+// (tmpfs.go), the host folder shares (p9fs.go) and the block volumes
+// (volfs.go, whose nodes are tnodes as /tmp's are), each on a name in the
 // root. A node is a vnode: the file system in the top byte, that
 // file system's own number below. Resolution follows path_resolution(7):
 // component by component from the root or a directory, "..", mount points,
@@ -30,6 +31,7 @@ const (
 	devRofs = 1
 	devTmp  = 2
 	devP9   = 16 // + the share's index
+	devVol  = 32 // + the block volume's disk
 
 	maxName  = 255 // NAME_MAX
 	maxPath  = 4096
@@ -92,7 +94,7 @@ func vnReadOnly(v vnode) bool {
 	case fs9p:
 		return mounts[1+uint(p9nodeOf(v.ino()).share)%abi.MaxShares].ro
 	}
-	return false
+	return volReadOnly(v.ino())
 }
 
 // cwdVn is the working directory.
@@ -163,7 +165,7 @@ func vnParent(dir vnode) vnode {
 	case mountOf(dir) != nil:
 		return rootVn
 	case dir.fs() == fsTmp:
-		return vnode(fsTmp<<24 | tnodeOf(dir.ino()).parent)
+		return vnode(fsTmp<<24 | tmpParent(dir.ino()))
 	case dir.fs() == fs9p:
 		return p9vn(p9nodeOf(dir.ino()).parent)
 	}
@@ -468,4 +470,20 @@ func startCwd() {
 		return
 	}
 	cwdVn = walks[0].v
+}
+
+// sameFS reports whether a and b lie on one file system: renames and
+// links do not cross (EXDEV).
+//
+//go:nosplit
+func sameFS(a, b vnode) bool {
+	switch {
+	case a.fs() != b.fs():
+		return false
+	case a.fs() == fs9p:
+		return p9SameShare(a, b)
+	case a.fs() == fsTmp:
+		return tnodeOf(a.ino()).vol == tnodeOf(b.ino()).vol
+	}
+	return true
 }

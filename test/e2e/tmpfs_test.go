@@ -133,7 +133,7 @@ func TestShareFlags(t *testing.T) {
 	os.WriteFile(file, nil, 0o644)
 	for _, c := range []struct{ v, want string }{
 		{filepath.Join(dir, "missing") + ":/data", "no such file or directory"},
-		{file + ":/data", "is not a folder"},
+		{file + ":/data", "not a Unigo volume"},
 		{dir + ":data", "must be absolute"},
 		{dir + ":/a/b", "a folder of the root"},
 		{dir + ":/tmp", "the guest's own"},

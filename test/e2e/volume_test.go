@@ -1,10 +1,18 @@
 package e2e
 
 import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestVolumeTool runs unigo volume on real files: create makes a sparse
@@ -42,4 +50,162 @@ func TestVolumeTool(t *testing.T) {
 			t.Errorf("unigo %s: exit status %d, stderr %q; want %q", strings.Join(c.args, " "), r.code, r.stderr, c.want)
 		}
 	}
+}
+
+// newVolume makes an empty volume of size (unigo volume create) in a
+// fresh folder.
+func newVolume(t *testing.T, size string) string {
+	t.Helper()
+	vol := filepath.Join(t.TempDir(), "vol.img")
+	if r := run(t, "volume", "create", "--size", size, vol); r.code != 0 {
+		t.Fatalf("volume create: exit status %d\n%s", r.code, r.stderr)
+	}
+	return vol
+}
+
+// fsckClean wants unigo volume fsck to find vol clean.
+func fsckClean(t *testing.T, vol, when string) {
+	t.Helper()
+	if r := run(t, "volume", "fsck", vol); r.code != 0 || !strings.Contains(r.stdout, "clean") {
+		t.Fatalf("%s: fsck: exit status %d\n%s%s", when, r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestVolume runs TestTmpfs's program on a block volume (-v FILE.img),
+// on both monitors, each on a new volume: its output must be the same
+// program's on Linux; the volume then checks clean, and what the guest
+// left there comes out with unigo volume cp.
+func TestVolume(t *testing.T) {
+	native := filepath.Join(t.TempDir(), "tmpfs")
+	build := exec.Command("go", "build", "-o", native, ".")
+	build.Dir = filepath.Join("testdata", "tmpfs")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	want, err := exec.Command(native, t.TempDir()).Output()
+	if err != nil {
+		t.Fatalf("the program on Linux: %v", err)
+	}
+	bothVMMs(t, func(t *testing.T, vmm string) {
+		vol := newVolume(t, "64M")
+		r := run(t, "run", "--vmm", vmm, "-v", vol+":/data", image(t, "tmpfs"), "--", "/data")
+		if r.code != 0 || r.stdout != string(want) {
+			t.Fatalf("exit status %d; stdout:\n%s\nwant (Linux):\n%s\nstderr:\n%s", r.code, r.stdout, want, r.stderr)
+		}
+		fsckClean(t, vol, "after the run")
+		// A second boot sees what the first left, and the host gets it out.
+		r = run(t, "run", "--vmm", vmm, "-v", vol+":/data", image(t, "volfull"))
+		if r.code != 0 || !strings.Contains(r.stdout, "write again: <nil>") {
+			t.Fatalf("volfull: exit status %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		out := filepath.Join(t.TempDir(), "again")
+		if r := run(t, "volume", "cp", vol+":/data/again", out); r.code != 0 {
+			t.Fatalf("volume cp: exit status %d\n%s", r.code, r.stderr)
+		}
+		if b, err := os.ReadFile(out); err != nil || len(b) != 64<<10 {
+			t.Fatalf("the file out of the volume: %d bytes, %v", len(b), err)
+		}
+		// Read-only: the guest's writes fail, and the file is left as it was.
+		before, _ := os.ReadFile(vol)
+		r = run(t, "run", "--vmm", vmm, "-v", vol+":/data:ro", image(t, "volrecords"))
+		if r.code == 0 || !strings.Contains(r.stdout, "read-only file system") {
+			t.Fatalf("read-only volume: exit status %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		if after, _ := os.ReadFile(vol); !bytes.Equal(before, after) {
+			t.Fatal("a read-only volume changed")
+		}
+	})
+}
+
+// TestVolumeFull fills a 4 MiB volume: ENOSPC for data and for inodes
+// reaches the program as an error, removing files gives the space back,
+// and the volume checks clean.
+func TestVolumeFull(t *testing.T) {
+	bothVMMs(t, func(t *testing.T, vmm string) {
+		vol := newVolume(t, "4M")
+		r := run(t, "run", "--vmm", vmm, "-v", vol+":/data", image(t, "volfull"))
+		want := `fill: no space left on device true
+free blocks when full: 0
+fsync when full: <nil>
+inodes: no space left on device true
+remove: <nil>
+free blocks after: true
+write again: <nil>
+`
+		if r.code != 0 || r.stdout != want {
+			t.Fatalf("exit status %d; stdout:\n%s\nwant:\n%s\nstderr:\n%s", r.code, r.stdout, want, r.stderr)
+		}
+		fsckClean(t, vol, "after filling")
+	})
+}
+
+// TestVolumeCrash kills the monitor with SIGKILL, 20 times at random
+// moments, while the guest appends records to a volume's file and
+// creates, renames and removes files, with fsync after each record:
+// after each kill the volume checks clean (its journal replayed by the
+// host tool, as the next mount replays it), every record the guest saw
+// fsynced is in the file, and the next boot goes on from there.
+func TestVolumeCrash(t *testing.T) {
+	bothVMMs(t, func(t *testing.T, vmm string) {
+		img := image(t, "volrecords")
+		vol := newVolume(t, "16M")
+		seed := time.Now().UnixNano()
+		t.Logf("seed %d", seed)
+		rng := rand.New(rand.NewPCG(uint64(seed), 2))
+		next := 0 // the first record of the round
+		for round := 0; round < 20; round++ {
+			want := 1 + rng.IntN(60) // kill after this many fsynced records
+			cmd := exec.Command(unigoBin, "run", "--vmm", vmm, "-v", vol+":/data", img)
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(out)
+			last, synced := -1, 0
+			for synced < want && sc.Scan() {
+				line := sc.Text()
+				if n, ok := strings.CutPrefix(line, "resumed at "); ok {
+					if at, _ := strconv.Atoi(n); at < next {
+						t.Fatalf("round %d: resumed at %d, but record %d was fsynced", round, at, next-1)
+					}
+					continue
+				}
+				n, ok := strings.CutPrefix(line, "synced ")
+				if !ok {
+					t.Fatalf("round %d: guest said %q\n%s", round, line, stderr.String())
+				}
+				last, _ = strconv.Atoi(n)
+				synced++
+			}
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
+			if synced < want {
+				t.Fatalf("round %d: the guest stopped after record %d\n%s", round, last, stderr.String())
+			}
+			fsckClean(t, vol, fmt.Sprintf("round %d", round))
+			logf := filepath.Join(t.TempDir(), "log")
+			if r := run(t, "volume", "cp", vol+":/data/log", logf); r.code != 0 {
+				t.Fatalf("round %d: volume cp: %s", round, r.stderr)
+			}
+			b, _ := os.ReadFile(logf)
+			for i := 0; i <= last; i++ {
+				if len(b) < (i+1)*512 || !bytes.Equal(b[i*512:(i+1)*512], record(uint64(i))) {
+					t.Fatalf("round %d: record %d of %d fsynced ones is not in the volume's log", round, i, last+1)
+				}
+			}
+			curf := filepath.Join(t.TempDir(), "cur")
+			if r := run(t, "volume", "cp", vol+":/data/cur", curf); r.code != 0 {
+				t.Fatalf("round %d: volume cp cur: %s", round, r.stderr)
+			}
+			if c, _ := os.ReadFile(curf); string(c) != strconv.Itoa(last) && string(c) != strconv.Itoa(last+1) {
+				t.Fatalf("round %d: cur holds %q; record %d was the last fsynced", round, c, last)
+			}
+			next = last + 1
+		}
+	})
 }

@@ -68,13 +68,17 @@ func pageMMIO[D regDevice](mm *kvm.MMIO, base uint64, devs []D) bool {
 type Disk struct {
 	File     *os.File
 	ReadOnly bool
+	Mount    string // a block volume's guest path, which the kernel mounts; "" for a raw disk
 }
 
 // diskWords names the disks' virtio-mmio transports on the command line.
 func diskWords(disks []Disk) string {
 	s := ""
-	for i := range disks {
+	for i, d := range disks {
 		s += fmt.Sprintf("virtio_mmio.device=4K@%#x:%d ", abi.VirtioBlkAddr+i*abi.PageSize, abi.VirtioBlkIRQ+i)
+		if d.Mount != "" {
+			s += abi.MountWord(abi.DiskSerial(i), d.Mount, d.ReadOnly) + " "
+		}
 	}
 	return s
 }

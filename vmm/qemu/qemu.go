@@ -48,6 +48,7 @@ type Config struct {
 type Disk struct {
 	Path     string
 	ReadOnly bool
+	Mount    string // a block volume's guest path, which the kernel mounts; "" for a raw disk
 }
 
 // Share is one host folder the guest mounts (unigo run -v).
@@ -190,6 +191,9 @@ func Command(img string, cfg Config, p *pipes) *exec.Cmd {
 		}
 		args = append(args, "-drive", drive)
 		args = append(args, virtioDevice(machine, "virtio-blk", fmt.Sprintf("drive=unigo-blk%d,serial=%s", i, abi.DiskSerial(i)))...)
+		if d.Mount != "" {
+			cmdline += " " + abi.MountWord(abi.DiskSerial(i), d.Mount, d.ReadOnly)
+		}
 	}
 	cmdline += " " + cfg.Cmdline
 	args = append(args, cfg.Extra...)

@@ -1,0 +1,65 @@
+// Command volrecords appends numbered 512-byte records to /data/log on a
+// block volume, and after each one replaces /data/cur (written to
+// cur.tmp, then renamed over it), makes /data/d/N and removes an older
+// one, then fsyncs the file and the folder and prints "synced N". At the
+// start it counts the valid records the log already holds, cuts off what
+// follows them, and goes on from there.
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"strconv"
+)
+
+// Record returns record i: its number, a pattern, and a CRC-32 of both.
+func Record(i uint64) []byte {
+	r := make([]byte, 512)
+	binary.LittleEndian.PutUint64(r, i)
+	for j := 8; j < 508; j++ {
+		r[j] = byte(i*31 + uint64(j))
+	}
+	binary.LittleEndian.PutUint32(r[508:], crc32.ChecksumIEEE(r[:508]))
+	return r
+}
+
+func check(what string, err error) {
+	if err != nil {
+		fmt.Printf("%s: %v\n", what, err)
+		os.Exit(1)
+	}
+}
+
+func main() {
+	check("mkdir", os.MkdirAll("/data/d", 0o755))
+	f, err := os.OpenFile("/data/log", os.O_RDWR|os.O_CREATE, 0o644)
+	check("open", err)
+	n := uint64(0)
+	buf := make([]byte, 512)
+	for {
+		if _, err := f.ReadAt(buf, int64(n*512)); err != nil || !bytes.Equal(buf, Record(n)) {
+			break
+		}
+		n++
+	}
+	check("truncate", f.Truncate(int64(n*512)))
+	fmt.Println("resumed at", n)
+	dir, err := os.Open("/data")
+	check("open /data", err)
+	for i := n; ; i++ {
+		_, err := f.WriteAt(Record(i), int64(i*512))
+		check("write", err)
+		check("write cur.tmp", os.WriteFile("/data/cur.tmp", []byte(strconv.FormatUint(i, 10)), 0o644))
+		check("rename", os.Rename("/data/cur.tmp", "/data/cur"))
+		check("create", os.WriteFile(fmt.Sprintf("/data/d/%d", i), bytes.Repeat([]byte{byte(i)}, int(i%9000)), 0o644))
+		if i >= 3 {
+			os.Remove(fmt.Sprintf("/data/d/%d", i-3))
+		}
+		check("fsync", f.Sync())
+		check("fsync /data", dir.Sync())
+		fmt.Println("synced", i)
+	}
+}

@@ -18,9 +18,13 @@ package abi
 // blocks, and a commit block whose CRC covers the descriptor and the
 // blocks; it counts once its commit block is on the disk (after a flush),
 // and fsync returns only then. Blocks reach their home places after the
-// commit, and the superblock then moves the journal's head past it. After a
-// crash, replay writes every transaction from the head whose sequence
-// numbers follow on and whose CRC holds; a torn one at the end is ignored.
+// commit. The superblock moves the journal's head only when the journal
+// starts over (at mount, at exit, and when it has no room left, each after
+// a flush): until then a replay writes some transactions home again, which
+// changes nothing. After a crash, replay writes every transaction from the
+// head whose sequence numbers follow on and whose CRC holds; a torn one at
+// the end is ignored. Files removed while open keep their inodes (link
+// count 0) until closed; a mount frees those a crash left.
 // Directories are records that never cross a block (the tmpfs layout) and
 // know their parent; files map blocks through 6 direct pointers and a
 // single, double and triple indirect block.

@@ -25,8 +25,9 @@ three see what the volume holds after its journal, as the kernel would
 mount it. A PATH may be written as the guest saw it (/data/out.txt when the
 volume was mounted at /data) or from the volume's root.
 
-The kernel does not mount volumes yet (-v FILE.img:/NAME is the file
-system issue's next part); --disk gives a guest a file as a raw disk.
+unigo run -v FILE.img:/NAME mounts a volume in the guest (:ro for
+read-only); one instance at a time may use it. --disk gives a guest a
+file as a raw disk instead.
 `
 
 func cmdVolume(args []string) error {

@@ -98,6 +98,29 @@ func sysFsync(f *trapFrame) uintptr {
 	return errno(linux.EINVAL) // pipes, sockets: as Linux
 }
 
+// sysSync implements Linux syscall sync(2): every volume commits.
+//
+//go:nosplit
+func sysSync(f *trapFrame) uintptr {
+	volSyncAll()
+	return 0
+}
+
+// sysSyncfs implements Linux syscall syncfs(2): the volume of the file
+// open as fd commits; other file systems have nothing to write.
+//
+//go:nosplit
+func sysSyncfs(f *trapFrame) uintptr {
+	fl := getFile(f.arg(0))
+	switch {
+	case fl == nil:
+		return errno(linux.EBADF)
+	case fl.kind == fdVnode && fl.vn.fs() == fsTmp:
+		return errno(volSync(fl.vn.ino()))
+	}
+	return 0
+}
+
 // sysFallocate implements Linux syscall fallocate(2): mode 0 and
 // FALLOC_FL_KEEP_SIZE allocate the range's pages, so that later writes
 // there cannot run out of space.

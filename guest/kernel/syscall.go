@@ -130,6 +130,8 @@ var table = [linux.NumSyscalls]sysEntry{
 	linux.SYS_FTRUNCATE: {sysFtruncate, supFull},
 	linux.SYS_FSYNC:     {sysFsync, supFull},
 	linux.SYS_FDATASYNC: {sysFsync, supFull},
+	linux.SYS_SYNC:      {sysSync, supFull},
+	linux.SYS_SYNCFS:    {sysSyncfs, supFull},
 	linux.SYS_FALLOCATE: {sysFallocate, supPartial},
 	linux.SYS_FLOCK:     {sysFlock, supFull},
 	linux.SYS_DUP:       {sysDup, supFull},

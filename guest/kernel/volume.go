@@ -208,6 +208,9 @@ func volFull(k int) bool {
 //
 //go:nosplit
 func volBoundary() {
+	if volDirty == 0 {
+		return
+	}
 	for k := range vols {
 		v := &vols[k]
 		if v.used && v.txN > 0 && (uint64(v.txN)+volTxSpare > v.txMax || volDirty+2*volTxSpare > volCacheN) {

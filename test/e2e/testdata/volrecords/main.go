@@ -3,7 +3,9 @@
 // cur.tmp, then renamed over it), makes /data/d/N and removes an older
 // one, then fsyncs the file and the folder and prints "synced N". At the
 // start it counts the valid records the log already holds, cuts off what
-// follows them, and goes on from there.
+// follows them, and goes on from there. It also writes each record to a
+// file it removed while open, which a kill leaves for the next mount to
+// free.
 package main
 
 import (
@@ -49,9 +51,14 @@ func main() {
 	fmt.Println("resumed at", n)
 	dir, err := os.Open("/data")
 	check("open /data", err)
+	orphan, err := os.Create("/data/orphan")
+	check("create orphan", err)
+	check("remove orphan", os.Remove("/data/orphan"))
 	for i := n; ; i++ {
 		_, err := f.WriteAt(Record(i), int64(i*512))
 		check("write", err)
+		_, err = orphan.Write(Record(i))
+		check("write orphan", err)
 		check("write cur.tmp", os.WriteFile("/data/cur.tmp", []byte(strconv.FormatUint(i, 10)), 0o644))
 		check("rename", os.Rename("/data/cur.tmp", "/data/cur"))
 		check("create", os.WriteFile(fmt.Sprintf("/data/d/%d", i), bytes.Repeat([]byte{byte(i)}, int(i%9000)), 0o644))

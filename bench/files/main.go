@@ -1,7 +1,7 @@
 // Files measures file I/O (bench/guest/fileio) on this machine's file
 // system as a Linux process, and in a Unigo guest: in a host folder share
-// (-v) on the own monitor and under QEMU (TCG, QEMU's own 9P server), and
-// in the guest's /tmp (tmpfs). Runs are interleaved; the table holds
+// (-v) on the own monitor and under QEMU (TCG, QEMU's own 9P server), on
+// a block volume (-v FILE.img) on both, and in the guest's /tmp (tmpfs). Runs are interleaved; the table holds
 // medians and the ratio to the host's figure of the same run.
 //
 //	go run ./bench/files [-n 5]
@@ -41,6 +41,8 @@ func main() {
 	run(exec.Command(unigo, "build", "-o", img, "./bench/guest/fileio"))
 	share := filepath.Join(tmp, "share")
 	check(os.Mkdir(share, 0o755))
+	vol := filepath.Join(tmp, "vol.img")
+	run(exec.Command(unigo, "volume", "create", "--size", "256M", vol))
 
 	settings := []struct {
 		name string
@@ -52,6 +54,12 @@ func main() {
 		}},
 		{"Unigo, QEMU TCG, -v share (QEMU's 9P)", func() *exec.Cmd {
 			return exec.Command(unigo, "run", "--vmm", "qemu", "-v", share+":/data", img, "--", "/data")
+		}},
+		{"Unigo, own monitor, -v volume (virtio-blk)", func() *exec.Cmd {
+			return exec.Command(unigo, "run", "-v", vol+":/data", img, "--", "/data")
+		}},
+		{"Unigo, QEMU TCG, -v volume (QEMU's virtio-blk)", func() *exec.Cmd {
+			return exec.Command(unigo, "run", "--vmm", "qemu", "-v", vol+":/data", img, "--", "/data")
 		}},
 		{"Unigo, own monitor, /tmp (tmpfs)", func() *exec.Cmd { return exec.Command(unigo, "run", img, "--", "/tmp") }},
 	}

@@ -10,7 +10,10 @@ import "unigo.dev/unigo/abi/linux"
 // pages the file grows into) at their first touch, and a touch past the end
 // of the file is SIGBUS, as on Linux. Such frames carry pteShared, so that
 // unmapping leaves them to the file, and the mapping holds the node open
-// until it is gone.
+// until it is gone. A shared mapping of a block volume's file is a copy
+// that each later write(2) to the file updates (fmapUpdate), since the
+// volume's blocks move through a cache: it is read-only (what databases
+// such as bbolt map), and reads past the end of the file see zeros.
 
 const (
 	pteShared = 1 << 10 // software bit: a file's frame, not the mapping's
@@ -21,8 +24,12 @@ const (
 var fmaps [maxFmaps]struct {
 	start, end uintptr
 	node       uint32
+	copied     bool   // a copy of a volume's file, not its frames
 	pgoff      uint64 // the file page at start
 }
+
+// fmapCopies counts the copied mappings: writes look for them only then.
+var fmapCopies int
 
 // fileMmap maps n bytes (a page multiple) of the file open as fd from
 // offset off at addr, which mmap has reserved.
@@ -47,34 +54,36 @@ func fileMmap(addr, n, prot, flags, fd uintptr, off uint64) uintptr {
 	if prot == linux.PROT_NONE {
 		return addr
 	}
-	if shared && (fl.vn.fs() == fs9p || fl.vn.fs() == fsTmp && volOf(fl.vn.ino()) >= 0) {
-		// A host file can change under a copy, and a volume's blocks move
-		// through a cache: no shared mappings of shares and volumes yet.
-		return errno(linux.ENODEV)
+	copied := shared && fl.vn.fs() == fsTmp && volOf(fl.vn.ino()) >= 0
+	switch {
+	case shared && fl.vn.fs() == fs9p:
+		return errno(linux.ENODEV) // a host file can change under a copy: no shared mappings of shares
+	case copied && prot&linux.PROT_WRITE != 0:
+		return errno(linux.ENODEV) // stores would have to reach the file: not yet
 	}
-	if !shared || fl.vn.fs() != fsTmp {
+	if !shared || fl.vn.fs() != fsTmp || copied {
 		if !populate(addr, addr+n, true) {
 			return errno(linux.ENOMEM)
 		}
 		if size := vnSize(fl.vn); off < size {
 			readAt(fl, addr, min(n, uintptr(size-off)), off)
 		}
-		return addr
-	}
-	i := -1
-	for k := range fmaps {
-		if fmaps[k].end == 0 {
-			i = k
-			break
+		if !copied {
+			return addr
 		}
 	}
+	i := fmapFree()
 	if i < 0 {
 		return errno(linux.ENOMEM)
 	}
-	m := &fmaps[i]
-	m.start, m.end, m.node, m.pgoff = addr, addr+n, fl.vn.ino(), off/pageSize
+	m := &fmaps[uint(i)%maxFmaps]
+	m.start, m.end, m.node, m.pgoff, m.copied = addr, addr+n, fl.vn.ino(), off/pageSize, copied
 	t := tnodeOf(m.node)
 	t.opens++
+	if copied {
+		fmapCopies++
+		return addr
+	}
 	for va := addr; va < addr+n; va += pageSize {
 		idx := m.pgoff + uint64(va-addr)/pageSize
 		if idx*pageSize >= t.size {
@@ -113,6 +122,9 @@ func fmapFault(va uintptr) bool {
 		return false
 	}
 	r := &fmaps[m%maxFmaps]
+	if r.copied {
+		return false // a copy is all there from the start: nothing to map
+	}
 	t := tnodeOf(r.node)
 	idx := r.pgoff + uint64(va-r.start)/pageSize
 	if idx*pageSize >= t.size {
@@ -147,7 +159,10 @@ func fmapRemove(start, end uintptr) {
 		switch {
 		case start <= m.start && m.end <= end:
 			node := m.node
-			m.start, m.end = 0, 0
+			if m.copied {
+				fmapCopies--
+			}
+			m.start, m.end, m.copied = 0, 0, false
 			tnodeOf(node).opens--
 			tmpRelease(node)
 		case start <= m.start:
@@ -156,21 +171,60 @@ func fmapRemove(start, end uintptr) {
 		case m.end <= end:
 			m.end = start
 		default:
-			j := -1
-			for i := range fmaps {
-				if fmaps[i].end == 0 {
-					j = i
-					break
-				}
-			}
+			j := fmapFree()
 			if j < 0 {
 				continue // no room for the upper part: the hole stays in the record, which keeps the node safe
 			}
 			u := &fmaps[j%maxFmaps]
-			u.start, u.end, u.node = end, m.end, m.node
+			u.start, u.end, u.node, u.copied = end, m.end, m.node, m.copied
+			if m.copied {
+				fmapCopies++
+			}
 			u.pgoff = m.pgoff + uint64(end-m.start)/pageSize
 			tnodeOf(m.node).opens++
 			m.end = start
 		}
 	}
+}
+
+// fmapFree returns a free entry of fmaps, or -1.
+//
+//go:nosplit
+func fmapFree() int {
+	for k := range fmaps {
+		if fmaps[k].end == 0 {
+			return k
+		}
+	}
+	return -1
+}
+
+// fmapUpdate copies n bytes just written at off of node (from the checked
+// address src) into the node's copied mappings, where their pages are.
+//
+//go:nosplit
+func fmapUpdate(node uint32, off uint64, src, n uintptr) {
+	for k := range fmaps {
+		m := &fmaps[k]
+		if m.end == 0 || !m.copied || m.node != node {
+			continue
+		}
+		lo, hi := m.pgoff*pageSize, m.pgoff*pageSize+uint64(m.end-m.start)
+		for o := max(off, lo); o < min(off+uint64(n), hi); {
+			va := m.start + uintptr(o-lo)
+			k := min(uintptr(pageSize)-va%pageSize, uintptr(off+uint64(n)-o))
+			if e := pte(va, false); e != 0 && load64(e)&ptePresent != 0 {
+				memmove(uintptr(load64(e)&pteAddrMask)+va%pageSize, src+uintptr(o-off), k)
+			}
+			o += uint64(k)
+		}
+	}
+}
+
+// fmapCopied reports whether va lies in a copied mapping.
+//
+//go:nosplit
+func fmapCopied(va uintptr) bool {
+	m := fmapAt(va)
+	return m >= 0 && fmaps[uint(m)%maxFmaps].copied
 }

@@ -124,13 +124,15 @@ func sysMadvise(f *trapFrame) uintptr {
 	case linux.MADV_DONTNEED:
 		for va := addr; va < addr+n; va += pageSize {
 			if e := pte(va, false); e != 0 {
-				if v := uintptr(load64(e)); v&ptePresent != 0 && v&pteShared == 0 { // a file's page keeps the file's bytes
+				// A file's page, or a copy of a volume's file, keeps the file's bytes.
+				if v := uintptr(load64(e)); v&ptePresent != 0 && v&pteShared == 0 && !fmapCopied(va) {
 					memclr(v&pteAddrMask, pageSize)
 				}
 			}
 		}
 		return 0
-	case linux.MADV_NORMAL, linux.MADV_FREE, linux.MADV_HUGEPAGE, linux.MADV_NOHUGEPAGE, linux.MADV_COLLAPSE:
+	case linux.MADV_NORMAL, linux.MADV_FREE, linux.MADV_HUGEPAGE, linux.MADV_NOHUGEPAGE, linux.MADV_COLLAPSE,
+		linux.MADV_RANDOM, linux.MADV_SEQUENTIAL, linux.MADV_WILLNEED: // hints, taken as such
 		return 0
 	}
 	return errno(linux.EINVAL)

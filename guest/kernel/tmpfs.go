@@ -309,6 +309,9 @@ func tmpWrite(i uint32, buf, n uintptr, off uint64) uintptr {
 	if e := volTakeErr(); e != 0 && done == 0 {
 		return errno(e)
 	}
+	if t.vol != 0 && fmapCopies != 0 {
+		fmapUpdate(i, off, buf, done)
+	}
 	if done == 0 && n > 0 {
 		return errno(linux.ENOSPC)
 	}

@@ -232,3 +232,57 @@ func TestVolumeCrash(t *testing.T) {
 		}
 	})
 }
+
+// TestVolumeBolt runs the bbolt database, unmodified, on a volume and kills
+// the monitor with SIGKILL while it commits, 5 times: each time the
+// database opens again with every transaction bbolt saw committed, and
+// the volume checks clean.
+func TestVolumeBolt(t *testing.T) {
+	bothVMMs(t, func(t *testing.T, vmm string) {
+		img := image(t, "bolt")
+		vol := newVolume(t, "64M")
+		rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+		last := -1
+		for round := 0; round < 5; round++ {
+			want := 1 + rng.IntN(40)
+			cmd := exec.Command(unigoBin, "run", "--vmm", vmm, "-v", vol+":/data", img, "--", "write", "/data/bolt.db")
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(out)
+			committed := 0
+			for committed < want && sc.Scan() {
+				line := sc.Text()
+				if n, ok := strings.CutPrefix(line, "keys: "); ok {
+					if keys, _ := strconv.Atoi(n); keys < last+1 {
+						t.Fatalf("round %d: the database holds %d keys, but transaction %d was committed", round, keys, last)
+					}
+					continue
+				}
+				n, ok := strings.CutPrefix(line, "committed ")
+				if !ok {
+					t.Fatalf("round %d: guest said %q\n%s", round, line, stderr.String())
+				}
+				last, _ = strconv.Atoi(n)
+				committed++
+			}
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
+			if committed < want {
+				t.Fatalf("round %d: the guest stopped after transaction %d\n%s", round, last, stderr.String())
+			}
+			fsckClean(t, vol, fmt.Sprintf("round %d", round))
+		}
+		r := run(t, "run", "--vmm", vmm, "-v", vol+":/data", img, "--", "check", "/data/bolt.db")
+		keys, _ := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(r.stdout), "keys: "))
+		if r.code != 0 || keys < last+1 {
+			t.Fatalf("check: exit status %d, %d keys; transaction %d was committed\n%s%s", r.code, keys, last, r.stdout, r.stderr)
+		}
+	})
+}

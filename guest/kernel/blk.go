@@ -316,3 +316,21 @@ func blkPutWindow(k int, off uint64, n int) linux.Errno {
 	}
 	return blkRequest(b, blkTOut, off/sectorSize, uintptr(n)*pageSize)
 }
+
+// blkGetWindow reads n 4 KiB blocks of disk k from byte off into the
+// window (blkWindowAddr).
+//
+//go:nosplit
+func blkGetWindow(k int, off uint64, n int) linux.Errno {
+	b := &blkDevs[uint(k)%abi.MaxDisks]
+	n = min(n, blkWindow/pageSize)
+	if off%sectorSize != 0 || off+uint64(n)*pageSize > b.sectors*sectorSize {
+		return linux.EIO
+	}
+	return blkRequest(b, blkTIn, off/sectorSize, uintptr(n)*pageSize)
+}
+
+// blkWindowAddr is where the block window's data starts.
+//
+//go:nosplit
+func blkWindowAddr() uintptr { return blkBuf + 512 }

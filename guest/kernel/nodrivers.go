@@ -120,6 +120,9 @@ func volSyncAll() {}
 func volPage(t *tnode, idx uint64, alloc, write bool) uintptr { return 0 }
 
 //go:nosplit
+func volPageOver(t *tnode, idx uint64) uintptr { return 0 }
+
+//go:nosplit
 func volFreeFrom(k int, ino uint32, first uint64) {}
 
 //go:nosplit

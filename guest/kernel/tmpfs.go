@@ -295,11 +295,16 @@ func tmpWrite(i uint32, buf, n uintptr, off uint64) uintptr {
 			volCommitFn(int(t.vol) - 1) // a write need not commit whole: this much has
 		}
 		o := off + uint64(done)
-		p := tmpPage(t, o/pageSize, true)
+		k := min(n-done, uintptr(pageSize-o%pageSize))
+		var p uintptr
+		if t.vol != 0 && k == pageSize {
+			p = volPageOverFn(t, o/pageSize) // written whole: not read first
+		} else {
+			p = tmpPage(t, o/pageSize, true)
+		}
 		if p == 0 {
 			break
 		}
-		k := min(n-done, uintptr(pageSize-o%pageSize))
 		memmove(p+uintptr(o%pageSize), buf+done, k)
 		done += k
 		if end := off + uint64(done); end > t.size {

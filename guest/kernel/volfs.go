@@ -351,6 +351,24 @@ func volPage(t *tnode, idx uint64, alloc, write bool) uintptr {
 	return volAddr(s)
 }
 
+// volPageOver is volPage for a page about to be written whole: a block
+// not in the cache is not read first.
+//
+//go:nosplit
+func volPageOver(t *tnode, idx uint64) uintptr {
+	k := int(t.vol) - 1
+	b := volBmap(t, idx, true)
+	if b == 0 {
+		return 0
+	}
+	s := volGet(k, b, false)
+	if s < 0 {
+		return 0
+	}
+	volMark(k, s)
+	return volAddr(s)
+}
+
 // volFreeFrom frees the pages of inode ino of volume k from page first on,
 // with the index blocks left empty.
 //
@@ -410,10 +428,20 @@ func volClearPtr(k int, ino uint32, off uintptr, level int, first uint64) {
 // volFree0, volFree1 and volFree2 free the entries of index block b of
 // their level from data page first on (three functions rather than one
 // recursive: trap context recurses only where the linker sees the bound),
-// and report whether b is left empty.
+// and report whether b is left empty. A block freed whole (first 0) is
+// not changed, only its blocks given back, so that removing a big file
+// puts few blocks into the transaction: the caller frees b.
 //
 //go:nosplit
 func volFree0(k int, b, first uint64) bool {
+	if first == 0 {
+		for i := uint64(0); i < 512; i++ {
+			if c := volEntry(k, b, i); c != 0 {
+				volFreeBlock(k, c)
+			}
+		}
+		return true
+	}
 	for i := first; i < 512; i++ {
 		volDropEntry(k, b, i)
 	}
@@ -428,10 +456,10 @@ func volFree1(k int, b, first uint64) bool {
 			f = first % 512
 		}
 		if c := volEntry(k, b, i); c != 0 && volFree0(k, c, f) {
-			volDropEntry(k, b, i)
+			volFreeChild(k, b, i, c, first == 0)
 		}
 	}
-	return volEmpty(k, b)
+	return first == 0 || volEmpty(k, b)
 }
 
 //go:nosplit
@@ -442,10 +470,22 @@ func volFree2(k int, b, first uint64) bool {
 			f = first % (512 * 512)
 		}
 		if c := volEntry(k, b, i); c != 0 && volFree1(k, c, f) {
-			volDropEntry(k, b, i)
+			volFreeChild(k, b, i, c, first == 0)
 		}
 	}
-	return volEmpty(k, b)
+	return first == 0 || volEmpty(k, b)
+}
+
+// volFreeChild frees block c, entry i of index block b; whole says b is
+// being freed whole, so its entry need not be cleared.
+//
+//go:nosplit
+func volFreeChild(k int, b, i, c uint64, whole bool) {
+	if whole {
+		volFreeBlock(k, c)
+	} else {
+		volDropEntry(k, b, i)
+	}
 }
 
 // volEntry returns entry i of index block b (0: none).

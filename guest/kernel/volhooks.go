@@ -11,6 +11,7 @@ package kernel
 var (
 	volCommitFn   = volCommit
 	volPageFn     = volPage
+	volPageOverFn = volPageOver
 	volNodeFn     = volNode
 	volParentFn   = volParent
 	volNewFn      = volNew

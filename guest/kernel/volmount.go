@@ -57,12 +57,12 @@ func volMount(k, w int) bool {
 	}
 	if volSpare == 0 {
 		crcInit()
-		volSpare = allocFrame()
+		volSpare, volSpare2 = allocFrame(), allocFrame()
 	}
 	if v.sb == 0 {
 		v.sb = allocFrame()
 	}
-	if volSpare == 0 || v.sb == 0 || !volReadSuper(k) {
+	if volSpare == 0 || volSpare2 == 0 || v.sb == 0 || !volReadSuper(k) {
 		return false
 	}
 	sb := v.sb

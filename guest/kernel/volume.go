@@ -13,16 +13,19 @@ import (
 // on a disk of blk.go, below the file system of volfs.go. Blocks pass
 // through one cache shared by the volumes, least recently used clean
 // blocks leave it first. A change dirties its blocks into the volume's
-// transaction, which commits — journal, flush, home places — at fsync, at
-// exit, when it fills, and between system calls once little room is left,
-// so that an operation's changes always commit together. Trap context,
-// one call at a time.
+// transaction, which commits — journal, flush — at fsync, at exit, when it
+// fills, and between system calls once little room is left, so that an
+// operation's changes always commit together. A committed block reaches
+// its home place later, when the cache needs its slot or the journal
+// starts over (a checkpoint), so that a block changed by many commits is
+// written home once; until then a crash's replay puts it there. Trap
+// context, one call at a time.
 
 const (
-	volCacheN  = 512  // cached blocks (2 MiB)
-	volHashN   = 1024 // hash heads of the cache
-	volTxMax   = 256  // blocks of one transaction, at most
-	volTxSpare = 32   // room an operation needs: below it, the next call boundary commits
+	volCacheN  = 1024              // cached blocks (4 MiB)
+	volHashN   = 2048              // hash heads of the cache
+	volTxMax   = abi.VolJMaxBlocks // blocks of one transaction, at most
+	volTxSpare = 32                // room an operation needs: below it, the next call boundary commits
 	volBS      = abi.VolBlockSize
 )
 
@@ -46,6 +49,7 @@ type volume struct {
 	hint     uint64 // where the next block allocation looks first
 	inoHint  uint64
 	sb       uintptr // the superblock, a frame
+	lastMiss uint64  // the block last read from the disk: the next one starts a read-ahead
 	txN      int
 	tx       [volTxMax]uint16 // the transaction: cache slots
 }
@@ -54,15 +58,26 @@ type volume struct {
 type vbuf struct {
 	frame uintptr
 	blk   uint64
-	vol   uint8 // 1 + the volume; 0: free
-	dirty bool
+	vol   uint8  // 1 + the volume; 0: free
+	dirty bool   // changed, in the volume's transaction
+	home  bool   // committed, but not yet written at its home place
 	next  uint16 // 1 + the next slot of the hash chain
 	tick  uint32 // when last used: the least recent clean block is evicted
 }
 
-// Block reads go through a function value, as the entries from tmpfs do
-// (volhooks.go).
-var volReadFn = volReadBlock
+// Block reads, and the cache's misses, go through function values, as the
+// entries from tmpfs do (volhooks.go).
+var (
+	volReadFn = volReadBlock
+	volMissFn = volMiss
+	volHomeFn = volWriteHome
+)
+
+// volReadRun reads the n blocks of volume k from blk into the block
+// window (blk.go).
+//
+//go:nosplit
+func volReadRun(k int, blk uint64, n int) bool { return blkGetWindow(k, blk*volBS, n) == 0 }
 
 // volReadBlock reads block blk of volume k into frame f.
 //
@@ -79,7 +94,8 @@ var (
 	vtick     uint32
 	volDirty  int         // dirty blocks over all volumes
 	volErr    linux.Errno // the first I/O error since it was last taken
-	volSpare  uintptr     // a frame for journal descriptors and commits
+	volSpare  uintptr     // a frame for journal descriptors (and the superblock read)
+	volSpare2 uintptr     // and one for commits
 	crcTab    [256]uint32
 )
 
@@ -98,38 +114,103 @@ func volAddr(s int) uintptr { return vbufs[uint(s)%volCacheN].frame }
 //go:nosplit
 func volGet(k int, blk uint64, fill bool) int {
 	vtick++
-	h := volHashOf(k, blk)
-	for s := int(vhash[h]) - 1; s >= 0; s = int(vbufs[uint(s)%volCacheN].next) - 1 {
+	if s := volCached(k, blk); s >= 0 {
 		b := &vbufs[uint(s)%volCacheN]
-		if b.blk == blk && int(b.vol) == k+1 {
-			b.tick = vtick
-			if !fill {
-				memclr(b.frame, volBS) // allocated again: it starts empty
-			}
-			return s
+		b.tick = vtick
+		if !fill {
+			memclr(b.frame, volBS) // allocated again: it starts empty
 		}
+		return s
 	}
+	return volMissFn(k, blk, fill)
+}
+
+// volMiss is volGet for a block the cache lacks.
+//
+//go:nosplit
+func volMiss(k int, blk uint64, fill bool) int {
+	v := &vols[uint(k)%abi.MaxDisks]
+	if fill && blk == v.lastMiss+1 {
+		v.lastMiss = blk
+		return volReadAhead(k, blk)
+	}
+	v.lastMiss = blk
 	s := volVictim()
 	if s < 0 {
 		return -1
 	}
 	b := &vbufs[uint(s)%volCacheN]
 	if fill {
-		if !volReadFn(k, blk, b.frame) {
+		if !volReadBlock(k, blk, b.frame) {
 			volFail(linux.EIO)
 			return -1
 		}
 	} else {
 		memclr(b.frame, volBS)
 	}
-	b.blk, b.vol, b.dirty, b.tick = blk, uint8(k+1), false, vtick
-	b.next = vhash[h]
-	vhash[h] = uint16(s + 1)
+	volInsert(s, k, blk)
 	return s
 }
 
+// volCached returns the slot that caches block blk of volume k, or -1.
+//
+//go:nosplit
+func volCached(k int, blk uint64) int {
+	for s := int(vhash[volHashOf(k, blk)]) - 1; s >= 0; s = int(vbufs[uint(s)%volCacheN].next) - 1 {
+		if b := &vbufs[uint(s)%volCacheN]; b.blk == blk && int(b.vol) == k+1 {
+			return s
+		}
+	}
+	return -1
+}
+
+// volInsert makes slot s, filled, the cached block blk of volume k.
+//
+//go:nosplit
+func volInsert(s, k int, blk uint64) {
+	b := &vbufs[uint(s)%volCacheN]
+	h := volHashOf(k, blk)
+	b.blk, b.vol, b.dirty, b.home, b.tick = blk, uint8(k+1), false, false, vtick
+	b.next = vhash[h]
+	vhash[h] = uint16(s + 1)
+}
+
+// volReadAhead reads block blk of volume k, which follows the last block
+// read from the disk, with the blocks after it that the cache lacks, in
+// one request: sequential reads cost one request per 64 KiB. It returns
+// blk's slot, or -1.
+//
+//go:nosplit
+func volReadAhead(k int, blk uint64) int {
+	v := &vols[uint(k)%abi.MaxDisks]
+	n := 1
+	for n < blkWindow/volBS && blk+uint64(n) < v.blocks && volCached(k, blk+uint64(n)) < 0 {
+		n++
+	}
+	if !volReadRun(k, blk, n) {
+		volFail(linux.EIO)
+		return -1
+	}
+	first := -1
+	for i := 0; i < n; i++ {
+		s := volVictim()
+		if s < 0 {
+			break
+		}
+		memmove(volAddr(s), blkWindowAddr()+uintptr(i)*volBS, volBS)
+		volInsert(s, k, blk+uint64(i))
+		if i == 0 {
+			first = s
+		}
+	}
+	v.lastMiss = blk + uint64(n) - 1
+	return first
+}
+
 // volVictim returns a slot to fill: a new one while the cache grows, else
-// the least recently used clean one, taken out of its chain.
+// the least recently used clean one, taken out of its chain. When every
+// clean block still waits to be written home, the volume of the least
+// recently used one writes all of its home first.
 //
 //go:nosplit
 func volVictim() int {
@@ -141,12 +222,12 @@ func volVictim() int {
 			return s
 		}
 	}
-	best, tick := -1, uint32(0)
-	for s := 0; s < vbufsUsed; s++ {
-		b := &vbufs[uint(s)%volCacheN]
-		if !b.dirty && (best < 0 || b.tick < tick) {
-			best, tick = s, b.tick
+	best := volLRU(false)
+	if best < 0 {
+		if p := volLRU(true); p >= 0 {
+			volHomeFn(int(vbufs[uint(p)%volCacheN].vol) - 1)
 		}
+		best = volLRU(false)
 	}
 	if best < 0 {
 		return -1
@@ -164,6 +245,75 @@ func volVictim() int {
 	return best
 }
 
+// volLRU returns the least recently used slot that is not dirty and, as
+// home says, waits to be written home or not; -1 if there is none.
+//
+//go:nosplit
+func volLRU(home bool) int {
+	best, tick := -1, uint32(0)
+	for s := 0; s < vbufsUsed; s++ {
+		b := &vbufs[uint(s)%volCacheN]
+		if !b.dirty && b.home == home && (best < 0 || b.tick < tick) {
+			best, tick = s, b.tick
+		}
+	}
+	return best
+}
+
+// volHomeList is where volWriteHome sorts the slots it writes.
+var volHomeList [volCacheN]uint16
+
+// volWriteHome writes volume k's committed blocks at their home places,
+// in runs of consecutive blocks (not flushed: a checkpoint flushes).
+//
+//go:nosplit
+func volWriteHome(k int) linux.Errno {
+	n := 0
+	for s := 0; s < vbufsUsed; s++ {
+		b := &vbufs[uint(s)%volCacheN]
+		if b.home && int(b.vol) == k+1 {
+			// Insert in block order: mostly in order already, as blocks
+			// are allocated forward.
+			j := n
+			for j > 0 && vbufs[volHomeList[j-1]%volCacheN].blk > b.blk {
+				volHomeList[j%volCacheN] = volHomeList[j-1]
+				j--
+			}
+			volHomeList[j%volCacheN] = uint16(s)
+			n++
+		}
+	}
+	e := linux.Errno(0)
+	for i := 0; i < n; {
+		j := i + 1
+		for j < n && j-i < 16 && vbufs[volHomeList[j%volCacheN]%volCacheN].blk == vbufs[volHomeList[j-1]%volCacheN].blk+1 {
+			j++
+		}
+		if volPutHome(k, i, j-i) != 0 {
+			e = linux.EIO // the journal has them: the next mount writes them again
+		}
+		i = j
+	}
+	for i := 0; i < n; i++ {
+		vbufs[volHomeList[i%volCacheN]%volCacheN].home = false
+	}
+	return e
+}
+
+// volPutHome writes the n cached blocks volHomeList[i:i+n], consecutive
+// blocks of volume k, home. (Not inlined: its array would widen its
+// caller's frame.)
+//
+//go:nosplit
+//go:noinline
+func volPutHome(k, i, n int) linux.Errno {
+	var frames [16]uintptr
+	for j := 0; j < n; j++ {
+		frames[j%16] = volAddr(int(volHomeList[uint(i+j)%volCacheN]))
+	}
+	return blkPutBlocks(k, vbufs[volHomeList[uint(i)%volCacheN]%volCacheN].blk*volBS, &frames, n)
+}
+
 // volMark puts slot s, about to be changed, into volume k's transaction.
 //
 //go:nosplit
@@ -173,6 +323,13 @@ func volMark(k int, s int) {
 		return
 	}
 	v := &vols[uint(k)%abi.MaxDisks]
+	if uint64(v.txN) >= v.txMax {
+		// One call changed more than a transaction holds (the truncation
+		// of a file of tens of GiB): the change fails rather than breaks
+		// the journal.
+		volFail(linux.EFBIG)
+		return
+	}
 	b.dirty = true
 	v.tx[uint(v.txN)%volTxMax] = uint16(s)
 	v.txN++
@@ -231,12 +388,14 @@ func volSyncAll() {
 	}
 }
 
-// volCheckpoint makes the blocks written home durable and starts the
-// journal over (a superblock with its head at 0).
+// volCheckpoint writes the committed blocks home, makes them durable and
+// starts the journal over (a superblock with its head at 0). Only with no
+// transaction open: a block both committed and changed since would reach
+// home with the uncommitted change, and no replay would undo it.
 //
 //go:nosplit
 func volCheckpoint(k int) linux.Errno {
-	if blkFlush(k) != 0 {
+	if volWriteHome(k) != 0 || blkFlush(k) != 0 {
 		return linux.EIO
 	}
 	vols[uint(k)%abi.MaxDisks].head = 0
@@ -286,13 +445,13 @@ func volCommit(k int) linux.Errno {
 		return volTakeErr()
 	}
 	n := v.txN
-	// Home order: sorted runs write in fewer requests.
-	for i := 1; i < n; i++ {
-		for j := i; j > 0 && vbufs[v.tx[j]%volCacheN].blk < vbufs[v.tx[j-1]%volCacheN].blk; j-- {
-			v.tx[j], v.tx[j-1] = v.tx[j-1], v.tx[j]
-		}
+	if v.head+uint64(n)+2 > v.jLen {
+		// Never: each commit leaves room for txMax blocks (volMark's cap),
+		// and a checkpoint here could not put committed blocks home that
+		// this transaction has changed since.
+		return linux.EIO
 	}
-	d := volSpare
+	d, c := volSpare, volSpare2
 	memclr(d, volBS)
 	store32(d, abi.VolJDescMagic)
 	store32(d+4, uint32(n))
@@ -304,18 +463,18 @@ func volCommit(k int) linux.Errno {
 	for i := 0; i < n; i++ {
 		crc = crc32c(crc, volAddr(int(v.tx[i])), volBS)
 	}
-	at := v.jStart + v.head
-	e := blkPutBlock(k, at*volBS, d)
-	for i := 0; i < n && e == 0; i += 16 {
-		e = volPutSlots(k, (at+1+uint64(i))*volBS, i, min(16, n-i))
-	}
-	if e == 0 {
-		memclr(d, volBS)
-		store32(d, abi.VolJCommitMagic)
-		store32(d+4, uint32(n))
-		store64(d+8, v.seq)
-		store32(d+16, crc)
-		e = blkPutBlock(k, (at+1+uint64(n))*volBS, d)
+	memclr(c, volBS)
+	store32(c, abi.VolJCommitMagic)
+	store32(c+4, uint32(n))
+	store64(c+8, v.seq)
+	store32(c+16, crc)
+	// The descriptor, the blocks and the commit follow each other in the
+	// journal, written in 64 KiB requests. The commit may reach the disk
+	// before the blocks do; if a crash comes between, its CRC fails and
+	// replay ignores the transaction, as it must: fsync has not returned.
+	e := linux.Errno(0)
+	for i := 0; i < n+2 && e == 0; i += 16 {
+		e = volPutJournal(k, (v.jStart+v.head+uint64(i))*volBS, i, min(16, n+2-i))
 	}
 	if e == 0 && blkFlush(k) != 0 {
 		e = linux.EIO
@@ -325,19 +484,10 @@ func volCommit(k int) linux.Errno {
 		// next try; the program hears of it.
 		return e
 	}
-	// Committed. Home places, in runs of consecutive blocks.
-	for i := 0; i < n; {
-		j := i + 1
-		for j < n && j-i < 16 && vbufs[v.tx[j]%volCacheN].blk == vbufs[v.tx[j-1]%volCacheN].blk+1 {
-			j++
-		}
-		if volPutSlots(k, vbufs[v.tx[i]%volCacheN].blk*volBS, i, j-i) != 0 {
-			volFail(linux.EIO) // the journal has them: the next mount writes them again
-		}
-		i = j
-	}
+	// Committed: the blocks go home later (volWriteHome).
 	for i := 0; i < n; i++ {
-		vbufs[v.tx[i]%volCacheN].dirty = false
+		b := &vbufs[v.tx[i]%volCacheN]
+		b.dirty, b.home = false, true
 	}
 	volDirty -= n
 	v.txN = 0
@@ -351,17 +501,25 @@ func volCommit(k int) linux.Errno {
 	return volTakeErr()
 }
 
-// volPutSlots writes the n cached blocks of transaction entries [i, i+n)
-// to the disk at byte off, one after another. (Not inlined: its array
-// would widen volCommit's frame.)
+// volPutJournal writes items [i, i+n) of volume k's transaction as the
+// journal holds it — the descriptor (volSpare), the blocks, the commit
+// (volSpare2) — to the disk at byte off. (Not inlined: its array would
+// widen volCommit's frame.)
 //
 //go:nosplit
 //go:noinline
-func volPutSlots(k int, off uint64, i, n int) linux.Errno {
+func volPutJournal(k int, off uint64, i, n int) linux.Errno {
 	var frames [16]uintptr
 	v := &vols[uint(k)%abi.MaxDisks]
 	for j := 0; j < n; j++ {
-		frames[j%16] = volAddr(int(v.tx[uint(i+j)%volTxMax]))
+		switch it := i + j; {
+		case it == 0:
+			frames[j%16] = volSpare
+		case it == v.txN+1:
+			frames[j%16] = volSpare2
+		default:
+			frames[j%16] = volAddr(int(v.tx[uint(it-1)%volTxMax]))
+		}
 	}
 	return blkPutBlocks(k, off, &frames, n)
 }
@@ -401,7 +559,15 @@ func volAllocBlock(k int) uint64 {
 			return 0
 		}
 		p := volAddr(s)
-		for i := uintptr(0); i < volBS; i++ {
+		i := uintptr(0)
+		if n == 0 {
+			i = uintptr(v.hint%per/64) * 8 // from the hint on: allocation goes forward
+		}
+		for ; i < volBS; i++ {
+			if i%8 == 0 && i+8 <= volBS && load64(p+i) == ^uint64(0) {
+				i += 7 // 64 blocks in use
+				continue
+			}
 			c := load8(p + i)
 			if c == 0xff {
 				continue

@@ -179,7 +179,7 @@ func Build(o Options) error {
 	}
 	if files {
 		flags |= abi.NoteFlagDrivers
-		logf("kernel component: the share and disk drivers (9P for -v folders, virtio-blk for --disk), because %s", why)
+		logf("kernel component: the share and disk drivers (9P for -v folders, virtio-blk for --disk and the block volumes of -v FILE.img, with their file system), because %s", why)
 	} else {
 		tags := strings.TrimPrefix(o.Tags+",unigo_nodrivers", ",")
 		for i, a := range cmd.Args {

@@ -32,7 +32,7 @@ type runOpts struct {
 	gw    string
 	dns   string
 	files listFlag // --files, for a package built first
-	vols  listFlag // -v HOSTDIR:GUESTDIR[:ro]
+	vols  listFlag // -v HOSTDIR:GUESTDIR[:ro], -v FILE.img:GUESTDIR[:ro]
 	wd    string   // -w: the guest's first working directory
 	disks listFlag // --disk FILE[:ro]
 }
@@ -104,7 +104,7 @@ func runFlags(o *runOpts) *flag.FlagSet {
 	fs.StringVar(&o.gw, "gw", "", "with --net tap and --ip: the default `gateway`")
 	fs.StringVar(&o.dns, "dns", "", "with --net tap and --ip: the DNS `server` (/etc/resolv.conf in the guest)")
 	fs.Var(&o.files, "files", "with a package: bake host files into the image, read-only: `SRC:DST` puts the file\nor folder SRC at path DST (repeatable; as unigo build --files)")
-	fs.Var(&o.vols, "v", "share the host folder `HOSTDIR:GUESTDIR`[:ro] with the guest, read-write unless :ro\n(repeatable; like docker run -v; GUESTDIR is a folder of the root such as /data)")
+	fs.Var(&o.vols, "v", "share the host folder `HOSTDIR:GUESTDIR`[:ro] with the guest, read-write unless :ro,\nor mount a block volume FILE.img:GUESTDIR[:ro] (unigo volume create makes one)\n(repeatable; like docker run -v; GUESTDIR is a folder of the root such as /data)")
 	fs.Var(&o.disks, "disk", "give the guest the host `FILE`[:ro] as a raw block device, /dev/vda, /dev/vdb...\n(repeatable; its size must be a multiple of 512 bytes)")
 	fs.StringVar(&o.wd, "w", "", "the guest's working `directory` at start (default /), such as a -v folder")
 	fs.Var(&o.ports, "p", "forward `HOST:GUEST`[/tcp|/udp]: host port HOST on 127.0.0.1 to the guest's port GUEST\n(repeatable; like docker run -p)")

@@ -10,10 +10,13 @@ import "unigo.dev/unigo/abi/linux"
 // pages the file grows into) at their first touch, and a touch past the end
 // of the file is SIGBUS, as on Linux. Such frames carry pteShared, so that
 // unmapping leaves them to the file, and the mapping holds the node open
-// until it is gone. A shared mapping of a block volume's file is a copy
-// that each later write(2) to the file updates (fmapUpdate), since the
-// volume's blocks move through a cache: it is read-only (what databases
-// such as bbolt map), and reads past the end of the file see zeros.
+// until it is gone. A shared mapping of a block volume's file, or of a
+// share's, is a copy that each later write(2) to the file from the guest
+// updates (fmapUpdate), since the volume's blocks move through a cache and
+// a share's file lives on the host: it is read-only (what databases such
+// as bbolt map), reads past the end of the file see zeros, and a share's
+// copy does not see what the host itself writes to the file (as Linux's
+// 9P without a cache).
 
 const (
 	pteShared = 1 << 10 // software bit: a file's frame, not the mapping's
@@ -23,8 +26,8 @@ const (
 // fmaps are the shared file mappings.
 var fmaps [maxFmaps]struct {
 	start, end uintptr
-	node       uint32
-	copied     bool   // a copy of a volume's file, not its frames
+	vn         vnode
+	copied     bool   // a copy of the file, not its frames
 	pgoff      uint64 // the file page at start
 }
 
@@ -54,10 +57,8 @@ func fileMmap(addr, n, prot, flags, fd uintptr, off uint64) uintptr {
 	if prot == linux.PROT_NONE {
 		return addr
 	}
-	copied := shared && fl.vn.fs() == fsTmp && volOf(fl.vn.ino()) >= 0
+	copied := shared && (fl.vn.fs() == fs9p || fl.vn.fs() == fsTmp && volOf(fl.vn.ino()) >= 0)
 	switch {
-	case shared && fl.vn.fs() == fs9p:
-		return errno(linux.ENODEV) // a host file can change under a copy: no shared mappings of shares
 	case copied && prot&linux.PROT_WRITE != 0:
 		return errno(linux.ENODEV) // stores would have to reach the file: not yet
 	}
@@ -77,13 +78,13 @@ func fileMmap(addr, n, prot, flags, fd uintptr, off uint64) uintptr {
 		return errno(linux.ENOMEM)
 	}
 	m := &fmaps[uint(i)%maxFmaps]
-	m.start, m.end, m.node, m.pgoff, m.copied = addr, addr+n, fl.vn.ino(), off/pageSize, copied
-	t := tnodeOf(m.node)
-	t.opens++
+	m.start, m.end, m.vn, m.pgoff, m.copied = addr, addr+n, fl.vn, off/pageSize, copied
+	fmapHold(fl.vn)
 	if copied {
 		fmapCopies++
 		return addr
 	}
+	t := tnodeOf(fl.vn.ino())
 	for va := addr; va < addr+n; va += pageSize {
 		idx := m.pgoff + uint64(va-addr)/pageSize
 		if idx*pageSize >= t.size {
@@ -125,7 +126,7 @@ func fmapFault(va uintptr) bool {
 	if r.copied {
 		return false // a copy is all there from the start: nothing to map
 	}
-	t := tnodeOf(r.node)
+	t := tnodeOf(r.vn.ino())
 	idx := r.pgoff + uint64(va-r.start)/pageSize
 	if idx*pageSize >= t.size {
 		return false // past the end: SIGBUS
@@ -158,13 +159,11 @@ func fmapRemove(start, end uintptr) {
 		}
 		switch {
 		case start <= m.start && m.end <= end:
-			node := m.node
 			if m.copied {
 				fmapCopies--
 			}
 			m.start, m.end, m.copied = 0, 0, false
-			tnodeOf(node).opens--
-			tmpRelease(node)
+			fmapDrop(m.vn)
 		case start <= m.start:
 			m.pgoff += uint64(end-m.start) / pageSize
 			m.start = end
@@ -176,12 +175,12 @@ func fmapRemove(start, end uintptr) {
 				continue // no room for the upper part: the hole stays in the record, which keeps the node safe
 			}
 			u := &fmaps[j%maxFmaps]
-			u.start, u.end, u.node, u.copied = end, m.end, m.node, m.copied
+			u.start, u.end, u.vn, u.copied = end, m.end, m.vn, m.copied
 			if m.copied {
 				fmapCopies++
 			}
 			u.pgoff = m.pgoff + uint64(end-m.start)/pageSize
-			tnodeOf(m.node).opens++
+			fmapHold(m.vn)
 			m.end = start
 		}
 	}
@@ -199,14 +198,36 @@ func fmapFree() int {
 	return -1
 }
 
-// fmapUpdate copies n bytes just written at off of node (from the checked
-// address src) into the node's copied mappings, where their pages are.
+// fmapHold and fmapDrop take and let go of a mapping's hold on node v,
+// which keeps it (and a removed file) while mapped.
 //
 //go:nosplit
-func fmapUpdate(node uint32, off uint64, src, n uintptr) {
+func fmapHold(v vnode) {
+	if v.fs() == fs9p {
+		p9nodeOf(v.ino()).opens++
+		return
+	}
+	tnodeOf(v.ino()).opens++
+}
+
+//go:nosplit
+func fmapDrop(v vnode) {
+	if v.fs() == fs9p {
+		p9Unhold(v)
+		return
+	}
+	tnodeOf(v.ino()).opens--
+	tmpRelease(v.ino())
+}
+
+// fmapUpdate copies n bytes just written at off of node v (from the
+// checked address src) into its copied mappings, where their pages are.
+//
+//go:nosplit
+func fmapUpdate(v vnode, off uint64, src, n uintptr) {
 	for k := range fmaps {
 		m := &fmaps[k]
-		if m.end == 0 || !m.copied || m.node != node {
+		if m.end == 0 || !m.copied || m.vn != v {
 			continue
 		}
 		lo, hi := m.pgoff*pageSize, m.pgoff*pageSize+uint64(m.end-m.start)

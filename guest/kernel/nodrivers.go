@@ -108,6 +108,9 @@ func p9SameShare(a, b vnode) bool { return false }
 func p9Gone(v vnode) bool { return false }
 
 //go:nosplit
+func p9Unhold(v vnode) {}
+
+//go:nosplit
 func volMountAll() {}
 
 //go:nosplit

@@ -371,6 +371,9 @@ func p9Write(fl *file, buf, n uintptr, off uint64) uintptr {
 			break
 		}
 	}
+	if fmapCopies != 0 {
+		fmapUpdate(fl.vn, off, buf, done)
+	}
 	return done
 }
 
@@ -504,11 +507,19 @@ func p9Forget(v vnode) {
 //
 //go:nosplit
 func p9Release(fl *file) {
-	n := p9nodeOf(fl.vn.ino())
-	p9clunk(int(n.share), fl.p9fid)
+	p9clunk(int(p9nodeOf(fl.vn.ino()).share), fl.p9fid)
+	p9Unhold(fl.vn)
+}
+
+// p9Unhold lets go of one hold (an open description or a mapping) on node
+// v, freeing a removed node nothing holds any more.
+//
+//go:nosplit
+func p9Unhold(v vnode) {
+	n := p9nodeOf(v.ino())
 	n.opens--
-	if n.gone && n.opens == 0 && n.kids == 0 && fl.vn != cwdVn {
-		p9free(int(fl.vn.ino()))
+	if n.gone && n.opens == 0 && n.kids == 0 && v != cwdVn {
+		p9free(int(v.ino()))
 	}
 }
 

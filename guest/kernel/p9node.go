@@ -24,7 +24,7 @@ type p9node struct {
 	fid    uint32
 	parent uint32
 	kids   uint16 // nodes whose parent this is
-	opens  uint16 // open descriptions
+	opens  uint16 // open descriptions and shared mappings
 	lockSh uint16
 	qpath  uint64
 	name   [p9NameMax]byte

@@ -43,7 +43,7 @@ type tnode struct {
 	vol    uint8  // 1 + the block volume whose inode dino this caches; 0 for /tmp's
 	hnext  uint16 // a volume node's next in its hash chain
 	dino   uint32
-	tick   uint32 // when a volume node was last looked up: the least recent is evicted
+	tick   uint64 // when a volume node was last looked up: the least recent is evicted
 	root   uintptr
 	size   uint64
 	atime  int64
@@ -315,7 +315,7 @@ func tmpWrite(i uint32, buf, n uintptr, off uint64) uintptr {
 		return errno(e)
 	}
 	if t.vol != 0 && fmapCopies != 0 {
-		fmapUpdate(i, off, buf, done)
+		fmapUpdate(vnode(fsTmp<<24|i), off, buf, done)
 	}
 	if done == 0 && n > 0 {
 		return errno(linux.ENOSPC)

@@ -20,7 +20,7 @@ const vnHashN = 1024
 
 var (
 	vnHash [vnHashN]uint16 // 1 + the first tnode of each chain
-	vnTick uint32
+	vnTick uint64
 )
 
 //go:nosplit
@@ -63,7 +63,12 @@ func volNode(k int, ino uint32) int {
 	if i < 0 {
 		return -1
 	}
-	p := volAddr(volGet(k, vols[uint(k)%abi.MaxDisks].inStart+uint64(ino)/(volBS/abi.VolInodeSize), true)) + o
+	// The inode again: finding a tnode may have evicted one, and saving it
+	// used the cache.
+	if s, o = volInode(k, ino); s < 0 {
+		return -1
+	}
+	p := volAddr(s) + o
 	t := &tnodes[uint(i)%maxTnodes]
 	t.mode, t.nlink, t.uid, t.gid = load32(p+abi.VolInMode), load32(p+abi.VolInNlink), load32(p+abi.VolInUID), load32(p+abi.VolInGID)
 	t.size, t.parent = load64(p+abi.VolInSize), load32(p+abi.VolInParent)

@@ -62,7 +62,7 @@ type vbuf struct {
 	dirty bool   // changed, in the volume's transaction
 	home  bool   // committed, but not yet written at its home place
 	next  uint16 // 1 + the next slot of the hash chain
-	tick  uint32 // when last used: the least recent clean block is evicted
+	tick  uint64 // when last used: the least recent clean block is evicted (64 bits: never wraps)
 }
 
 // Block reads, and the cache's misses, go through function values, as the
@@ -91,7 +91,7 @@ var (
 	vbufs     [volCacheN]vbuf
 	vhash     [volHashN]uint16 // 1 + the first slot of each chain
 	vbufsUsed int
-	vtick     uint32
+	vtick     uint64
 	volDirty  int         // dirty blocks over all volumes
 	volErr    linux.Errno // the first I/O error since it was last taken
 	volSpare  uintptr     // a frame for journal descriptors (and the superblock read)
@@ -250,7 +250,7 @@ func volVictim() int {
 //
 //go:nosplit
 func volLRU(home bool) int {
-	best, tick := -1, uint32(0)
+	best, tick := -1, uint64(0)
 	for s := 0; s < vbufsUsed; s++ {
 		b := &vbufs[uint(s)%volCacheN]
 		if !b.dirty && b.home == home && (best < 0 || b.tick < tick) {

@@ -212,7 +212,7 @@ func TestSelectiveDrivers(t *testing.T) {
 		drivers   bool
 	}{
 		{"../../examples/hello", "no share or disk drivers: the program opens no files", false},
-		{"./testdata/workdir", "the share and disk drivers (9P for -v folders, virtio-blk for --disk), because the program calls", true},
+		{"./testdata/workdir", "the share and disk drivers (9P for -v folders, virtio-blk for --disk and the block volumes of -v FILE.img, with their file system), because the program calls", true},
 	} {
 		img := filepath.Join(dir, filepath.Base(c.pkg)+".img")
 		r := run(t, "build", "-v", "-o", img, c.pkg)

@@ -137,6 +137,27 @@ func TestVolumeMany(t *testing.T) {
 	})
 }
 
+// TestBoltFiles runs bbolt in a folder share and in /tmp, where shared
+// mappings are a copy that writes update (a share's) or the file's own
+// pages (/tmp's): 200 transactions, then a second boot (the share) finds
+// them all.
+func TestBoltFiles(t *testing.T) {
+	bothVMMs(t, func(t *testing.T, vmm string) {
+		share := t.TempDir()
+		img := image(t, "bolt")
+		r := run(t, "run", "--vmm", vmm, "-v", share+":/data", img, "--", "write", "/data/bolt.db", "200")
+		if r.code != 0 || !strings.HasSuffix(r.stdout, "committed 199\n") {
+			t.Fatalf("write on a share: exit status %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		if r := run(t, "run", "--vmm", vmm, "-v", share+":/data", img, "--", "check", "/data/bolt.db"); r.code != 0 || r.stdout != "keys: 200\n" {
+			t.Fatalf("check on a share: exit status %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		if r := run(t, "run", "--vmm", vmm, img, "--", "write", "/tmp/bolt.db", "200"); r.code != 0 || !strings.HasSuffix(r.stdout, "committed 199\n") {
+			t.Fatalf("write in /tmp: exit status %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+	})
+}
+
 // TestVolumeFull fills a 4 MiB volume: ENOSPC for data and for inodes
 // reaches the program as an error, removing files gives the space back,
 // and the volume checks clean.

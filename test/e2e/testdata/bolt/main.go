@@ -2,8 +2,9 @@
 // maps its file shared and read-only, writes with pwrite and syncs with
 // fdatasync) on the file named by its first argument. "write" adds keys
 // from the number the database holds on, one transaction each, printing
-// "committed N" once transaction N is durable; "check" counts the keys
-// and checks every value. It is its own module, so that Unigo's module
+// "committed N" once transaction N is durable, without end or up to the
+// count its third argument gives; "check" counts the keys and checks
+// every value. It is its own module, so that Unigo's module
 // does not require bbolt.
 package main
 
@@ -18,9 +19,13 @@ import (
 func value(i uint64) []byte { return []byte(fmt.Sprintf("value %d %x", i, i*2654435761)) }
 
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Println("usage: bolt write|check FILE")
+	if len(os.Args) < 3 {
+		fmt.Println("usage: bolt write|check FILE [COUNT]")
 		os.Exit(2)
+	}
+	limit := uint64(1 << 62)
+	if len(os.Args) > 3 {
+		fmt.Sscan(os.Args[3], &limit)
 	}
 	db, err := bolt.Open(os.Args[2], 0o600, nil)
 	if err != nil {
@@ -51,7 +56,7 @@ func main() {
 	if os.Args[1] != "write" {
 		return
 	}
-	for i := n; ; i++ {
+	for i := n; i < limit; i++ {
 		err := db.Update(func(tx *bolt.Tx) error {
 			var k [8]byte
 			binary.BigEndian.PutUint64(k[:], i)

@@ -341,36 +341,29 @@ func volBmap(t *tnode, idx uint64, alloc bool) uint64 {
 //
 //go:nosplit
 func volPage(t *tnode, idx uint64, alloc, write bool) uintptr {
-	k := int(t.vol) - 1
-	b := volBmap(t, idx, alloc)
-	if b == 0 {
-		return 0
-	}
-	s := volGet(k, b, true)
-	if s < 0 {
-		return 0
-	}
-	if write {
-		volMark(k, s)
-	}
-	return volAddr(s)
+	return volPageAt(t, idx, alloc, write, true)
 }
 
 // volPageOver is volPage for a page about to be written whole: a block
 // not in the cache is not read first.
 //
 //go:nosplit
-func volPageOver(t *tnode, idx uint64) uintptr {
+func volPageOver(t *tnode, idx uint64) uintptr { return volPageAt(t, idx, true, true, false) }
+
+//go:nosplit
+func volPageAt(t *tnode, idx uint64, alloc, write, fill bool) uintptr {
 	k := int(t.vol) - 1
-	b := volBmap(t, idx, true)
+	b := volBmap(t, idx, alloc)
 	if b == 0 {
 		return 0
 	}
-	s := volGet(k, b, false)
+	s := volGet(k, b, fill)
 	if s < 0 {
 		return 0
 	}
-	volMark(k, s)
+	if write {
+		volMark(k, s)
+	}
 	return volAddr(s)
 }
 

@@ -3,8 +3,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
-	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -14,17 +12,52 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"unigo.dev/unigo/test/e2e/testdata/records"
 )
 
-// record is testdata/blkrecords's record i.
-func record(i uint64) []byte {
-	r := make([]byte, 512)
-	binary.LittleEndian.PutUint64(r, i)
-	for j := 8; j < 508; j++ {
-		r[j] = byte(i*31 + uint64(j))
+// killAfter runs unigo with args, hands each line the guest prints to
+// line, which reports whether it counts (and fails the test on a line it
+// did not expect), and kills the monitor with SIGKILL once want lines
+// have counted: a crash at a moment the test does not choose exactly.
+// The test fails if the guest stops first.
+func killAfter(t *testing.T, want int, line func(string) bool, args ...string) {
+	t.Helper()
+	cmd := exec.Command(unigoBin, args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
-	binary.LittleEndian.PutUint32(r[508:], crc32.ChecksumIEEE(r[:508]))
-	return r
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	counted := 0
+	for counted < want && sc.Scan() {
+		if line(sc.Text()) {
+			counted++
+		}
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if counted < want {
+		t.Fatalf("the guest stopped after %d of %d lines\n%s", counted, want, stderr.String())
+	}
+}
+
+// counter returns a line function for killAfter that counts the lines
+// "PREFIX N", keeping N in *last, and fails on any other line.
+func counter(t *testing.T, prefix string, last *int) func(string) bool {
+	return func(l string) bool {
+		n, ok := strings.CutPrefix(l, prefix)
+		if !ok {
+			t.Fatalf("the guest said %q", l)
+		}
+		*last, _ = strconv.Atoi(n)
+		return true
+	}
 }
 
 // TestDiskCrash kills the monitor with SIGKILL, 20 times at random
@@ -44,36 +77,14 @@ func TestDiskCrash(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := 1 + rng.IntN(100) // kill after this many fsynced records
-			cmd := exec.Command(unigoBin, "run", "--vmm", vmm, "--disk", disk, img)
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			sc := bufio.NewScanner(out)
 			last := -1
-			for last+1 < want && sc.Scan() {
-				n, ok := strings.CutPrefix(sc.Text(), "synced ")
-				if !ok {
-					t.Fatalf("round %d: guest said %q", round, sc.Text())
-				}
-				last, _ = strconv.Atoi(n)
-			}
-			cmd.Process.Signal(syscall.SIGKILL)
-			cmd.Wait()
-			if last+1 < want {
-				t.Fatalf("round %d: the guest stopped after record %d\n%s", round, last, stderr.String())
-			}
+			killAfter(t, want, counter(t, "synced ", &last), "run", "--vmm", vmm, "--disk", disk, img)
 			b, err := os.ReadFile(disk)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for i := 0; i <= last; i++ {
-				if !bytes.Equal(b[i*512:(i+1)*512], record(uint64(i))) {
+				if !bytes.Equal(b[i*512:(i+1)*512], records.Record(uint64(i))) {
 					t.Fatalf("round %d: record %d of %d fsynced ones is not on the host's disk", round, i, last+1)
 				}
 			}

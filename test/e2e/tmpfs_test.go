@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"unigo.dev/unigo/test/e2e/testdata/records"
 )
 
 // TestTmpfs creates, writes, truncates, renames, links, locks and removes
@@ -178,7 +180,7 @@ func TestFilesPCI(t *testing.T) {
 				t.Fatalf("disk: exit status %d; stdout ends:\n%s\nstderr:\n%s", r.code, tail(r.stdout), r.stderr)
 			}
 			b, _ := os.ReadFile(disk)
-			if !bytes.Equal(b[127*512:], record(127)) {
+			if !bytes.Equal(b[127*512:], records.Record(127)) {
 				t.Errorf("the host's file lacks the last record")
 			}
 		})

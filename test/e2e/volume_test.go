@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"math/rand/v2"
@@ -10,9 +9,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"unigo.dev/unigo/test/e2e/testdata/records"
 )
 
 // TestVolumeTool runs unigo volume on real files: create makes a sparse
@@ -196,38 +196,17 @@ func TestVolumeCrash(t *testing.T) {
 		next := 0 // the first record of the round
 		for round := 0; round < 20; round++ {
 			want := 1 + rng.IntN(60) // kill after this many fsynced records
-			cmd := exec.Command(unigoBin, "run", "--vmm", vmm, "-v", vol+":/data", img)
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			sc := bufio.NewScanner(out)
-			last, synced := -1, 0
-			for synced < want && sc.Scan() {
-				line := sc.Text()
-				if n, ok := strings.CutPrefix(line, "resumed at "); ok {
+			last := -1
+			count := counter(t, "synced ", &last)
+			killAfter(t, want, func(l string) bool {
+				if n, ok := strings.CutPrefix(l, "resumed at "); ok {
 					if at, _ := strconv.Atoi(n); at < next {
 						t.Fatalf("round %d: resumed at %d, but record %d was fsynced", round, at, next-1)
 					}
-					continue
+					return false
 				}
-				n, ok := strings.CutPrefix(line, "synced ")
-				if !ok {
-					t.Fatalf("round %d: guest said %q\n%s", round, line, stderr.String())
-				}
-				last, _ = strconv.Atoi(n)
-				synced++
-			}
-			cmd.Process.Signal(syscall.SIGKILL)
-			cmd.Wait()
-			if synced < want {
-				t.Fatalf("round %d: the guest stopped after record %d\n%s", round, last, stderr.String())
-			}
+				return count(l)
+			}, "run", "--vmm", vmm, "-v", vol+":/data", img)
 			// The orphan of this round, not of the last: the mount freed it.
 			if notes := strings.Count(fsckClean(t, vol, fmt.Sprintf("round %d", round)), "note:"); notes > 1 {
 				t.Fatalf("round %d: %d files removed while open are left; the mounts should have freed all but the last", round, notes)
@@ -238,7 +217,7 @@ func TestVolumeCrash(t *testing.T) {
 			}
 			b, _ := os.ReadFile(logf)
 			for i := 0; i <= last; i++ {
-				if len(b) < (i+1)*512 || !bytes.Equal(b[i*512:(i+1)*512], record(uint64(i))) {
+				if len(b) < (i+1)*512 || !bytes.Equal(b[i*512:(i+1)*512], records.Record(uint64(i))) {
 					t.Fatalf("round %d: record %d of %d fsynced ones is not in the volume's log", round, i, last+1)
 				}
 			}
@@ -250,7 +229,7 @@ func TestVolumeCrash(t *testing.T) {
 			// kill landed: cur names record last or a later one, whose record
 			// the log holds (it is written first).
 			c, _ := os.ReadFile(curf)
-			if cur, err := strconv.Atoi(string(c)); err != nil || cur < last || len(b) < (cur+1)*512 || !bytes.Equal(b[cur*512:(cur+1)*512], record(uint64(cur))) {
+			if cur, err := strconv.Atoi(string(c)); err != nil || cur < last || len(b) < (cur+1)*512 || !bytes.Equal(b[cur*512:(cur+1)*512], records.Record(uint64(cur))) {
 				t.Fatalf("round %d: cur holds %q; record %d was the last fsynced, and the log holds %d bytes", round, c, last, len(b))
 			}
 			next = last + 1
@@ -270,38 +249,16 @@ func TestVolumeBolt(t *testing.T) {
 		last := -1
 		for round := 0; round < 5; round++ {
 			want := 1 + rng.IntN(40)
-			cmd := exec.Command(unigoBin, "run", "--vmm", vmm, "-v", vol+":/data", img, "--", "write", "/data/bolt.db")
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			sc := bufio.NewScanner(out)
-			committed := 0
-			for committed < want && sc.Scan() {
-				line := sc.Text()
-				if n, ok := strings.CutPrefix(line, "keys: "); ok {
+			count := counter(t, "committed ", &last)
+			killAfter(t, want, func(l string) bool {
+				if n, ok := strings.CutPrefix(l, "keys: "); ok {
 					if keys, _ := strconv.Atoi(n); keys < last+1 {
 						t.Fatalf("round %d: the database holds %d keys, but transaction %d was committed", round, keys, last)
 					}
-					continue
+					return false
 				}
-				n, ok := strings.CutPrefix(line, "committed ")
-				if !ok {
-					t.Fatalf("round %d: guest said %q\n%s", round, line, stderr.String())
-				}
-				last, _ = strconv.Atoi(n)
-				committed++
-			}
-			cmd.Process.Signal(syscall.SIGKILL)
-			cmd.Wait()
-			if committed < want {
-				t.Fatalf("round %d: the guest stopped after transaction %d\n%s", round, last, stderr.String())
-			}
+				return count(l)
+			}, "run", "--vmm", vmm, "-v", vol+":/data", img, "--", "write", "/data/bolt.db")
 			fsckClean(t, vol, fmt.Sprintf("round %d", round))
 		}
 		r := run(t, "run", "--vmm", vmm, "-v", vol+":/data", img, "--", "check", "/data/bolt.db")

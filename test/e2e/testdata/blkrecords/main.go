@@ -6,23 +6,11 @@
 package main
 
 import (
-	"bytes"
-	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"os"
-)
 
-// Record returns record i: its number, a pattern, and a CRC-32 of both.
-func Record(i uint64) []byte {
-	r := make([]byte, 512)
-	binary.LittleEndian.PutUint64(r, i)
-	for j := 8; j < 508; j++ {
-		r[j] = byte(i*31 + uint64(j))
-	}
-	binary.LittleEndian.PutUint32(r[508:], crc32.ChecksumIEEE(r[:508]))
-	return r
-}
+	"unigo.dev/unigo/test/e2e/testdata/records"
+)
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "check" {
@@ -31,14 +19,7 @@ func main() {
 			fmt.Println("open:", err)
 			os.Exit(1)
 		}
-		n := uint64(0)
-		buf := make([]byte, 512)
-		for {
-			if _, err := f.ReadAt(buf, int64(n*512)); err != nil || !bytes.Equal(buf, Record(n)) {
-				break
-			}
-			n++
-		}
+		n := records.Valid(f)
 		fmt.Println("valid records:", n)
 		return
 	}
@@ -48,7 +29,7 @@ func main() {
 		os.Exit(1)
 	}
 	for i := uint64(0); ; i++ {
-		if _, err := f.WriteAt(Record(i), int64(i*512)); err != nil {
+		if _, err := f.WriteAt(records.Record(i), int64(i*512)); err != nil {
 			fmt.Println("full:", err.(*os.PathError).Err)
 			return
 		}

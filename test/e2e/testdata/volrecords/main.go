@@ -10,23 +10,12 @@ package main
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"strconv"
-)
 
-// Record returns record i: its number, a pattern, and a CRC-32 of both.
-func Record(i uint64) []byte {
-	r := make([]byte, 512)
-	binary.LittleEndian.PutUint64(r, i)
-	for j := 8; j < 508; j++ {
-		r[j] = byte(i*31 + uint64(j))
-	}
-	binary.LittleEndian.PutUint32(r[508:], crc32.ChecksumIEEE(r[:508]))
-	return r
-}
+	"unigo.dev/unigo/test/e2e/testdata/records"
+)
 
 func check(what string, err error) {
 	if err != nil {
@@ -39,14 +28,7 @@ func main() {
 	check("mkdir", os.MkdirAll("/data/d", 0o755))
 	f, err := os.OpenFile("/data/log", os.O_RDWR|os.O_CREATE, 0o644)
 	check("open", err)
-	n := uint64(0)
-	buf := make([]byte, 512)
-	for {
-		if _, err := f.ReadAt(buf, int64(n*512)); err != nil || !bytes.Equal(buf, Record(n)) {
-			break
-		}
-		n++
-	}
+	n := records.Valid(f)
 	check("truncate", f.Truncate(int64(n*512)))
 	fmt.Println("resumed at", n)
 	dir, err := os.Open("/data")
@@ -55,9 +37,9 @@ func main() {
 	check("create orphan", err)
 	check("remove orphan", os.Remove("/data/orphan"))
 	for i := n; ; i++ {
-		_, err := f.WriteAt(Record(i), int64(i*512))
+		_, err := f.WriteAt(records.Record(i), int64(i*512))
 		check("write", err)
-		_, err = orphan.Write(Record(i))
+		_, err = orphan.Write(records.Record(i))
 		check("write orphan", err)
 		check("write cur.tmp", os.WriteFile("/data/cur.tmp", []byte(strconv.FormatUint(i, 10)), 0o644))
 		check("rename", os.Rename("/data/cur.tmp", "/data/cur"))

@@ -160,7 +160,7 @@ func TestShareFlags(t *testing.T) {
 	}
 }
 
-// TestFilesPCI gives the guest a share and a disk on QEMU's q35 and pc,
+// TestFilesPCI gives the guest a share, a disk and a block volume on QEMU's q35 and pc,
 // where they are virtio PCI functions: the kernel finds their structures
 // through the capabilities and drives the same polled queue.
 func TestFilesPCI(t *testing.T) {
@@ -183,6 +183,12 @@ func TestFilesPCI(t *testing.T) {
 			if !bytes.Equal(b[127*512:], records.Record(127)) {
 				t.Errorf("the host's file lacks the last record")
 			}
+			vol := newVolume(t, "4M")
+			r = run(t, "run", "--vmm", "qemu", "--qemu-machine", m, "-v", vol+":/data", image(t, "volfull"))
+			if r.code != 0 || !strings.HasSuffix(r.stdout, "write again: <nil>\n") {
+				t.Fatalf("volume: exit status %d; stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+			}
+			fsckClean(t, vol, "after the run")
 		})
 	}
 }

@@ -160,9 +160,10 @@ func TestShareFlags(t *testing.T) {
 	}
 }
 
-// TestFilesPCI gives the guest a share, a disk and a block volume on QEMU's q35 and pc,
-// where they are virtio PCI functions: the kernel finds their structures
-// through the capabilities and drives the same polled queue.
+// TestFilesPCI gives the guest a share, a disk and a block volume on
+// QEMU's q35 and pc, where they are virtio PCI functions: the kernel finds
+// their structures through the capabilities and drives the same polled
+// queue.
 func TestFilesPCI(t *testing.T) {
 	needQEMU(t)
 	for _, m := range []string{"q35", "pc"} {

@@ -99,7 +99,7 @@ func writeTx(t *testing.T, f *os.File, n uint64, seq, at uint64, homes []uint64,
 	for i, h := range homes {
 		binary.LittleEndian.PutUint64(d[16+8*i:], h)
 	}
-	h := crc32.New(castagnoli)
+	h := crc32.New(castagnoli())
 	h.Write(d)
 	f.WriteAt(d, int64((journal+at)*bs))
 	for i, b := range blocks {

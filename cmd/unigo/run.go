@@ -304,8 +304,13 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 			return fmt.Errorf("--disk: %w", err)
 		}
 		defer f.Close()
-		// One instance at a time: two kernels writing one file corrupt it.
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		// One writer at a time, and no readers beside it: two kernels
+		// writing one file corrupt it. Read-only instances may share.
+		lock := syscall.LOCK_EX
+		if d.readOnly {
+			lock = syscall.LOCK_SH
+		}
+		if err := syscall.Flock(int(f.Fd()), lock|syscall.LOCK_NB); err != nil {
 			return fmt.Errorf("%s is in use by another instance (%v): stop it first, or copy the file", d.path, err)
 		}
 		cfg.Disks = append(cfg.Disks, machine.Disk{File: f, ReadOnly: d.readOnly, Mount: d.mount})

@@ -26,8 +26,8 @@ mount it. A PATH may be written as the guest saw it (/data/out.txt when the
 volume was mounted at /data) or from the volume's root.
 
 unigo run -v FILE.img:/NAME mounts a volume in the guest (:ro for
-read-only); one instance at a time may use it. --disk gives a guest a
-file as a raw disk instead.
+read-only); one instance may write it, or any number read it. --disk
+gives a guest a file as a raw disk instead.
 `
 
 func cmdVolume(args []string) error {

@@ -158,6 +158,41 @@ func TestBoltFiles(t *testing.T) {
 	})
 }
 
+// TestVolumeInUse runs a second instance on a volume another holds: the
+// own monitor refuses it beside a writer, read-only or not, naming the
+// reason; read-only instances share a volume.
+func TestVolumeInUse(t *testing.T) {
+	needKVM(t)
+	vol := newVolume(t, "16M")
+	hold := func(flag string) *exec.Cmd {
+		cmd, out, stderr := startInstance(t, "run", "-v", flag, image(t, "volwait"))
+		if line, err := out.ReadString('\n'); err != nil || !strings.HasPrefix(line, "ready") {
+			t.Fatalf("-v %s: the instance said %q (%v)\n%s", flag, line, err, stderr.String())
+		}
+		return cmd
+	}
+	stop := func(cmd *exec.Cmd) {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	w := hold(vol + ":/data")
+	for _, flag := range []string{vol + ":/data", vol + ":/data:ro"} {
+		if r := runFor(t, 20*time.Second, "run", "-v", flag, image(t, "volwait")); r.code == 0 || !strings.Contains(r.stderr, "in use by another instance") {
+			t.Errorf("-v %s beside a writer: exit status %d, stderr %q", flag, r.code, r.stderr)
+		}
+	}
+	stop(w)
+	// The killed writer committed nothing since its mount, which emptied
+	// the journal: read-only mounts take the volume as it is.
+	r1 := hold(vol + ":/data:ro")
+	defer stop(r1)
+	r2 := hold(vol + ":/data:ro")
+	defer stop(r2)
+	if r := runFor(t, 20*time.Second, "run", "-v", vol+":/data", image(t, "volwait")); r.code == 0 || !strings.Contains(r.stderr, "in use by another instance") {
+		t.Errorf("a writer beside readers: exit status %d, stderr %q", r.code, r.stderr)
+	}
+}
+
 // TestVolumeFull fills a 4 MiB volume: ENOSPC for data and for inodes
 // reaches the program as an error, removing files gives the space back,
 // and the volume checks clean.

@@ -145,6 +145,9 @@ func vnChild(dir vnode, name, n uintptr) (vnode, linux.Errno) {
 		if i := tmpChild(dir.ino(), name, n); i >= 0 {
 			return vnode(fsTmp<<24 | uint32(i)), 0
 		}
+		if e := volTakeErr(); e != 0 && tnodeOf(dir.ino()).vol != 0 {
+			return 0, e // the volume could not be read: not a missing name
+		}
 		return 0, linux.ENOENT
 	case fs9p:
 		i, e := p9Child(dir.ino(), name, n)

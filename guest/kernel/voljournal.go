@@ -20,19 +20,20 @@ import (
 //go:nosplit
 func volFull(k int) bool {
 	v := &vols[uint(k)%abi.MaxDisks]
-	return uint64(v.txN)+8 > v.txMax || volDirty+2*volTxSpare > volCacheN
+	return uint64(v.txN)+8 > v.txMax || volDirty+2*volTxSpare > vcap
 }
 
 // volBoundary commits what is nearly full, between system calls.
 //
 //go:nosplit
 func volBoundary() {
+	volErr = 0 // an error the call that met it did not report stays with that call
 	if volDirty == 0 {
 		return
 	}
 	for k := range vols {
 		v := &vols[k]
-		if v.used && v.txN > 0 && (uint64(v.txN)+volTxSpare > v.txMax || volDirty+2*volTxSpare > volCacheN) {
+		if v.used && v.txN > 0 && (uint64(v.txN)+volTxSpare > v.txMax || volDirty+2*volTxSpare > vcap) {
 			volCommitFn(k)
 		}
 	}

@@ -57,6 +57,7 @@ func volMount(k, w int) bool {
 	}
 	if volSpare == 0 {
 		crcInit()
+		volCacheInit()
 		volSpare, volSpare2 = allocFrame(), allocFrame()
 	}
 	if v.sb == 0 {
@@ -70,7 +71,8 @@ func volMount(k, w int) bool {
 	v.bmStart, v.bmLen = load64(sb+abi.VolSbBitmapStart), load64(sb+abi.VolSbBitmapLen)
 	v.inStart, v.inLen, v.data = load64(sb+abi.VolSbInodeStart), load64(sb+abi.VolSbInodeLen), load64(sb+abi.VolSbDataStart)
 	v.gen, v.seq, v.head = load64(sb+abi.VolSbGeneration), load64(sb+abi.VolSbJournalSeq), load64(sb+abi.VolSbJournalHead)
-	v.txMax = min(volTxMax, v.jLen/2-2)
+	// A transaction fits the journal twice and the cache with room left.
+	v.txMax = min(volTxMax, v.jLen/2-2, uint64(max(vcap/2, 3*volTxSpare)))
 	v.ro = sw.ro || blkDevs[uint(k)%abi.MaxDisks].ro
 	n := volReplay(k)
 	switch {

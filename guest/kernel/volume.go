@@ -20,7 +20,7 @@ import (
 // context, one call at a time.
 
 const (
-	volCacheN  = 1024              // cached blocks (4 MiB)
+	volCacheN  = 1024              // cached blocks (4 MiB), at most
 	volHashN   = 2048              // hash heads of the cache
 	volTxMax   = abi.VolJMaxBlocks // blocks of one transaction, at most
 	volTxSpare = 32                // room an operation needs: below it, the next call boundary commits
@@ -89,6 +89,7 @@ var (
 	vbufs     [volCacheN]vbuf
 	vhash     [volHashN]uint16 // 1 + the first slot of each chain
 	vbufsUsed int
+	vcap      int // the blocks the cache may hold: volCacheN, less in a small guest (volCacheInit)
 	vtick     uint64
 	volDirty  int         // dirty blocks over all volumes
 	volErr    linux.Errno // the first I/O error since it was last taken
@@ -100,6 +101,16 @@ var (
 //go:nosplit
 func volHashOf(k int, blk uint64) uintptr {
 	return uintptr((blk*0x9e3779b97f4a7c15+uint64(k))>>40) % volHashN
+}
+
+// volCacheInit sizes the cache: at most an eighth of the free memory, so
+// that a small guest keeps room for its program.
+//
+//go:nosplit
+func volCacheInit() {
+	if vcap == 0 {
+		vcap = int(min(volCacheN, (physEnd-physNext)/pageSize/8))
+	}
 }
 
 //go:nosplit
@@ -212,13 +223,14 @@ func volReadAhead(k int, blk uint64) int {
 //
 //go:nosplit
 func volVictim() int {
-	if vbufsUsed < volCacheN {
+	if vbufsUsed < vcap {
 		if f := allocFrame(); f != 0 {
 			s := vbufsUsed
 			vbufsUsed++
 			vbufs[uint(s)%volCacheN].frame = f
 			return s
 		}
+		vcap = vbufsUsed // memory ran out: the cache stays this size
 	}
 	best := volLRU(false)
 	if best < 0 {

@@ -310,6 +310,9 @@ func sysGetdents64(f *trapFrame) uintptr {
 	v := fl.vn
 	switch v.fs() {
 	case fsTmp:
+		if tnodeOf(v.ino()).nlink == 0 {
+			return errno(linux.ENOENT) // a removed directory lists nothing, as Linux's (IS_DEADDIR)
+		}
 		return tmpGetdents(v.ino(), vnIno(v), vnIno(vnParent(v)), &fl.count, buf, n)
 	case fs9p:
 		return p9Getdents(fl, buf, n)

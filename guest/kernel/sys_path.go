@@ -737,8 +737,21 @@ func sysChdir(f *trapFrame) uintptr {
 	if !vnIsDir(walks[0].v) {
 		return errno(linux.ENOTDIR)
 	}
-	cwdVn = walks[0].v
+	setCwd(walks[0].v)
 	return 0
+}
+
+// setCwd makes v the working directory. A removed tmpfs or volume
+// directory lives while it is the working directory (as an open one
+// does): the old one may go now.
+//
+//go:nosplit
+func setCwd(v vnode) {
+	old := cwdVn
+	cwdVn = v
+	if old.fs() == fsTmp && old != v {
+		tmpRelease(old.ino())
+	}
 }
 
 // sysFchdir implements Linux syscall fchdir(2).
@@ -752,7 +765,7 @@ func sysFchdir(f *trapFrame) uintptr {
 	if fl.kind != fdVnode || !vnIsDir(fl.vn) {
 		return errno(linux.ENOTDIR)
 	}
-	cwdVn = fl.vn
+	setCwd(fl.vn)
 	return 0
 }
 

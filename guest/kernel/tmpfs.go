@@ -361,12 +361,13 @@ func tmpNewIn(dir uint32, mode uint32) int {
 	return tmpNew(mode)
 }
 
-// tmpRelease frees node i if nothing names or holds it any more.
+// tmpRelease frees node i if nothing names or holds it any more (a
+// descriptor, a mapping, or being the working directory).
 //
 //go:nosplit
 func tmpRelease(i uint32) {
 	t := tnodeOf(i)
-	if t.nlink == 0 && t.opens == 0 && i != 0 {
+	if t.nlink == 0 && t.opens == 0 && i != 0 && vnode(fsTmp<<24|i) != cwdVn {
 		if t.vol != 0 {
 			volFreeNodeFn(i)
 		} else {

@@ -252,3 +252,14 @@ func TestSelectiveDrivers(t *testing.T) {
 		}
 	}
 }
+
+// TestCwdGone removes the working directory, in /tmp and on a block
+// volume: what the calls that use it answer then is Linux's, and a
+// directory made later does not take its place.
+func TestCwdGone(t *testing.T) {
+	img := image(t, "cwdgone")
+	sameAsLinuxImage(t, "cwdgone", img, []string{t.TempDir()}, []string{"/tmp"})
+	vol := newVolume(t, "16M")
+	sameAsLinuxImage(t, "cwdgone", img, []string{t.TempDir()}, []string{"/data"}, "-v", vol+":/data")
+	fsckClean(t, vol, "after the runs")
+}

@@ -12,8 +12,10 @@ import (
 // Mounting a block volume: the newer valid superblock, the journal's
 // committed transactions written home (replay), the free blocks counted,
 // the inodes removed while open (orphans) freed, and a new superblock
-// naming the mount point. A volume's mount word names its disk by serial
-// (abi.DiskSerial) where a share's names a 9P tag.
+// naming the mount point. A read-only mount writes nothing: its replay
+// holds the blocks in the cache, and orphans wait. A volume's mount word
+// names its disk by serial (abi.DiskSerial) where a share's names a 9P
+// tag.
 
 // volMountAll mounts the volumes named on the command line.
 //
@@ -74,12 +76,10 @@ func volMount(k, w int) bool {
 	// A transaction fits the journal twice and the cache with room left.
 	v.txMax = min(volTxMax, v.jLen/2-2, uint64(max(vcap/2, 3*volTxSpare)))
 	v.ro = sw.ro || blkDevs[uint(k)%abi.MaxDisks].ro
-	n := volReplay(k)
-	switch {
-	case n < 0:
-		return false
-	case n > 0 && v.ro:
-		warn("unigo: a read-only block volume holds committed changes not yet in place: mount it read-write once\n")
+	if volReplay(k) < 0 {
+		if v.ro {
+			warn("unigo: a read-only block volume holds more committed changes not yet in place than memory does: mount it read-write once\n")
+		}
 		return false
 	}
 	v.used = true
@@ -128,9 +128,10 @@ func volReadSuper(k int) bool {
 }
 
 // volReplay writes home the journal's committed transactions from its
-// head on: how many there were (for a read-only volume, 1 if there is
-// any, written nowhere), or -1 on an I/O error. Replay is idempotent: a
-// crash during it replays again.
+// head on (a read-only volume keeps their blocks in the cache instead):
+// how many there were, or -1 on an I/O error or, read-only, when they are
+// more than half the cache. Replay is idempotent: a crash during it
+// replays again.
 //
 //go:nosplit
 func volReplay(k int) int {
@@ -172,15 +173,32 @@ func volReplayWith(k int, tmp uintptr) int {
 		if load32(tmp) != abi.VolJCommitMagic || load64(tmp+8) != v.seq || uint64(load32(tmp+4)) != n || load32(tmp+16) != crc {
 			break // torn: it never committed
 		}
-		if v.ro {
-			return 1
-		}
 		for i := uint64(0); i < n; i++ {
 			home := load64(d + 16 + uintptr(i)*8)
 			if home < v.bmStart || home >= v.blocks {
 				return -1 // no transaction writes the superblocks or the journal
 			}
-			if !volReadFn(k, at+1+i, tmp) || blkPutBlock(k, home*volBS, tmp) != 0 {
+			if !volReadFn(k, at+1+i, tmp) {
+				return -1
+			}
+			if v.ro {
+				// Nothing may be written: the block stays in the cache,
+				// held there (dirty, but in no transaction) over the disk's.
+				if volDirty >= vcap/2 {
+					return -1 // more than the cache can hold
+				}
+				s := volGet(k, home, false)
+				if s < 0 {
+					return -1
+				}
+				memmove(volAddr(s), tmp, volBS)
+				if b := &vbufs[uint(s)%volCacheN]; !b.dirty {
+					b.dirty = true
+					volDirty++
+				}
+				continue
+			}
+			if blkPutBlock(k, home*volBS, tmp) != 0 {
 				return -1
 			}
 		}
@@ -188,7 +206,7 @@ func volReplayWith(k int, tmp uintptr) int {
 		v.seq++
 		v.head += n + 2
 	}
-	if done > 0 && blkFlush(k) != 0 {
+	if done > 0 && !v.ro && blkFlush(k) != 0 {
 		return -1
 	}
 	return done

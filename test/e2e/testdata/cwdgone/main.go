@@ -5,20 +5,13 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
-)
 
-func errno(err error) error {
-	var e syscall.Errno
-	if errors.As(err, &e) {
-		return e
-	}
-	return err
-}
+	"unigo.dev/unigo/test/e2e/testdata/errs"
+)
 
 func main() {
 	base := os.Args[1]
@@ -27,21 +20,21 @@ func main() {
 	fmt.Println("chdir:", os.Chdir(gone))
 	fmt.Println("rmdir:", os.Remove(gone))
 	_, err := os.Create("a")
-	fmt.Println("create in it:", errno(err))
-	fmt.Println("mkdir in it:", errno(os.Mkdir("d", 0o755)))
+	fmt.Println("create in it:", errs.Name(err))
+	fmt.Println("mkdir in it:", errs.Name(os.Mkdir("d", 0o755)))
 	es, err := os.ReadDir(".")
-	fmt.Println("readdir:", len(es), errno(err))
+	fmt.Println("readdir:", len(es), errs.Name(err))
 	var buf [4096]byte
 	_, err = syscall.Getcwd(buf[:])
-	fmt.Println("getcwd:", errno(err))
+	fmt.Println("getcwd:", errs.Name(err))
 	// New directories, which could take the removed one's node.
 	for i := 0; i < 20; i++ {
 		os.Mkdir(filepath.Join(base, fmt.Sprint("new", i)), 0o755)
 	}
 	_, err = syscall.Getcwd(buf[:])
-	fmt.Println("getcwd after mkdirs:", errno(err))
+	fmt.Println("getcwd after mkdirs:", errs.Name(err))
 	_, err = os.Stat("new0")
-	fmt.Println("a new one seen from it:", errno(err))
+	fmt.Println("a new one seen from it:", errs.Name(err))
 	fmt.Println("chdir back:", os.Chdir(base))
 	wd, err := os.Getwd()
 	fmt.Println("getwd:", wd == base, err)

@@ -6,48 +6,38 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
-)
 
-func errno(err error) string {
-	var e syscall.Errno
-	if errors.As(err, &e) {
-		return e.Error()
-	}
-	if err == nil {
-		return "ok"
-	}
-	return err.Error()
-}
+	"unigo.dev/unigo/test/e2e/testdata/errs"
+)
 
 func main() {
 	dir := os.Args[1]
 	p := func(s string) string { return filepath.Join(dir, s) }
 	b, err := os.ReadFile(p("fromhost.txt"))
-	fmt.Printf("from the host: %q %s\n", b, errno(err))
+	fmt.Printf("from the host: %q %s\n", b, errs.Name(err))
 	for _, link := range []string{"abs", "rel", "up/secret", "../secret"} {
 		b, err := os.ReadFile(p(link))
-		fmt.Printf("through %s: %s, secret seen: %v\n", link, errno(err), string(b) == "host secret")
+		fmt.Printf("through %s: %s, secret seen: %v\n", link, errs.Name(err), string(b) == "host secret")
 	}
 	if len(os.Args) > 2 && os.Args[2] == "ro" {
-		fmt.Println("write to a read-only share:", errno(os.WriteFile(p("no.txt"), nil, 0o644)))
-		fmt.Println("remove in a read-only share:", errno(os.Remove(p("fromhost.txt"))))
+		fmt.Println("write to a read-only share:", errs.Name(os.WriteFile(p("no.txt"), nil, 0o644)))
+		fmt.Println("remove in a read-only share:", errs.Name(os.Remove(p("fromhost.txt"))))
 		return
 	}
-	fmt.Println("mkdir:", errno(os.Mkdir(p("out"), 0o755)))
+	fmt.Println("mkdir:", errs.Name(os.Mkdir(p("out"), 0o755)))
 	f, err := os.Create(p("out/new.txt"))
-	fmt.Println("create:", errno(err))
+	fmt.Println("create:", errs.Name(err))
 	f.WriteString("from the guest")
-	fmt.Println("fsync:", errno(f.Sync()))
+	fmt.Println("fsync:", errs.Name(f.Sync()))
 	f.Close()
-	fmt.Println("rename:", errno(os.Rename(p("old.txt"), p("out/renamed.txt"))))
-	fmt.Println("remove:", errno(os.Remove(p("gone.txt"))))
+	fmt.Println("rename:", errs.Name(os.Rename(p("old.txt"), p("out/renamed.txt"))))
+	fmt.Println("remove:", errs.Name(os.Remove(p("gone.txt"))))
 	var st syscall.Statfs_t
-	fmt.Println("statfs:", errno(syscall.Statfs(dir, &st)), st.Type != 0x01021994 && st.Blocks > 0)
+	fmt.Println("statfs:", errs.Name(syscall.Statfs(dir, &st)), st.Type != 0x01021994 && st.Blocks > 0)
 	es, _ := os.ReadDir(dir)
 	for _, e := range es {
 		fmt.Println("entry:", e.Name(), e.IsDir())

@@ -4,30 +4,20 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"syscall"
+
+	"unigo.dev/unigo/test/e2e/testdata/errs"
 )
 
-func errno(err error) string {
-	var e syscall.Errno
-	if errors.As(err, &e) {
-		return e.Error()
-	}
-	if err == nil {
-		return "ok"
-	}
-	return err.Error()
-}
-
 func main() {
-	fmt.Println("create in /:", errno(os.WriteFile("/x", nil, 0o644)))
-	fmt.Println("mkdir in /:", errno(os.Mkdir("/d", 0o755)))
+	fmt.Println("create in /:", errs.Name(os.WriteFile("/x", nil, 0o644)))
+	fmt.Println("mkdir in /:", errs.Name(os.Mkdir("/d", 0o755)))
 	os.WriteFile("/tmp/a", []byte("a"), 0o644)
-	fmt.Println("rename out of /tmp:", errno(os.Rename("/tmp/a", "/a")))
-	fmt.Println("remove /tmp:", errno(syscall.Rmdir("/tmp")))
+	fmt.Println("rename out of /tmp:", errs.Name(os.Rename("/tmp/a", "/a")))
+	fmt.Println("remove /tmp:", errs.Name(syscall.Rmdir("/tmp")))
 
 	es, _ := os.ReadDir("/")
 	for _, e := range es {
@@ -59,7 +49,7 @@ func main() {
 			n, err := f.Write(buf)
 			total += uint64(n)
 			if err != nil {
-				fmt.Println("fill:", errno(err))
+				fmt.Println("fill:", errs.Name(err))
 				break
 			}
 		}

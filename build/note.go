@@ -2,10 +2,12 @@ package build
 
 import (
 	"debug/elf"
+	"debug/gosym"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"unigo.dev/unigo/abi"
 )
@@ -74,15 +76,9 @@ func writeNotes(path string, flags uint32) error {
 	if s.Size != noteSpace {
 		return fmt.Errorf("reserved note is %d bytes, want %d: is -ldflags=-B given twice?", s.Size, noteSpace)
 	}
-	var entry uint64
-	syms, err := f.Symbols()
+	entry, err := symbol(f, PVHEntrySymbol)
 	if err != nil {
-		return fmt.Errorf("read symbols: %w", err)
-	}
-	for _, sym := range syms {
-		if sym.Name == PVHEntrySymbol {
-			entry = sym.Value
-		}
+		return err
 	}
 	if entry == 0 || entry > 0xffffffff {
 		return fmt.Errorf("no 32-bit address for %s in the linked program", PVHEntrySymbol)
@@ -127,4 +123,39 @@ func writeNotes(path string, flags uint32) error {
 		}
 	}
 	return out.Close()
+}
+
+// symbol returns the address of the function name: from the ELF symbol
+// table or, in a program linked without one (-ldflags=-s), from the Go
+// runtime's own function table, .gopclntab, which every Go program keeps.
+func symbol(f *elf.File, name string) (uint64, error) {
+	syms, err := f.Symbols()
+	if err == nil {
+		for _, sym := range syms {
+			if sym.Name == name {
+				return sym.Value, nil
+			}
+		}
+		return 0, nil
+	}
+	if !errors.Is(err, elf.ErrNoSymbols) {
+		return 0, fmt.Errorf("read symbols: %w", err)
+	}
+	pcln, text := f.Section(".gopclntab"), f.Section(".text")
+	if pcln == nil || text == nil {
+		return 0, errors.New("the linked program has neither a symbol table nor .gopclntab")
+	}
+	data, err := pcln.Data()
+	if err != nil {
+		return 0, fmt.Errorf("read .gopclntab: %w", err)
+	}
+	tab, err := gosym.NewTable(nil, gosym.NewLineTable(data, text.Addr))
+	if err != nil {
+		return 0, fmt.Errorf("read .gopclntab: %w", err)
+	}
+	// The function table names assembly functions without their ABI suffix.
+	if fn := tab.LookupFunc(strings.TrimSuffix(name, ".abi0")); fn != nil {
+		return fn.Entry, nil
+	}
+	return 0, nil
 }

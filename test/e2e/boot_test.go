@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"debug/elf"
+	"debug/gosym"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -321,6 +322,54 @@ func TestCrashReport(t *testing.T) {
 	}
 	if r.code != 134 || t.Failed() {
 		t.Fatalf("exit %d, want 134; stderr:\n%s", r.code, r.stderr)
+	}
+}
+
+// TestStrippedImage builds hello without a symbol table and DWARF
+// (-ldflags=-s -w, as users shipping small images do): unigo build finds
+// the PVH entry in Go's own function table, the image boots, and a crash
+// report still names the function, from .gopclntab.
+func TestStrippedImage(t *testing.T) {
+	needKVM(t)
+	img := filepath.Join(t.TempDir(), "hello.img")
+	if out, err := exec.Command(unigoBin, "build", "-ldflags=-s -w", "-o", img, "../../examples/hello").CombinedOutput(); err != nil {
+		t.Fatalf("unigo build -ldflags=-s -w: %v\n%s", err, out)
+	}
+	expect(t, run(t, "run", img), 0, "hello\n")
+	if _, err := exec.LookPath("qemu-system-x86_64"); err == nil {
+		expect(t, run(t, "run", "--vmm", "qemu", img), 0, "hello\n") // the PVH note
+	}
+	raw, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.NewFile(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Symbols(); !errors.Is(err, elf.ErrNoSymbols) {
+		t.Fatalf("the stripped image has a symbol table (err %v)", err)
+	}
+	pcln, err := f.Section(".gopclntab").Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab, err := gosym.NewTable(nil, gosym.NewLineTable(pcln, f.Section(".text").Addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	abort := tab.LookupFunc("runtime.abort")
+	if abort == nil {
+		t.Fatal("no runtime.abort in .gopclntab")
+	}
+	binary.LittleEndian.PutUint64(raw[24:], abort.Entry) // e_entry
+	p := filepath.Join(t.TempDir(), "abort.img")
+	if err := os.WriteFile(p, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, "run", p)
+	if r.code != 134 || !strings.Contains(r.stderr, "rip 0x") || !strings.Contains(r.stderr, "runtime.abort+0x") {
+		t.Fatalf("exit %d, want 134 and a report naming runtime.abort; stderr:\n%s", r.code, r.stderr)
 	}
 }
 

@@ -3,6 +3,7 @@ package machine
 import (
 	"bytes"
 	"debug/elf"
+	"debug/gosym"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ type Image struct {
 	src      io.ReaderAt  // the image's bytes
 	elf      *elf.File    // for the symbol table, read only if a crash report needs it
 	syms     []elf.Symbol // function symbols sorted by address, once read
+	pcln     *gosym.Table // without a symbol table (-ldflags=-s): Go's function table
 	symsRead bool
 }
 
@@ -207,7 +209,15 @@ func (img *Image) Symbolize(pc uint64) string {
 				}
 			}
 			sort.Slice(img.syms, func(i, j int) bool { return img.syms[i].Value < img.syms[j].Value })
+		} else {
+			img.pcln = pclnTable(img.elf)
 		}
+	}
+	if img.pcln != nil {
+		if fn := img.pcln.PCToFunc(pc); fn != nil {
+			return fmt.Sprintf("%s+%#x", fn.Name, pc-fn.Entry)
+		}
+		return "?"
 	}
 	i := sort.Search(len(img.syms), func(i int) bool { return img.syms[i].Value > pc }) - 1
 	if i < 0 {
@@ -218,4 +228,22 @@ func (img *Image) Symbolize(pc uint64) string {
 		return "?"
 	}
 	return fmt.Sprintf("%s+%#x", s.Name, pc-s.Value)
+}
+
+// pclnTable reads .gopclntab, the function table every Go program keeps for
+// its own tracebacks, or returns nil.
+func pclnTable(f *elf.File) *gosym.Table {
+	pcln, text := f.Section(".gopclntab"), f.Section(".text")
+	if pcln == nil || text == nil {
+		return nil
+	}
+	data, err := pcln.Data()
+	if err != nil {
+		return nil
+	}
+	tab, err := gosym.NewTable(nil, gosym.NewLineTable(data, text.Addr))
+	if err != nil {
+		return nil
+	}
+	return tab
 }

@@ -9,7 +9,8 @@ import (
 // minMemory finds, for the settings that take a memory size (the VMs), the
 // smallest -m in MiB with which hello prints and exits 0, and with which
 // httpd serves a wrk load (2 threads, 64 connections, 3 s) without errors
-// and still answers after it. It bisects between 1 and 512 MiB, assuming
+// and still answers after it. It bisects between 1 and 512 MiB (in 2 MiB
+// steps for Unigo's own monitor, whose -m is a multiple of 2 MiB), assuming
 // that what works with some memory works with more.
 func minMemory(p *programs, ss []setting) []minMemRow {
 	var rows []minMemRow
@@ -18,12 +19,16 @@ func minMemory(p *programs, ss []setting) []minMemRow {
 			continue // QEMU's Unigo guest is the same kernel as the own monitor's
 		}
 		row := minMemRow{Setting: s.name}
-		row.Hello = bisect(func(m int) bool {
+		step := 1
+		if s.unigo {
+			step = 2
+		}
+		row.Hello = bisect(step, func(m int) bool {
 			_, _, err := helloRun(s.hello(m), time.Minute)
 			return err == nil
 		})
 		progress("memory: %s hello works with %d MiB", s.name, row.Hello)
-		row.Httpd = bisect(func(m int) bool { return serves(s, m) })
+		row.Httpd = bisect(step, func(m int) bool { return serves(s, m) })
 		progress("memory: %s httpd works with %d MiB", s.name, row.Httpd)
 		rows = append(rows, row)
 	}
@@ -41,22 +46,22 @@ func serves(s setting, m int) bool {
 	return err == nil && !w.errors && w.requests > 0 && in.get(10) == nil && in.alive()
 }
 
-// bisect returns the smallest MiB in [1, 512] for which ok holds, or 0 if
-// it does not hold at 512.
-func bisect(ok func(MiB int) bool) int {
-	lo, hi := 0, 512 // ok(lo) is false, ok(hi) is true
-	if !ok(hi) {
+// bisect returns the smallest multiple of step MiB up to 512 for which ok
+// holds, or 0 if it does not hold at 512.
+func bisect(step int, ok func(MiB int) bool) int {
+	lo, hi := 0, 512/step // in steps: ok(lo) is false, ok(hi) is true
+	if !ok(hi * step) {
 		return 0
 	}
 	for hi-lo > 1 {
 		m := (lo + hi) / 2
-		if ok(m) {
+		if ok(m * step) {
 			hi = m
 		} else {
 			lo = m
 		}
 	}
-	return hi
+	return hi * step
 }
 
 // density starts idle httpd instances on the own monitor (default -m)

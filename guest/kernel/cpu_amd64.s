@@ -725,6 +725,13 @@ TEXT ·imageEnd(SB),NOSPLIT,$0-8
 	MOVQ	AX, ret+0(FP)
 	RET
 
+// func imageText() uintptr
+// The start of the image's text, from the linker.
+TEXT ·imageText(SB),NOSPLIT,$0-8
+	LEAQ	runtime·text(SB), AX
+	MOVQ	AX, ret+0(FP)
+	RET
+
 // func vdsoClockGettime()
 // __vdso_clock_gettime of the vDSO (vdso.go), C calling convention: DI =
 // clock id, SI = *timespec, returns 0 in AX; uses only caller-saved

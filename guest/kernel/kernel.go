@@ -88,6 +88,7 @@ func invlpg(va uintptr)
 func invlpgAX()
 func readCR2() uintptr
 func imageEnd() uintptr
+func imageText() uintptr
 
 // GDT in Linux's layout (arch/x86/include/asm/segment.h), which paging-based
 // KVMs expect of a guest: selectors for SYSCALL/SYSRET come from STAR.
@@ -138,7 +139,7 @@ func kinit(bootInfo uintptr) uintptr {
 	}
 	resolvConfFrom()
 	clockInit(load64(bootInfo+abi.BiWallNs), load64(bootInfo+abi.BiTSC), load64(bootInfo+abi.BiTSCkHz))
-	memInit(uintptr(load64(bootInfo + abi.BiMemSize)))
+	memInit(bootInfo, !pvh || pvhLowFree, pvh)
 	tmpInit()
 	blkInit()
 	p9Mount()

@@ -37,8 +37,11 @@ const (
 
 var (
 	physNext, physEnd uintptr // bump allocator over never-used frames (zero)
+	lowNext, lowEnd   uintptr // the free RAM below the image, used after the above
+	lowDirty          bool    // firmware (PVH boot) may have left bytes in it
 	freeList          uintptr // freed frames, linked through their first word
 	framesFree        uintptr // frames on freeList
+	poolFrames        uintptr // all frames memInit found
 
 	// Reserved user virtual ranges, append-only: munmap frees the frames but
 	// keeps the range, so a hint never lands on memory the program still
@@ -48,13 +51,52 @@ var (
 	vaNext uintptr = userBase
 )
 
+// memInit takes the RAM above the image, and the free RAM between
+// abi.FreeLowAddr and the image's start (3 MiB for the Go linker's base), as
+// frames. lowFree says whether that low RAM is there: the own monitor's
+// memory map promises it; a PVH boot's firmware memory map has to show it.
+//
+// The own monitor may leave a hole in RAM where the image's largest zeroed
+// objects lie (boot info: two RAM ranges, the image ending in the gap
+// between them): the RAM above it is the frames', and the pages of the hole
+// are backed when first touched, as a lazy range.
+//
 //go:nosplit
-func memInit(memSize uintptr) {
+func memInit(bootInfo uintptr, lowFree, dirty bool) {
 	physNext = (imageEnd() + pageSize - 1) &^ (pageSize - 1)
-	physEnd = memSize
+	physEnd = uintptr(load64(bootInfo + abi.BiMemSize))
+	if uint32(load64(bootInfo+abi.BiMapCount)) == 2 {
+		lo, hi := bootInfo+abi.BiMap, bootInfo+abi.BiMap+abi.MapEntrySize
+		holeStart := uintptr(load64(lo)) + uintptr(load64(lo+8))
+		holeEnd := uintptr(load64(hi))
+		if holeStart < physNext && physNext <= holeEnd {
+			lazyAdd(holeStart, physNext)
+			physNext, physEnd = holeEnd, holeEnd+uintptr(load64(hi+8))
+		}
+	}
 	if physNext >= physEnd {
 		fatal("guest memory ends inside the image")
 	}
+	if lowFree {
+		lowNext, lowEnd, lowDirty = abi.FreeLowAddr, imageStart(), dirty
+	}
+	poolFrames = framesAvail()
+}
+
+// imageStart is where the image's first segment begins: its ELF header
+// page, just below the text, rounded down to 2 MiB (the Go linker's base,
+// 0x400000, is), so that it never lies above the header.
+//
+//go:nosplit
+func imageStart() uintptr {
+	return (imageText() - pageSize) &^ (abi.LargePageSize - 1)
+}
+
+// framesAvail is the number of frames allocFrame can still return.
+//
+//go:nosplit
+func framesAvail() uintptr {
+	return (physEnd-physNext)/pageSize + (lowEnd-lowNext)/pageSize + framesFree
 }
 
 // allocFrame returns a zeroed 4 KiB frame, or 0 when RAM is exhausted.
@@ -67,12 +109,22 @@ func allocFrame() uintptr {
 		memclr(f, pageSize)
 		return f
 	}
-	if physEnd-physNext < pageSize {
-		return 0
+	// The low RAM first: the RAM above the image is also where drivers take
+	// contiguous DMA memory from (physNext).
+	if lowEnd-lowNext >= pageSize {
+		f := lowNext
+		lowNext += pageSize
+		if lowDirty {
+			memclr(f, pageSize)
+		}
+		return f
 	}
-	f := physNext
-	physNext += pageSize
-	return f
+	if physEnd-physNext >= pageSize {
+		f := physNext
+		physNext += pageSize
+		return f
+	}
+	return 0
 }
 
 //go:nosplit
@@ -230,6 +282,12 @@ var (
 
 //go:nosplit
 func lazyAdd(start, end uintptr) bool {
+	for i := 0; i < nlazy; i++ {
+		if lazy[i].end == start { // the runtime commits its heap in adjoining chunks
+			lazy[i].end = end
+			return true
+		}
+	}
 	if nlazy == maxLazy {
 		return false
 	}
@@ -284,10 +342,28 @@ func lazyFault(va uintptr) bool {
 		if va >= r.start && va < r.end {
 			start := max(va&^(faultAround-1), r.start)
 			end := min(start+faultAround, r.end)
-			return populate(start, end, false)
+			if populate(start, end, false) {
+				return true
+			}
+			// Memory committed on first touch (see commit) and taken by
+			// others since: the end, as Linux's OOM killer would end it.
+			page := va &^ (pageSize - 1)
+			if !populate(page, page+pageSize, false) {
+				outOfMemoryFn()
+			}
+			return true
 		}
 	}
 	return false
+}
+
+// outOfMemoryFn is called through a function value, which keeps fatal's
+// console path out of the nosplit chains of lazyFault's callers.
+var outOfMemoryFn = outOfMemory
+
+//go:nosplit
+func outOfMemory() {
+	fatal("out of memory: no free frame for a page the program committed; give the guest more memory (unigo run -m)")
 }
 
 // vaFree reports whether [start, end) overlaps no reserved range.

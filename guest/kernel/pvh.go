@@ -28,6 +28,7 @@ var (
 	com2         bool    // stderr has its own UART
 	ctl          bool    // the control channel is there (abi.CtlPort)
 	pvhEntryAddr uintptr // keeps pvhEntry linked: its address goes in the PVH note
+	pvhLowFree   bool    // the firmware's memory map has RAM from abi.FreeLowAddr to the image
 )
 
 // hvm_start_info (xen/include/public/arch-x86/hvm/start_info.h).
@@ -65,9 +66,13 @@ func pvhBootInfo(si uintptr) uintptr {
 		if uint32(load64(e+16)) != abi.MemRAM {
 			continue
 		}
-		end := uintptr(load64(e)) + uintptr(load64(e+8))
+		start := uintptr(load64(e))
+		end := start + uintptr(load64(e+8))
 		if end <= abi.MaxMemSize && end > mem {
 			mem = end
+		}
+		if start <= abi.FreeLowAddr && end >= imageStart() {
+			pvhLowFree = true // memInit may use the RAM below the image
 		}
 	}
 	argc, envc, strLen, dbg := pvhCmdline(uintptr(load64(si + hvmCmdline)))

@@ -54,10 +54,37 @@ func sysMmap(f *trapFrame) uintptr {
 		unmap(addr, addr+n)
 		return addr
 	}
-	if !populate(addr, addr+n, true) {
+	if !commit(addr, addr+n, true) {
 		return errno(linux.ENOMEM)
 	}
 	return addr
+}
+
+// commit backs the pages [start, end) that mmap or mprotect makes
+// accessible (zeroing those already mapped if zero is set). While frames are
+// plentiful it backs them now: a page fault costs about 80 µs on a
+// paging-based KVM, a page-table entry well under 1 µs. When they are not,
+// it backs them on first touch (the runtime commits its heap 4 MiB at a time
+// and, in a small program, touches little of it), but only if the free
+// frames could back the whole range now: otherwise the call fails with
+// ENOMEM and the Go runtime reports its own out-of-memory error.
+//
+//go:nosplit
+func commit(start, end uintptr, zero bool) bool {
+	need := (end - start) / pageSize
+	if framesAvail() >= need+poolFrames/4 {
+		return populate(start, end, zero)
+	}
+	if framesAvail() < need {
+		return false
+	}
+	if zero {
+		unmap(start, end) // the old pages go; first touches get zeroed frames
+	}
+	if !lazyAdd(start, end) {
+		return populate(start, end, zero)
+	}
+	return true
 }
 
 // sysMunmap implements Linux syscall munmap(2).
@@ -101,7 +128,7 @@ func sysMprotect(f *trapFrame) uintptr {
 		populateKept(addr, addr+n)
 		return 0
 	}
-	if !populate(addr, addr+n, false) {
+	if !commit(addr, addr+n, false) {
 		return errno(linux.ENOMEM)
 	}
 	return 0

@@ -104,6 +104,29 @@ func TestOutOfMemory(t *testing.T) {
 	checkOOM(t, run(t, "run", "-m", "64M", image(t, "oom")))
 }
 
+// TestSmallMemory: hello runs in 12 MiB of guest memory. The kernel takes
+// the free RAM below the image as frames too, and backs the runtime's heap
+// commits on first touch once frames run short.
+func TestSmallMemory(t *testing.T) {
+	needKVM(t)
+	expect(t, run(t, "run", "-m", "12M", image(t, "examples/hello")), 0, "hello\n")
+}
+
+// TestBSSHole runs a program with a 24 MiB zeroed global in 24 MiB of guest
+// memory: the own monitor leaves a hole in RAM where the image's largest
+// zeroed objects lie, and the kernel backs the pages the program touches.
+// Touching all of it leaves no memory, which the kernel reports.
+func TestBSSHole(t *testing.T) {
+	needKVM(t)
+	img := image(t, "bigbss")
+	expect(t, run(t, "run", "-m", "24M", img, "--", "4"), 0, "touched 4 MiB, sum 130560 last 0\n")
+	expect(t, run(t, "run", img, "--", "24"), 0, "touched 24 MiB, sum 783360 last 0\n")
+	r := run(t, "run", "-m", "24M", img, "--", "24")
+	if r.code == 0 || !strings.Contains(r.stderr, "out of memory") || !strings.Contains(r.stderr, "unigo run -m") {
+		t.Fatalf("touching 24 MiB in 24 MiB of memory: exit %d, want an out-of-memory report naming -m:\n%s", r.code, tail(r.stderr))
+	}
+}
+
 // checkOOM wants Go's own fatal error, which has one of two wordings by where
 // the allocation failed (heap growth or runtime metadata), and exit 2.
 func checkOOM(t *testing.T, r result) {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -160,8 +161,12 @@ func align4(n uint64) uint64 { return (n + 3) &^ 3 }
 // the rest is copied. BSS stays as it is: guest memory is fresh, hence zero.
 func (img *Image) load(m *Memory) error {
 	for _, s := range img.Segments {
-		dst, err := m.Slice(s.Addr, s.MemSize)
-		if err != nil {
+		size := s.MemSize
+		if m.holeStart != m.holeEnd && s.Addr < m.holeStart && s.Addr+size > m.holeStart {
+			size = m.holeStart - s.Addr // the zeroed objects in the hole are the guest's to back
+		}
+		dst, err := m.Slice(s.Addr, size)
+		if err != nil || s.FileSize > size {
 			return fmt.Errorf("image segment [%#x, +%#x) does not fit in %d MiB of guest memory: use a larger -m", s.Addr, s.MemSize, m.Size()>>20)
 		}
 		mapped := uint64(0)
@@ -247,3 +252,53 @@ func pclnTable(f *elf.File) *gosym.Table {
 	}
 	return tab
 }
+
+// bssHole returns the guest-physical range, 2 MiB aligned, of the image's
+// largest zeroed objects when they end the image and none of them is the
+// kernel's: RAM gets a hole there (Memory). The Go linker places the zeroed
+// data last and sorts it by size, so the largest objects come at the end;
+// the kernel's own objects (which its trap handlers touch, where a page
+// fault must not happen) must all lie below the hole. Without a symbol
+// table (-ldflags=-s) there is no hole.
+func (img *Image) bssHole() (start, end uint64) {
+	syms, err := img.elf.Symbols()
+	if err != nil {
+		return 0, 0
+	}
+	var imageEnd uint64
+	for _, s := range img.Segments {
+		imageEnd = max(imageEnd, s.Addr+s.MemSize)
+	}
+	zeroed := map[elf.SectionIndex]bool{}
+	for i, s := range img.elf.Sections {
+		if s.Type == elf.SHT_NOBITS && s.Flags&elf.SHF_ALLOC != 0 {
+			zeroed[elf.SectionIndex(i)] = true
+		}
+	}
+	// The lowest address above which every object is zeroed data and not
+	// the kernel's.
+	start = imageEnd
+	sort.Slice(syms, func(i, j int) bool { return syms[i].Value > syms[j].Value })
+	for _, s := range syms {
+		if s.Value >= start || s.Value+s.Size <= s.Value || s.Size == 0 {
+			continue
+		}
+		if !zeroed[s.Section] || strings.HasPrefix(s.Name, guestPrefix) {
+			break // initialized data, or a kernel object: the hole ends above it
+		}
+		start = s.Value
+	}
+	start = (start + abi.LargePageSize - 1) &^ (abi.LargePageSize - 1)
+	end = (imageEnd + abi.LargePageSize - 1) &^ (abi.LargePageSize - 1)
+	if end < start+holeMin {
+		return 0, 0
+	}
+	return start, end
+}
+
+const (
+	// guestPrefix names the packages linked into the image by Unigo.
+	guestPrefix = "unigo.dev/unigo/guest/"
+	// holeMin is the smallest hole worth a second RAM region.
+	holeMin = 4 << 20
+)

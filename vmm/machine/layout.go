@@ -7,8 +7,8 @@ import (
 )
 
 // buildPageTables writes the identity map of abi's 64-bit entry contract:
-// RAM with 2 MiB pages (the first 2 MiB with 4 KiB pages and page 0 absent),
-// and the hypercall doorbell page uncached.
+// RAM with 2 MiB pages (the first 2 MiB with 4 KiB pages and page 0 absent;
+// a hole in RAM unmapped), and the hypercall doorbell page uncached.
 func (m *Memory) buildPageTables() error {
 	const flags = ptePresent | pteWrite | pteUser
 	if err := m.PutU64(abi.PML4Addr, abi.PDPTAddr|flags); err != nil {
@@ -27,9 +27,11 @@ func (m *Memory) buildPageTables() error {
 			return err
 		}
 	}
-	for a := uint64(abi.LargePageSize); a < m.Size(); a += abi.LargePageSize {
-		if err := m.PutU64(abi.PDAddr+a/abi.LargePageSize*8, a|flags|pteLarge); err != nil {
-			return err
+	for _, r := range m.Map() {
+		for a := max(r.Addr, abi.LargePageSize); a < r.Addr+r.Size; a += abi.LargePageSize {
+			if err := m.PutU64(abi.PDAddr+a/abi.LargePageSize*8, a|flags|pteLarge); err != nil {
+				return err
+			}
 		}
 	}
 	db := uint64(abi.DoorbellAddr)

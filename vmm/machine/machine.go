@@ -129,7 +129,8 @@ func New(img *Image, cfg Config) (*Machine, error) {
 }
 
 func (m *Machine) setup() (err error) {
-	if m.mem, err = newMemory(m.cfg.MemSize); err != nil {
+	hs, he := m.img.bssHole()
+	if m.mem, err = newMemory(m.cfg.MemSize, hs, he); err != nil {
 		return err
 	}
 	if m.vm, err = m.sys.CreateVM(); err != nil {
@@ -140,8 +141,11 @@ func (m *Machine) setup() (err error) {
 	if err := m.vm.SetTSSAddr(abi.DoorbellAddr - 0x4000); err != nil {
 		return err
 	}
-	if err := m.vm.SetMemory(0, 0, m.mem.b); err != nil {
-		return err
+	for i, r := range m.mem.Map() {
+		host, _ := m.mem.Slice(r.Addr, r.Size)
+		if err := m.vm.SetMemory(uint32(i), r.Addr, host); err != nil {
+			return err
+		}
 	}
 	if err := m.img.load(m.mem); err != nil {
 		return err
@@ -241,12 +245,12 @@ func (m *Machine) writeBootInfo() error {
 		return err
 	}
 	bi := abi.BootInfo{
-		MemSize: m.mem.Size(),
+		MemSize: m.mem.Size(), // bytes; with a hole, RAM ends higher (Map)
 		TSCkHz:  khz,
 		Args:    m.cfg.Args,
 		Env:     m.cfg.Env,
 		Cmdline: m.cfg.Cmdline,
-		Map:     []abi.MapEntry{{Addr: 0, Size: m.mem.Size(), Type: abi.MemRAM}},
+		Map:     m.mem.Map(),
 	}
 	if m.cfg.Debug {
 		bi.Flags |= abi.BootFlagDebug

@@ -4,23 +4,35 @@ import (
 	"encoding/binary"
 	"fmt"
 	"syscall"
+
+	"unigo.dev/unigo/abi"
 )
 
 // Memory is the guest's RAM as the host sees it. Every access the monitor
 // makes on the guest's behalf goes through Slice, the one checked helper:
 // guest-supplied addresses and lengths are never used to index memory
 // directly.
+//
+// RAM may have a hole, [holeStart, holeEnd), where the image's largest
+// zeroed objects lie (see Image.bssHole): the RAM that would be there
+// continues at holeEnd, and the guest kernel backs the pages of the hole
+// that the program touches with its own frames, so objects the program never
+// touches (Go's FIPS entropy buffer, 32 MiB) take none of its memory.
 type Memory struct {
-	b []byte
+	b                  []byte
+	holeStart, holeEnd uint64 // 2 MiB aligned; equal if there is no hole
 }
 
-func newMemory(size uint64) (*Memory, error) {
+func newMemory(size, holeStart, holeEnd uint64) (*Memory, error) {
 	b, err := syscall.Mmap(-1, 0, int(size), syscall.PROT_READ|syscall.PROT_WRITE,
 		syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE)
 	if err != nil {
 		return nil, fmt.Errorf("allocate %d MiB of guest memory: %w", size>>20, err)
 	}
-	return &Memory{b: b}, nil
+	if holeStart >= size {
+		holeStart, holeEnd = 0, 0 // the image's objects lie above RAM anyway: no room for one
+	}
+	return &Memory{b: b, holeStart: holeStart, holeEnd: holeEnd}, nil
 }
 
 func (m *Memory) free() { syscall.Munmap(m.b) }
@@ -28,14 +40,35 @@ func (m *Memory) free() { syscall.Munmap(m.b) }
 // Size is the number of bytes of RAM.
 func (m *Memory) Size() uint64 { return uint64(len(m.b)) }
 
+// Map lists the guest-physical ranges of RAM.
+func (m *Memory) Map() []abi.MapEntry {
+	size := uint64(len(m.b))
+	if m.holeStart == m.holeEnd {
+		return []abi.MapEntry{{Addr: 0, Size: size, Type: abi.MemRAM}}
+	}
+	return []abi.MapEntry{{Addr: 0, Size: m.holeStart, Type: abi.MemRAM},
+		{Addr: m.holeEnd, Size: size - m.holeStart, Type: abi.MemRAM}}
+}
+
 // Slice returns the n bytes at guest-physical gpa, or an error if any of them
 // is outside RAM. Both tests are needed: gpa+n may overflow.
 func (m *Memory) Slice(gpa, n uint64) ([]byte, error) {
 	size := uint64(len(m.b))
-	if gpa > size || n > size-gpa {
-		return nil, fmt.Errorf("guest range [%#x, +%#x) is outside guest memory (%#x bytes)", gpa, n, size)
+	off := gpa
+	if m.holeStart != m.holeEnd {
+		switch {
+		case gpa < m.holeStart:
+			size = m.holeStart
+		case gpa >= m.holeEnd:
+			off = gpa - (m.holeEnd - m.holeStart)
+		default:
+			off = size // in the hole: no RAM
+		}
 	}
-	return m.b[gpa : gpa+n : gpa+n], nil
+	if off > size || n > size-off {
+		return nil, fmt.Errorf("guest range [%#x, +%#x) is outside guest memory (%#x bytes)", gpa, n, len(m.b))
+	}
+	return m.b[off : off+n : off+n], nil
 }
 
 // U64 reads the little-endian word at gpa.

@@ -19,13 +19,18 @@ package abi
 const Version = 1
 
 // The ELF note that marks a Unigo image: name NoteName, type NoteType, and a
-// descriptor of two 32-bit words: the ABI version and flags (NoteFlag*).
+// descriptor of two 32-bit words: the ABI version and flags (NoteFlag*),
+// whose high half (from NoteHoleShift) is the hole start in 2 MiB units: the
+// address from which the image holds only zeroed objects the kernel does not
+// touch (0: none). The own monitor leaves RAM out there and says so in the
+// boot info's memory map; the kernel backs the pages touched.
 const (
 	NoteName = "Unigo"
 	NoteType = 0x554e4947 // "UNIG"
 
 	NoteFlagNet     = 1 << 0 // the image has the network component: give it a network device
 	NoteFlagDrivers = 1 << 1 // the kernel has the share (9P) and disk (virtio-blk) drivers
+	NoteHoleShift   = 16     // flags >> NoteHoleShift: the hole start / 2 MiB
 )
 
 // Guest-physical memory map of the 64-bit boot (all below 1 MiB except RAM):

@@ -43,12 +43,22 @@ var (
 	idleN    = flag.Int("idle", 100, "density: instances whose host CPU is measured while idle")
 	idleFor  = flag.Duration("idle-for", 60*time.Second, "density: how long the idle instances' CPU is measured")
 	reserve  = flag.Int("reserve", 2048, "density: MiB of host memory left available; no instance starts below it")
+	replot   = flag.String("replot", "", "only draw the plots and print the tables again, from a results.json of an earlier run")
 	keep     = flag.Bool("keep", false, "keep the built programs, images and initramfs (their folder is printed)")
 	settings = flag.String("settings", "", "only the settings whose short names are listed (native,runc,gVisor,Linux VM,Unigo QEMU,Unigo KVM)")
 )
 
 func main() {
 	flag.Parse()
+	if *replot != "" {
+		b, err := os.ReadFile(*replot)
+		check(err)
+		var r results
+		check(json.Unmarshal(b, &r))
+		r.markdown(os.Stdout)
+		check(r.plots(filepath.Dir(*replot)))
+		return
+	}
 	if _, err := os.Stat("cmd/unigo"); err != nil {
 		fail("run from the root of the Unigo repository: go run ./bench")
 	}

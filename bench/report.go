@@ -149,6 +149,23 @@ func (r *results) plots(dir string) error {
 			return err
 		}
 	}
+	if len(r.MinMem) > 0 {
+		hello := panel{title: "smallest -m: hello", unit: "MiB"}
+		httpd := panel{title: "smallest -m: httpd under load", unit: "MiB"}
+		for _, m := range r.MinMem {
+			short, u := m.Setting, false
+			for _, s := range r.Settings {
+				if s.Name == m.Setting {
+					short, u = s.Short, s.Unigo
+				}
+			}
+			hello.labels, hello.values, hello.unigo = append(hello.labels, short), append(hello.values, float64(m.Hello)), append(hello.unigo, u)
+			httpd.labels, httpd.values, httpd.unigo = append(httpd.labels, short), append(httpd.values, float64(m.Httpd)), append(httpd.unigo, u)
+		}
+		if err := plot(filepath.Join(dir, "memory.png"), hello, httpd); err != nil {
+			return err
+		}
+	}
 	if len(r.Sizes) > 0 {
 		var ps []panel
 		for _, z := range r.Sizes {

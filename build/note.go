@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strings"
 
 	"unigo.dev/unigo/abi"
@@ -37,9 +38,11 @@ func reserveFlag() string {
 const xenPhys32Entry = 18
 
 // notes returns the noteSpace bytes that replace the reserved note: the Unigo
-// note (abi.NoteName, abi.NoteType, {abi.Version, flags}) and the PVH note
-// with the kernel's 32-bit entry pvhEntry.
-func notes(pvhEntry, flags uint32) []byte {
+// note (abi.NoteName, abi.NoteType, {abi.Version, flags}, the hole start in
+// the flags' high half) and the PVH note with the kernel's 32-bit entry
+// pvhEntry. (-B reserves at most 32 descriptor bytes: no room for a word
+// more.)
+func notes(pvhEntry, flags, hole uint32) []byte {
 	b := make([]byte, 0, noteSpace)
 	add := func(name string, typ uint32, desc []byte) {
 		n := append([]byte(name), 0)
@@ -53,7 +56,7 @@ func notes(pvhEntry, flags uint32) []byte {
 		b = append(b, desc...)
 	}
 	desc := binary.LittleEndian.AppendUint32(nil, abi.Version)
-	desc = binary.LittleEndian.AppendUint32(desc, flags)
+	desc = binary.LittleEndian.AppendUint32(desc, flags|hole/abi.LargePageSize<<abi.NoteHoleShift)
 	add(abi.NoteName, abi.NoteType, desc)
 	add("Xen", xenPhys32Entry, binary.LittleEndian.AppendUint32(nil, pvhEntry))
 	return b
@@ -83,7 +86,7 @@ func writeNotes(path string, flags uint32) error {
 	if entry == 0 || entry > 0xffffffff {
 		return fmt.Errorf("no 32-bit address for %s in the linked program", PVHEntrySymbol)
 	}
-	want := notes(uint32(entry), flags)
+	want := notes(uint32(entry), flags, zeroedTail(f))
 	phdr, done := -1, false
 	for i, p := range f.Progs {
 		if p.Type == elf.PT_NOTE && p.Off+p.Filesz == s.Offset {
@@ -159,3 +162,52 @@ func symbol(f *elf.File, name string) (uint64, error) {
 	}
 	return 0, nil
 }
+
+// zeroedTail returns the 2 MiB-aligned address from which the image holds
+// only zeroed objects that are not the kernel's, or 0: the own monitor
+// leaves a hole in RAM there (abi.NoteHoleShift), so that objects a program
+// never touches cost it no memory (in every program that links crypto, Go's
+// 32 MiB FIPS entropy buffer). The Go linker places zeroed data last and
+// sorts it by size, so the largest objects end the image; the kernel's own
+// objects, which its trap handlers touch where a page fault must not
+// happen, must lie below the hole. It needs the symbol table: a program
+// linked with -ldflags=-s gets no hole.
+func zeroedTail(f *elf.File) uint32 {
+	syms, err := f.Symbols()
+	if err != nil {
+		return 0
+	}
+	var imageEnd uint64
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD {
+			imageEnd = max(imageEnd, p.Vaddr+p.Memsz)
+		}
+	}
+	zeroed := map[elf.SectionIndex]bool{}
+	for i, s := range f.Sections {
+		if s.Type == elf.SHT_NOBITS && s.Flags&elf.SHF_ALLOC != 0 && s.Flags&elf.SHF_TLS == 0 {
+			zeroed[elf.SectionIndex(i)] = true
+		}
+	}
+	// Walk down from the end while the objects are zeroed data and not the
+	// kernel's.
+	start := imageEnd
+	sort.Slice(syms, func(i, j int) bool { return syms[i].Value > syms[j].Value })
+	for _, s := range syms {
+		if s.Value >= start || s.Size == 0 || s.Value+s.Size < s.Value {
+			continue
+		}
+		if !zeroed[s.Section] || strings.HasPrefix(s.Name, guestPrefix) {
+			break
+		}
+		start = s.Value
+	}
+	start = (start + abi.LargePageSize - 1) &^ (abi.LargePageSize - 1)
+	if start >= imageEnd || start/abi.LargePageSize >= 1<<(32-abi.NoteHoleShift) {
+		return 0
+	}
+	return uint32(start)
+}
+
+// guestPrefix names the packages Unigo links into the image.
+const guestPrefix = "unigo.dev/unigo/guest/"

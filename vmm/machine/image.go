@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strings"
 	"syscall"
 	"unsafe"
 
@@ -20,16 +19,17 @@ import (
 // Image is a validated Unigo image: a static x86-64 ELF64 executable carrying
 // the Unigo note of abi.Version.
 type Image struct {
-	Path     string
-	Entry    uint64
-	Flags    uint32 // the Unigo note's abi.NoteFlag* bits
-	Segments []Segment
-	file     *os.File     // the image file, mapped into guest memory by load
-	src      io.ReaderAt  // the image's bytes
-	elf      *elf.File    // for the symbol table, read only if a crash report needs it
-	syms     []elf.Symbol // function symbols sorted by address, once read
-	pcln     *gosym.Table // without a symbol table (-ldflags=-s): Go's function table
-	symsRead bool
+	Path      string
+	Entry     uint64
+	Flags     uint32 // the Unigo note's abi.NoteFlag* bits
+	holeStart uint64 // the Unigo note's NoteHoleStart, 0 if none
+	Segments  []Segment
+	file      *os.File     // the image file, mapped into guest memory by load
+	src       io.ReaderAt  // the image's bytes
+	elf       *elf.File    // for the symbol table, read only if a crash report needs it
+	syms      []elf.Symbol // function symbols sorted by address, once read
+	pcln      *gosym.Table // without a symbol table (-ldflags=-s): Go's function table
+	symsRead  bool
 }
 
 // Segment is one PT_LOAD segment to copy into guest memory.
@@ -90,7 +90,8 @@ func parseImage(r io.ReaderAt, size int64) (*Image, error) {
 	if ver != abi.Version {
 		return nil, fmt.Errorf("image speaks Unigo ABI version %d, this monitor version %d: rebuild it with this unigo", ver, abi.Version)
 	}
-	img := &Image{Entry: f.Entry, Flags: flags, src: r}
+	img := &Image{Entry: f.Entry, Flags: flags & (1<<abi.NoteHoleShift - 1),
+		holeStart: uint64(flags>>abi.NoteHoleShift) * abi.LargePageSize, src: r}
 	entryOK := false
 	for _, p := range f.Progs {
 		if p.Type != elf.PT_LOAD {
@@ -121,7 +122,7 @@ func parseImage(r io.ReaderAt, size int64) (*Image, error) {
 }
 
 // findNote returns the ABI version and the flags of the Unigo note.
-func findNote(f *elf.File) (uint32, uint32, error) {
+func findNote(f *elf.File) (ver, flags uint32, err error) {
 	for _, p := range f.Progs {
 		if p.Type != elf.PT_NOTE {
 			continue
@@ -141,7 +142,6 @@ func findNote(f *elf.File) (uint32, uint32, error) {
 			}
 			name := string(bytes.TrimRight(b[12:12+namesz], "\x00"))
 			if name == abi.NoteName && typ == abi.NoteType && descsz >= 4 {
-				var flags uint32
 				if descsz >= 8 {
 					flags = binary.LittleEndian.Uint32(b[nameEnd+4:])
 				}
@@ -253,52 +253,25 @@ func pclnTable(f *elf.File) *gosym.Table {
 	return tab
 }
 
-// bssHole returns the guest-physical range, 2 MiB aligned, of the image's
-// largest zeroed objects when they end the image and none of them is the
-// kernel's: RAM gets a hole there (Memory). The Go linker places the zeroed
-// data last and sorts it by size, so the largest objects come at the end;
-// the kernel's own objects (which its trap handlers touch, where a page
-// fault must not happen) must all lie below the hole. Without a symbol
-// table (-ldflags=-s) there is no hole.
+// bssHole returns the guest-physical range, 2 MiB aligned, where RAM gets a
+// hole (Memory): from the address the Unigo note gives (unigo build finds
+// the image's largest zeroed objects that are not the kernel's: see
+// zeroedTail in package build) to the end of the image. A start that is not 2 MiB
+// aligned, lies below some file-backed byte or leaves less than
+// holeMin gets no hole.
 func (img *Image) bssHole() (start, end uint64) {
-	syms, err := img.elf.Symbols()
-	if err != nil {
-		return 0, 0
-	}
-	var imageEnd uint64
+	start = img.holeStart
+	var fileEnd uint64
 	for _, s := range img.Segments {
-		imageEnd = max(imageEnd, s.Addr+s.MemSize)
+		end = max(end, s.Addr+s.MemSize)
+		fileEnd = max(fileEnd, s.Addr+s.FileSize)
 	}
-	zeroed := map[elf.SectionIndex]bool{}
-	for i, s := range img.elf.Sections {
-		if s.Type == elf.SHT_NOBITS && s.Flags&elf.SHF_ALLOC != 0 {
-			zeroed[elf.SectionIndex(i)] = true
-		}
-	}
-	// The lowest address above which every object is zeroed data and not
-	// the kernel's.
-	start = imageEnd
-	sort.Slice(syms, func(i, j int) bool { return syms[i].Value > syms[j].Value })
-	for _, s := range syms {
-		if s.Value >= start || s.Value+s.Size <= s.Value || s.Size == 0 {
-			continue
-		}
-		if !zeroed[s.Section] || strings.HasPrefix(s.Name, guestPrefix) {
-			break // initialized data, or a kernel object: the hole ends above it
-		}
-		start = s.Value
-	}
-	start = (start + abi.LargePageSize - 1) &^ (abi.LargePageSize - 1)
-	end = (imageEnd + abi.LargePageSize - 1) &^ (abi.LargePageSize - 1)
-	if end < start+holeMin {
+	end = (end + abi.LargePageSize - 1) &^ (abi.LargePageSize - 1)
+	if start == 0 || start%abi.LargePageSize != 0 || start < fileEnd || end < start+holeMin {
 		return 0, 0
 	}
 	return start, end
 }
 
-const (
-	// guestPrefix names the packages linked into the image by Unigo.
-	guestPrefix = "unigo.dev/unigo/guest/"
-	// holeMin is the smallest hole worth a second RAM region.
-	holeMin = 4 << 20
-)
+// holeMin is the smallest hole worth a second RAM region.
+const holeMin = 4 << 20

@@ -163,9 +163,18 @@ func density(p *programs) *densityResult {
 	}
 	d.Running = len(ins)
 	for _, in := range ins {
-		if in.alive() && in.get(1) == nil {
+		err := in.get(1)
+		if err == nil && in.alive() {
 			d.Answering++
+			continue
 		}
+		if !in.alive() {
+			e := <-in.done
+			in.done <- e // for stop
+			err = fmt.Errorf("exited: %v", e)
+		}
+		out := in.out.String()
+		d.Failures = append(d.Failures, fmt.Sprintf("%v; its output ends: %q", err, out[max(0, len(out)-300):]))
 	}
 	pss := 0
 	for _, in := range ins {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 )
 
 // results are a run's raw figures (results.json) and what the tables and
@@ -40,7 +41,8 @@ type minMemRow struct {
 
 type densityResult struct {
 	Target, Running, Answering int
-	Stopped                    string // why fewer than Target started
+	Stopped                    string   // why fewer than Target started
+	Failures                   []string // why some did not answer
 	LaunchPerSec               float64
 	IdleN                      int
 	IdleCPUPercent             float64 // of one core
@@ -104,6 +106,9 @@ func (r *results) markdown(w io.Writer) {
 		fmt.Fprintf(w, "| of them answering a request | %d |\n", d.Answering)
 		if d.Stopped != "" {
 			fmt.Fprintf(w, "| why no more started | %s |\n", d.Stopped)
+		}
+		for _, f := range d.Failures {
+			fmt.Fprintf(w, "| not answering | %s |\n", strings.ReplaceAll(f, "|", "\\|"))
 		}
 		fmt.Fprintf(w, "| launch rate, two at a time, exec to first answer | %.1f instances/s |\n", d.LaunchPerSec)
 		fmt.Fprintf(w, "| host CPU of %d idle instances | %.2f%% of one core |\n", d.IdleN, d.IdleCPUPercent)

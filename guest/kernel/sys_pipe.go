@@ -2,8 +2,8 @@ package kernel
 
 import "unigo.dev/unigo/abi/linux"
 
-// Pipes (pipe(7)): a ring buffer per pipe in static memory, blocking or
-// non-blocking, with readiness for epoll. The testing package captures the
+// Pipes (pipe(7)): a ring buffer per pipe, blocking or non-blocking, with
+// readiness for epoll. The testing package captures the
 // output of examples through one.
 
 const (
@@ -18,8 +18,11 @@ type pipe struct {
 }
 
 var (
-	pipes   [maxPipes]pipe
-	pipeBuf [maxPipes][pipeSize]byte
+	pipes [maxPipes]pipe
+	// pipeBuf[i] is slot i's ring: 64 KiB of contiguous frames, taken when
+	// the slot is first used and kept for its later pipes, so that a
+	// program without pipes spends no memory on them.
+	pipeBuf [maxPipes]uintptr
 )
 
 // sysPipe2 implements Linux syscall pipe2(2).
@@ -43,6 +46,13 @@ func sysPipe2(f *trapFrame) uintptr {
 	}
 	if p < 0 {
 		return errno(linux.ENFILE)
+	}
+	if pipeBuf[p] == 0 {
+		if physEnd-physNext < pipeSize {
+			return errno(linux.ENOMEM)
+		}
+		pipeBuf[p] = physNext // never-used frames: contiguous and zero
+		physNext += pipeSize
 	}
 	rfd := allocFD(fdPipeR)
 	if rfd < 0 {
@@ -138,7 +148,7 @@ func pipeWrite(fl *file, buf, n uintptr) uintptr {
 //
 //go:nosplit
 func copyRing(buf uintptr, p uint8, pos uint64, k uintptr, toRing bool) {
-	ring := uintptrOf(&pipeBuf[p%maxPipes][0])
+	ring := pipeBuf[p%maxPipes]
 	off := uintptr(pos % pipeSize)
 	first := min(k, pipeSize-off)
 	if toRing {

@@ -112,6 +112,15 @@ func TestSmallMemory(t *testing.T) {
 	expect(t, run(t, "run", "-m", "12M", image(t, "examples/hello")), 0, "hello\n")
 }
 
+// TestPipes moves 1 MiB through a pipe (the ring wraps), makes and closes
+// pipes one after another (each slot's ring, taken at its first use, is
+// reused), and opens as many as the kernel's 16 slots allow.
+func TestPipes(t *testing.T) {
+	needKVM(t)
+	expect(t, run(t, "run", image(t, "pipes")), 0,
+		"1 MiB through one pipe: true 1d7368ef6f59e0c7\npipes made and closed: 40\nopen at once: 16\n")
+}
+
 // TestBSSHole runs a program with a 24 MiB zeroed global in 24 MiB of guest
 // memory: the own monitor leaves a hole in RAM where the image's largest
 // zeroed objects lie, and the kernel backs the pages the program touches.

@@ -19,6 +19,7 @@ Usage:
             [--disk FILE[:ro]]... [-w DIR] [--debug] [--vmm kvm|qemu] image-or-package [-- args...]
   unigo test [-m size] [package] [-test.run=Regexp -test.v ...]
   unigo volume create|ls|cp|fsck ...
+  unigo inspect [--json] image
   unigo version
   unigo help [command]
 
@@ -49,6 +50,8 @@ func main() {
 		err = cmdTest(args)
 	case "volume":
 		err = cmdVolume(args)
+	case "inspect":
+		err = cmdInspect(args)
 	case "version":
 		fmt.Printf("unigo %s (image ABI %d)\n", version(), abi.Version)
 	case "help", "-h", "-help", "--help":
@@ -86,6 +89,9 @@ func help(args []string) {
 			return
 		case "volume":
 			fmt.Print(volumeUsage)
+			return
+		case "inspect":
+			fmt.Print(inspectUsage)
 			return
 		}
 	}

@@ -253,13 +253,13 @@ func pclnTable(f *elf.File) *gosym.Table {
 	return tab
 }
 
-// bssHole returns the guest-physical range, 2 MiB aligned, where RAM gets a
+// BSSHole returns the guest-physical range, 2 MiB aligned, where RAM gets a
 // hole (Memory): from the address the Unigo note gives (unigo build finds
 // the image's largest zeroed objects that are not the kernel's: see
 // zeroedTail in package build) to the end of the image. A start that is not 2 MiB
 // aligned, lies below some file-backed byte or leaves less than
 // holeMin gets no hole.
-func (img *Image) bssHole() (start, end uint64) {
+func (img *Image) BSSHole() (start, end uint64) {
 	start = img.holeStart
 	var fileEnd uint64
 	for _, s := range img.Segments {

@@ -129,7 +129,7 @@ func New(img *Image, cfg Config) (*Machine, error) {
 }
 
 func (m *Machine) setup() (err error) {
-	hs, he := m.img.bssHole()
+	hs, he := m.img.BSSHole()
 	if m.mem, err = newMemory(m.cfg.MemSize, hs, he); err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@ import (
 // directly.
 //
 // RAM may have a hole, [holeStart, holeEnd), where the image's largest
-// zeroed objects lie (see Image.bssHole): the RAM that would be there
+// zeroed objects lie (see Image.BSSHole): the RAM that would be there
 // continues at holeEnd, and the guest kernel backs the pages of the hole
 // that the program touches with its own frames, so objects the program never
 // touches (Go's FIPS entropy buffer, 32 MiB) take none of its memory.

@@ -92,6 +92,15 @@ func TestQEMU(t *testing.T) {
 	t.Run("demand paging", func(t *testing.T) {
 		expect(t, run(t, q("-m", "64M", image(t, "lazymap"))...), 0, "unmapped\n")
 	})
+	t.Run("memory for the image", func(t *testing.T) {
+		// bigbss's 24 MiB array fits the own monitor's 24 MiB (TestBSSHole);
+		// QEMU's RAM must hold it: a clear refusal, not a guest crash.
+		r := run(t, q("-m", "24M", image(t, "bigbss"), "--", "1")...)
+		if r.code != 125 || !strings.Contains(r.stderr, "QEMU must hold") || !strings.Contains(r.stderr, "use -m") {
+			t.Fatalf("exit %d, want 125 and a message naming -m; stderr:\n%s", r.code, r.stderr)
+		}
+		expect(t, run(t, q("-m", "64M", image(t, "bigbss"), "--", "24")...), 0, "touched 24 MiB, sum 783360 last 0\n")
+	})
 	t.Run("bad pointers", func(t *testing.T) {
 		expect(t, run(t, q(image(t, "badptr"))...), 0, "survived")
 	})

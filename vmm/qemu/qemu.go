@@ -248,6 +248,16 @@ func Start(img string, cfg Config) (*VM, error) {
 		im.Close()
 		return nil, errors.New("-p: the program does not use package net, so its image has no network stack")
 	}
+	// QEMU's RAM is one range: the whole image, zeroed data included, has to
+	// fit below its end, with room for the kernel's frames.
+	var end uint64
+	for _, s := range im.Segments {
+		end = max(end, s.Addr+s.MemSize)
+	}
+	if need := (end + 2*abi.LargePageSize) &^ (abi.LargePageSize - 1); cfg.MemSize < need {
+		im.Close()
+		return nil, fmt.Errorf("the image takes guest memory up to %d MiB, which QEMU must hold (its zeroed data is demand-paged only on the own monitor): use -m %dM or more", end>>20, need>>20)
+	}
 	cfg.Net = im.Flags&abi.NoteFlagNet != 0
 	var p pipes
 	var readers []*os.File

@@ -88,7 +88,7 @@ func main() {
 	if on("boot") {
 		bootHello(ss, r)
 	}
-	if on("boot") || on("throughput") || on("memory") {
+	if on("boot") || on("throughput") {
 		serve(ss, r)
 	}
 	if on("size") {

@@ -211,36 +211,30 @@ func tree(pid int) []int {
 // it costs, a VM's guest memory that was touched included, with the pages it
 // shares with others (a binary's text, say) divided among them.
 func pssKiB(pid int) int {
-	total := 0
-	for _, p := range tree(pid) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", p))
-		if err != nil {
-			continue
-		}
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "Pss:"); ok {
-				n, _ := strconv.Atoi(strings.Fields(v)[0])
-				total += n
-			}
-		}
-	}
-	return total
+	return sumTree(pid, "smaps_rollup", func(b []byte) int { return procField(b, "Pss:") })
 }
 
 // cpuTicks is the user and system time of pid's process tree, in clock
 // ticks (USER_HZ, 100 per second on Linux).
 func cpuTicks(pid int) int {
+	return sumTree(pid, "stat", func(b []byte) int {
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) < 13 {
+			return 0
+		}
+		u, _ := strconv.Atoi(f[11])
+		s, _ := strconv.Atoi(f[12])
+		return u + s
+	})
+}
+
+// sumTree adds up what value makes of /proc/PID/file for each process of
+// pid's tree; processes gone meanwhile count nothing.
+func sumTree(pid int, file string, value func([]byte) int) int {
 	total := 0
 	for _, p := range tree(pid) {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) > 13 {
-			u, _ := strconv.Atoi(f[11])
-			s, _ := strconv.Atoi(f[12])
-			total += u + s
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", p, file)); err == nil {
+			total += value(b)
 		}
 	}
 	return total
@@ -249,10 +243,17 @@ func cpuTicks(pid int) int {
 // memAvailableKiB is the host's MemAvailable (proc(5)).
 func memAvailableKiB() int {
 	b, _ := os.ReadFile("/proc/meminfo")
+	return procField(b, "MemAvailable:")
+}
+
+// procField reads the number after key in a "Key:  N kB" file of /proc.
+func procField(b []byte, key string) int {
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "MemAvailable:"); ok {
-			n, _ := strconv.Atoi(strings.Fields(v)[0])
-			return n
+		if v, ok := strings.CutPrefix(l, key); ok {
+			if f := strings.Fields(v); len(f) > 0 {
+				n, _ := strconv.Atoi(f[0])
+				return n
+			}
 		}
 	}
 	return 0

@@ -2,15 +2,16 @@ package build
 
 import (
 	"debug/elf"
-	"debug/gosym"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
 	"unigo.dev/unigo/abi"
+	"unigo.dev/unigo/vmm/machine"
 )
 
 // The Go linker has no way to add an ELF note, but its -B flag reserves one:
@@ -79,14 +80,18 @@ func writeNotes(path string, flags uint32) error {
 	if s.Size != noteSpace {
 		return fmt.Errorf("reserved note is %d bytes, want %d: is -ldflags=-B given twice?", s.Size, noteSpace)
 	}
-	entry, err := symbol(f, PVHEntrySymbol)
+	syms, err := f.Symbols() // nil for a program linked with -ldflags=-s
+	if err != nil && !errors.Is(err, elf.ErrNoSymbols) {
+		return fmt.Errorf("read symbols: %w", err)
+	}
+	entry, err := symbol(f, syms, PVHEntrySymbol)
 	if err != nil {
 		return err
 	}
 	if entry == 0 || entry > 0xffffffff {
 		return fmt.Errorf("no 32-bit address for %s in the linked program", PVHEntrySymbol)
 	}
-	want := notes(uint32(entry), flags, zeroedTail(f))
+	want := notes(uint32(entry), flags, zeroedTail(f, syms))
 	phdr, done := -1, false
 	for i, p := range f.Progs {
 		if p.Type == elf.PT_NOTE && p.Off+p.Filesz == s.Offset {
@@ -129,11 +134,10 @@ func writeNotes(path string, flags uint32) error {
 }
 
 // symbol returns the address of the function name: from the ELF symbol
-// table or, in a program linked without one (-ldflags=-s), from the Go
+// table syms or, in a program linked without one (-ldflags=-s), from the Go
 // runtime's own function table, .gopclntab, which every Go program keeps.
-func symbol(f *elf.File, name string) (uint64, error) {
-	syms, err := f.Symbols()
-	if err == nil {
+func symbol(f *elf.File, syms []elf.Symbol, name string) (uint64, error) {
+	if syms != nil {
 		for _, sym := range syms {
 			if sym.Name == name {
 				return sym.Value, nil
@@ -141,20 +145,9 @@ func symbol(f *elf.File, name string) (uint64, error) {
 		}
 		return 0, nil
 	}
-	if !errors.Is(err, elf.ErrNoSymbols) {
-		return 0, fmt.Errorf("read symbols: %w", err)
-	}
-	pcln, text := f.Section(".gopclntab"), f.Section(".text")
-	if pcln == nil || text == nil {
-		return 0, errors.New("the linked program has neither a symbol table nor .gopclntab")
-	}
-	data, err := pcln.Data()
+	tab, err := machine.FuncTable(f)
 	if err != nil {
-		return 0, fmt.Errorf("read .gopclntab: %w", err)
-	}
-	tab, err := gosym.NewTable(nil, gosym.NewLineTable(data, text.Addr))
-	if err != nil {
-		return 0, fmt.Errorf("read .gopclntab: %w", err)
+		return 0, fmt.Errorf("the linked program has no symbol table, and %w", err)
 	}
 	// The function table names assembly functions without their ABI suffix.
 	if fn := tab.LookupFunc(strings.TrimSuffix(name, ".abi0")); fn != nil {
@@ -170,11 +163,10 @@ func symbol(f *elf.File, name string) (uint64, error) {
 // 32 MiB FIPS entropy buffer). The Go linker places zeroed data last and
 // sorts it by size, so the largest objects end the image; the kernel's own
 // objects, which its trap handlers touch where a page fault must not
-// happen, must lie below the hole. It needs the symbol table: a program
-// linked with -ldflags=-s gets no hole.
-func zeroedTail(f *elf.File) uint32 {
-	syms, err := f.Symbols()
-	if err != nil {
+// happen, must lie below the hole. It needs the symbol table syms: a
+// program linked with -ldflags=-s gets no hole.
+func zeroedTail(f *elf.File, syms []elf.Symbol) uint32 {
+	if syms == nil {
 		return 0
 	}
 	var imageEnd uint64
@@ -192,6 +184,7 @@ func zeroedTail(f *elf.File) uint32 {
 	// Walk down from the end while the objects are zeroed data and not the
 	// kernel's.
 	start := imageEnd
+	syms = slices.Clone(syms)
 	sort.Slice(syms, func(i, j int) bool { return syms[i].Value > syms[j].Value })
 	for _, s := range syms {
 		if s.Value >= start || s.Size == 0 || s.Value+s.Size < s.Value {

@@ -215,7 +215,7 @@ func (img *Image) Symbolize(pc uint64) string {
 			}
 			sort.Slice(img.syms, func(i, j int) bool { return img.syms[i].Value < img.syms[j].Value })
 		} else {
-			img.pcln = pclnTable(img.elf)
+			img.pcln, _ = FuncTable(img.elf) // nil: no names
 		}
 	}
 	if img.pcln != nil {
@@ -235,22 +235,22 @@ func (img *Image) Symbolize(pc uint64) string {
 	return fmt.Sprintf("%s+%#x", s.Name, pc-s.Value)
 }
 
-// pclnTable reads .gopclntab, the function table every Go program keeps for
-// its own tracebacks, or returns nil.
-func pclnTable(f *elf.File) *gosym.Table {
+// FuncTable reads .gopclntab, the function table every Go program keeps for
+// its own tracebacks, even one linked without a symbol table (-ldflags=-s).
+func FuncTable(f *elf.File) (*gosym.Table, error) {
 	pcln, text := f.Section(".gopclntab"), f.Section(".text")
 	if pcln == nil || text == nil {
-		return nil
+		return nil, errors.New("no .gopclntab or .text section")
 	}
 	data, err := pcln.Data()
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("read .gopclntab: %w", err)
 	}
 	tab, err := gosym.NewTable(nil, gosym.NewLineTable(data, text.Addr))
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("read .gopclntab: %w", err)
 	}
-	return tab
+	return tab, nil
 }
 
 // BSSHole returns the guest-physical range, 2 MiB aligned, where RAM gets a

@@ -136,6 +136,9 @@ const (
 	CsKstacksHi   = 32 //     exactly when RSP is in [CsKstacksLo, CsKstacksHi)
 	CsUserCS      = 40 // u64 selectors for the frame
 	CsUserSS      = 48
+	CsHostSignals = 56 // u64 signals the host sends the process, bit sig-1: the monitor
+	//                    ORs bits in atomically and wakes a halted guest; the kernel
+	//                    takes them with an exchange at each tick and after each halt
 
 	CsFlagSoftIntr = 1 << 0 // deliver the timer by soft interrupts
 )

@@ -12,6 +12,10 @@ package abi
 //	                the FrameWords words of the trap frame, hexadecimal
 //	bt PC…          the return addresses found by following frame pointers
 //
+// The other way, the monitor writes one byte for each signal it sends the
+// process (unigo run's SIGINT and SIGTERM): the signal's number, 1-64. The
+// kernel polls the UART for them at each tick.
+//
 // Without it the kernel writes its messages to the console and the exit
 // status goes through isa-debug-exit alone.
 const (

@@ -15,8 +15,14 @@ const usage = `unigo builds ordinary Go programs into unikernel images and runs 
 
 Usage:
   unigo build [-o image] [-v] [-tags t] [-ldflags f] [-trimpath] [package]
-  unigo run [-m size] [-e KEY=VAL]... [-p HOST:GUEST]... [-v HOSTDIR|FILE.img:/NAME[:ro]]...
-            [--disk FILE[:ro]]... [-w DIR] [--debug] [--vmm kvm|qemu] image-or-package [-- args...]
+  unigo run [-d] [--name NAME] [-m size] [-e KEY=VAL]... [-p HOST:GUEST]...
+            [-v HOSTDIR|FILE.img:/NAME[:ro]]... [--disk FILE[:ro]]... [-w DIR] [--debug]
+            [--vmm kvm|qemu] image-or-package [-- args...]
+  unigo ps [--json]
+  unigo logs [-f] [--tail N] NAME
+  unigo stop [-t SECONDS] NAME...
+  unigo kill [-s SIGNAL] NAME...
+  unigo rm [-f] NAME...
   unigo test [-m size] [package] [-test.run=Regexp -test.v ...]
   unigo volume create|ls|cp|fsck ...
   unigo inspect [--json] image
@@ -25,8 +31,14 @@ Usage:
 
 Exit status of 'unigo run': the guest program's own exit status; 125 when
 unigo itself fails (bad flags, no /dev/kvm, not an image); 134 when the guest
-crashes below Go (a CPU fault or an unexpected VM exit; a report is printed);
-130 and 143 when stopped by SIGINT and SIGTERM.
+crashes below Go (a CPU fault or an unexpected VM exit; a report is printed).
+SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to unigo run reach
+the guest program, whose handlers decide; without one it ends with the
+signal's status (130 for SIGINT, 143 for SIGTERM). A third SIGINT powers the
+guest off.
+
+unigo run -d and --name make an instance, kept under $XDG_STATE_HOME/unigo
+(default ~/.local/state/unigo), which ps, logs, stop, kill and rm operate.
 `
 
 // Exit codes of unigo itself.
@@ -52,6 +64,16 @@ func main() {
 		err = cmdVolume(args)
 	case "inspect":
 		err = cmdInspect(args)
+	case "ps":
+		err = cmdPs(args)
+	case "logs":
+		err = cmdLogs(args)
+	case "stop":
+		err = cmdStop(args)
+	case "kill":
+		err = cmdKill(args)
+	case "rm":
+		err = cmdRm(args)
 	case "version":
 		fmt.Printf("unigo %s (image ABI %d)\n", version(), abi.Version)
 	case "help", "-h", "-help", "--help":
@@ -92,6 +114,9 @@ func help(args []string) {
 			return
 		case "inspect":
 			fmt.Print(inspectUsage)
+			return
+		case "ps", "logs", "stop", "kill", "rm":
+			map[string]func([]string) error{"ps": cmdPs, "logs": cmdLogs, "stop": cmdStop, "kill": cmdKill, "rm": cmdRm}[args[0]]([]string{"-h"})
 			return
 		}
 	}

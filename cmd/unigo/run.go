@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -35,6 +36,12 @@ type runOpts struct {
 	vols  listFlag // -v HOSTDIR:GUESTDIR[:ro], -v FILE.img:GUESTDIR[:ro]
 	wd    string   // -w: the guest's first working directory
 	disks listFlag // --disk FILE[:ro]
+
+	detach bool   // -d: run in the background as an instance
+	name   string // --name: the instance's name
+	// Where the guest's stdout and stderr go: unigo's own, or with them
+	// an instance's console.log.
+	stdout, stderr io.Writer
 }
 
 // tapName returns the device of --net tap:NAME, or "".
@@ -107,6 +114,8 @@ func runFlags(o *runOpts) *flag.FlagSet {
 	fs.Var(&o.vols, "v", "share the host folder `HOSTDIR:GUESTDIR`[:ro] with the guest, read-write unless :ro,\nor mount a block volume FILE.img:GUESTDIR[:ro] (unigo volume create makes one)\n(repeatable; like docker run -v; GUESTDIR is a folder of the root such as /data)")
 	fs.Var(&o.disks, "disk", "give the guest the host `FILE`[:ro] as a raw block device, /dev/vda, /dev/vdb...\n(repeatable; its size must be a multiple of 512 bytes)")
 	fs.StringVar(&o.wd, "w", "", "the guest's working `directory` at start (default /), such as a -v folder")
+	fs.BoolVar(&o.detach, "d", false, "run in the background as an instance: print its name and return\n(unigo ps, logs, stop, kill and rm operate it)")
+	fs.StringVar(&o.name, "name", "", "the instance's `name` (default: the image's); without -d the instance runs in the\nforeground and its output also goes to its log")
 	fs.Var(&o.ports, "p", "forward `HOST:GUEST`[/tcp|/udp]: host port HOST on 127.0.0.1 to the guest's port GUEST\n(repeatable; like docker run -p)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: unigo run [flags] image-or-package [-- args...]
@@ -171,6 +180,25 @@ func cmdRun(args []string) error {
 		}
 	}
 
+	if o.name != "" {
+		if err := checkName(o.name); err != nil {
+			return err
+		}
+	}
+	if dir := os.Getenv(envInstance); dir != "" && o.detach {
+		return runDetachedChild(dir, guestArgs, mem, o)
+	}
+	if o.detach {
+		return startDetached(target, guestArgs, o)
+	}
+	if o.name != "" {
+		return runNamed(target, guestArgs, mem, o)
+	}
+	return runTarget(target, guestArgs, mem, o)
+}
+
+// runTarget boots target, an image or a package unigo builds first.
+func runTarget(target string, guestArgs []string, mem uint64, o runOpts) error {
 	imgPath := target
 	if len(o.files) > 0 && isFile(target) {
 		return errors.New("--files goes with a package, which unigo run builds; an image has its files already (unigo build --files)")
@@ -180,6 +208,7 @@ func cmdRun(args []string) error {
 	}
 	var tmp string
 	if !isFile(target) {
+		var err error
 		if tmp, err = os.MkdirTemp("", "unigo-run-"); err != nil {
 			return err
 		}
@@ -192,6 +221,10 @@ func cmdRun(args []string) error {
 	name := strings.TrimSuffix(filepath.Base(imgPath), ".img")
 	return boot(imgPath, append([]string{name}, guestArgs...), mem, o, tmp)
 }
+
+// runStderr is where unigo run writes its own messages: stderr, and an
+// instance's log with it.
+var runStderr io.Writer = os.Stderr
 
 // boot runs the image at imgPath with args as its os.Args and returns an
 // exitError with the guest's exit status. A temporary folder tmp holding a
@@ -257,7 +290,7 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 		default:
 			return fmt.Errorf("--qemu-machine %q: want microvm, q35 or pc", o.qemuM)
 		}
-		qc := qemu.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug, Machine: o.qemuM, Ports: o.ports}
+		qc := qemu.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug, Machine: o.qemuM, Ports: o.ports, Stdout: o.stdout, Stderr: o.stderr}
 		for _, v := range vols {
 			qc.Shares = append(qc.Shares, qemu.Share{Host: v.host, Guest: v.guest, ReadOnly: v.readOnly})
 		}
@@ -272,12 +305,14 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 		if err != nil {
 			return err
 		}
-		stopOnSignal(func() {
+		started()
+		stop := forwardSignals(vm.Signal, func() {
 			vm.Kill()
 			if tmp != "" {
 				os.RemoveAll(tmp)
 			}
 		})
+		defer stop()
 		return exitStatus(vm.Wait())
 	}
 	img, err := machine.LoadImage(imgPath)
@@ -285,7 +320,7 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 		return err
 	}
 	defer img.Close()
-	cfg := machine.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug, Cmdline: cwdWord}
+	cfg := machine.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug, Cmdline: cwdWord, Stdout: o.stdout, Stderr: o.stderr}
 	for _, v := range vols {
 		srv, err := p9.New(v.host, v.readOnly)
 		if err != nil {
@@ -346,21 +381,51 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 		os.RemoveAll(tmp) // the mapped image stays readable
 	}
 
-	stopOnSignal(func() {})
+	started()
+	stop := forwardSignals(m.Signal, func() {})
+	defer stop()
 	return exitStatus(m.Run())
 }
 
-// stopOnSignal makes SIGINT and SIGTERM stop the VM, until a later issue
-// forwards them into the guest: cleanup runs, and unigo exits with the
-// shell's status for the signal.
-func stopOnSignal(cleanup func()) {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+// forwarded are the signals unigo run passes into the guest, as a Linux
+// process would get them: the Go program's handlers (signal.Notify) decide,
+// and without one Go's default ends it with the signal's status.
+var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
+
+// powerOffAfter is the count of SIGINTs after which unigo powers the guest
+// off itself: Ctrl-C three times stops a program that ignores it.
+const powerOffAfter = 3
+
+// forwardSignals sends the forwarded signals to the guest with send until
+// stop is called. On the third SIGINT it powers the guest off: powerOff
+// runs, the instance (if any) records it, and unigo exits 130.
+func forwardSignals(send func(syscall.Signal) error, powerOff func()) (stop func()) {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, forwarded...)
+	done := make(chan struct{})
 	go func() {
-		s := <-sigs
-		cleanup()
-		os.Exit(128 + int(s.(syscall.Signal)))
+		ints := 0
+		for {
+			select {
+			case <-done:
+				return
+			case s := <-sigs:
+				sig := s.(syscall.Signal)
+				if sig == syscall.SIGINT {
+					if ints++; ints == powerOffAfter {
+						fmt.Fprintf(runStderr, "unigo: interrupted %d times: powering the guest off\n", ints)
+						powerOff()
+						finishInstance(128+int(sig), "powered off by SIGINT")
+						os.Exit(128 + int(sig))
+					}
+				}
+				if err := send(sig); err != nil {
+					fmt.Fprintf(runStderr, "unigo: %v: %v\n", sig, err)
+				}
+			}
+		}
 	}()
+	return func() { signal.Stop(sigs); close(done) }
 }
 
 // exitStatus turns a monitor's result into unigo's: the guest's status, or
@@ -369,10 +434,10 @@ func exitStatus(status int, err error) error {
 	var ee *machine.ExitError
 	switch {
 	case errors.As(err, &ee):
-		fmt.Fprint(os.Stderr, ee.Report)
+		fmt.Fprint(runStderr, ee.Report)
 		return exitError(exitCrash)
 	case errors.Is(err, qemu.ErrNoStatus):
-		fmt.Fprintln(os.Stderr, "unigo:", err)
+		fmt.Fprintln(runStderr, "unigo:", err)
 		return exitError(exitCrash)
 	case err != nil:
 		return err

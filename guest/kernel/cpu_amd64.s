@@ -637,6 +637,15 @@ TEXT ·store64(SB),NOSPLIT,$0-16
 	MOVQ	BX, 0(AX)
 	RET
 
+// func xchg64(addr uintptr, v uint64) uint64
+// An atomic exchange: the monitor writes the word from another host thread.
+TEXT ·xchg64(SB),NOSPLIT,$0-24
+	MOVQ	addr+0(FP), BX
+	MOVQ	v+8(FP), AX
+	XCHGQ	AX, 0(BX)
+	MOVQ	AX, ret+16(FP)
+	RET
+
 // func memclr(addr, n uintptr)
 TEXT ·memclr(SB),NOSPLIT,$0-16
 	MOVQ	addr+0(FP), DI

@@ -34,7 +34,7 @@ func exit(code int) {
 }
 
 // halt waits in the monitor for at most ns nanoseconds (0: no deadline),
-// and takes the device's interrupt if that is what ended the wait.
+// and takes the device's interrupt or the host's signals that ended it.
 //
 //go:nosplit
 func halt(ns int64) {
@@ -47,6 +47,7 @@ func halt(ns int64) {
 	if monitorHcall(abi.HcHalt, uint64(ns), 0) == 1 {
 		deviceIRQ()
 	}
+	takeHostSignalsFn() // the monitor ends a halt for them too
 }
 
 // consoleWrite writes n bytes at user address buf to the host's stdout (fd 1)

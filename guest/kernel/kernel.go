@@ -74,6 +74,7 @@ func swtch(save *uintptr, sp, fs uintptr)
 func hypercall(nr uintptr)
 func load64(addr uintptr) uint64
 func store64(addr uintptr, v uint64)
+func xchg64(addr uintptr, v uint64) uint64
 func memclr(addr, n uintptr)
 func memmove(dst, src, n uintptr)
 func rdtsc() uint64

@@ -3,6 +3,7 @@ package kernel
 import (
 	"unsafe"
 
+	"unigo.dev/unigo/abi"
 	"unigo.dev/unigo/abi/linux"
 )
 
@@ -24,13 +25,105 @@ var (
 	sigUc    linux.Ucontext
 )
 
-// sigSend makes sig pending on thread i.
+// sigSend makes sig pending on thread i. A thread that waits where Linux
+// would end the wait for a signal (futex, nanosleep, epoll_wait) is woken, so
+// that the signal is delivered now: futex reports a wake, which Go's callers
+// treat as spurious, and epoll_wait EINTR. Waits on a blocking pipe, socket or
+// lock go on; Go's own descriptors never block there.
 //
 //go:nosplit
 func sigSend(i int, sig uintptr) {
-	threads[i].pending |= 1 << (sig - 1)
-	if threads[i].state == tsBlocked && threads[i].wait == waitSleep {
-		wake(i) // nanosleep is interrupted by a signal
+	t := &threads[i]
+	t.pending |= 1 << (sig - 1)
+	if t.state == tsBlocked && t.sigmask&(1<<(sig-1)) == 0 && interruptible(t.wait) {
+		wake(i)
+	}
+}
+
+//go:nosplit
+func interruptible(w waitKind) bool {
+	return w == waitFutex || w == waitSleep || w == waitEpoll
+}
+
+// interrupted reports whether the running thread has a signal to take: a
+// wait it was woken from ends with EINTR.
+//
+//go:nosplit
+func interrupted() bool {
+	t := &threads[cur]
+	return t.pending&^t.sigmask != 0
+}
+
+// takeHostSignals makes the signals the host sent the process (unigo run's
+// SIGINT and SIGTERM, unigo stop's SIGTERM) pending, each on one thread:
+// from the own monitor a word of the CPU state block (abi.CsHostSignals),
+// under PVH bytes on the control channel (abi.CtlPort). Trap context, at
+// each tick and after each halt.
+//
+//go:nosplit
+func takeHostSignals() {
+	if pvh {
+		if !ctl {
+			return
+		}
+		for {
+			b, ok := uartGet(abi.CtlPort)
+			if !ok {
+				return
+			}
+			if b >= 1 && b <= linux.NSIG {
+				sigProcess(uintptr(b))
+			}
+		}
+	}
+	set := xchg64(abi.CPUStateAddr+abi.CsHostSignals, 0)
+	for sig := uintptr(1); set != 0; sig++ {
+		if set&1 != 0 {
+			sigProcess(sig)
+		}
+		set >>= 1
+	}
+}
+
+// takeHostSignalsFn is called through a function value from halt, deep in
+// the blocking system calls' nosplit chains, which the linker bounds.
+var takeHostSignalsFn = takeHostSignals
+
+// sigProcess sends sig to the process, as Linux's complete_signal picks the
+// thread: one that does not block it, a running one first, then one whose
+// wait the signal ends, else the first. An ignored signal is dropped.
+//
+//go:nosplit
+func sigProcess(sig uintptr) {
+	if sigactions[sig%(linux.NSIG+1)].Handler == linux.SIG_IGN {
+		return
+	}
+	bit := uint64(1) << (sig - 1)
+	pick, first := -1, -1
+	for i := range threads {
+		t := &threads[i]
+		if t.state != tsRunnable && t.state != tsBlocked {
+			continue
+		}
+		if first < 0 {
+			first = i
+		}
+		if t.sigmask&bit != 0 {
+			continue
+		}
+		if t.state == tsRunnable {
+			pick = i
+			break
+		}
+		if pick < 0 && interruptible(t.wait) {
+			pick = i
+		}
+	}
+	if pick < 0 {
+		pick = first
+	}
+	if pick >= 0 {
+		sigSend(pick, sig)
 	}
 }
 

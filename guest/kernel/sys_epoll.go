@@ -217,6 +217,9 @@ func epollWait(epfd, events, maxevents uintptr, timeout int32) uintptr {
 		if !block(waitEpoll, epfd, deadline) {
 			return 0
 		}
+		if interrupted() {
+			return errno(linux.EINTR)
+		}
 	}
 }
 

@@ -153,6 +153,7 @@ func trap(f *trapFrame) {
 		if pvhTimer {
 			lapicWrite(LAPIC_EOI, 0)
 		}
+		takeHostSignals()
 		if f.cs&3 == 0 {
 			return // it woke the kernel's own wait (stiHlt): the waiter goes on
 		}

@@ -3,16 +3,18 @@ package kernel
 import "unsafe"
 
 // The 16550 UARTs of the PVH platform (National Semiconductor PC16550D data
-// sheet): output only, polled, no interrupts. COM1 is the console (stdout),
+// sheet): polled, no interrupts. COM1 is the console (stdout),
 // COM2 stderr where there is one, COM3 the control channel (abi.CtlPort).
 
 const (
 	comPort  = 0x3f8 // COM1
 	com2Port = 0x2f8 // COM2
 	uartTHR  = 0     // transmit holding register
+	uartRBR  = 0     // receive buffer register
 	uartLSR  = 5     // line status register
 	uartSCR  = 7     // scratch register
 	lsrTHRE  = 0x20  // THR empty
+	lsrDR    = 0x01  // data ready: RBR holds a byte
 )
 
 //go:nosplit
@@ -27,6 +29,16 @@ func uartPut(port uint16, b byte) {
 	for inb(port+uartLSR)&lsrTHRE == 0 {
 	}
 	outb(port+uartTHR, b)
+}
+
+// uartGet returns the next byte the UART at port received, if any.
+//
+//go:nosplit
+func uartGet(port uint16) (byte, bool) {
+	if inb(port+uartLSR)&lsrDR == 0 {
+		return 0, false
+	}
+	return inb(port + uartRBR), true
 }
 
 // uartPresent reports whether a 16550 answers at port: its scratch

@@ -428,8 +428,9 @@ func checkUnimplemented(t *testing.T, run0 ...string) {
 	}
 }
 
-// TestStopSignals checks that SIGINT and SIGTERM to unigo run stop the VM
-// with the shell's exit status for the signal.
+// TestStopSignals checks that SIGINT and SIGTERM to unigo run, forwarded to
+// a program without handlers, end it as on Linux: Go's default handler
+// re-raises the signal, and the status is the shell's for it.
 func TestStopSignals(t *testing.T) {
 	needKVM(t)
 	checkStopSignals(t, "run")

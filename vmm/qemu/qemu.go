@@ -117,7 +117,9 @@ func escape(s string) string {
 	return b.String()
 }
 
-// pipes are the write ends QEMU's UARTs write to.
+// pipes are QEMU's ends of its UARTs' channels: the pipe COM2 (stderr)
+// writes to, and a socket for COM3, the control channel, whose other end
+// reads the kernel's reports and sends it signals.
 type pipes struct{ stderr, ctl *os.File }
 
 // Command returns the QEMU command that boots img, with COM2 (stderr) and
@@ -139,14 +141,14 @@ func Command(img string, cfg Config, p *pipes) *exec.Cmd {
 		"-serial", "stdio",
 		"-device", "isa-debug-exit,iobase=0xf4,iosize=4",
 	}
-	// COM2, stderr, and COM3, the control channel, write to pipes
-	// (descriptors 3 and 4): a file chardev on /dev/stderr would reopen and
-	// truncate a file unigo's stderr goes to.
+	// COM2, stderr, writes to a pipe (descriptor 3): a file chardev on
+	// /dev/stderr would reopen and truncate a file unigo's stderr goes to.
+	// COM3, the control channel, is a connected socket (descriptor 4).
 	if p != nil {
 		args = append(args,
 			"-chardev", "file,id=unigo-stderr,path=/proc/self/fd/3",
 			"-device", "isa-serial,chardev=unigo-stderr,iobase=0x2f8,irq=3",
-			"-chardev", "file,id=unigo-ctl,path=/proc/self/fd/4",
+			"-chardev", "socket,id=unigo-ctl,fd=4",
 			"-device", fmt.Sprintf("isa-serial,chardev=unigo-ctl,iobase=%#x,irq=4", abi.CtlPort))
 	}
 	cmdline := Cmdline(cfg.Args, cfg.Env, cfg.Debug)
@@ -225,6 +227,10 @@ type VM struct {
 	img *machine.Image
 	cmd *exec.Cmd
 	ctl chan ctlResult
+	// ctlConn is unigo's end of the control channel.
+	ctlConn *os.File
+	sigMu   sync.Mutex
+	ended   bool
 	// copied is done when the guest's stderr is all written out.
 	copied sync.WaitGroup
 }
@@ -260,51 +266,72 @@ func Start(img string, cfg Config) (*VM, error) {
 	}
 	cfg.Net = im.Flags&abi.NoteFlagNet != 0
 	var p pipes
-	var readers []*os.File
-	for _, w := range []**os.File{&p.stderr, &p.ctl} {
-		r, pw, err := os.Pipe()
-		if err != nil {
-			im.Close()
-			return nil, err
-		}
-		*w = pw
-		readers = append(readers, r)
+	stderrR, stderrW, err := os.Pipe()
+	if err != nil {
+		im.Close()
+		return nil, err
 	}
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		stderrR.Close()
+		stderrW.Close()
+		im.Close()
+		return nil, fmt.Errorf("control channel: %w", err)
+	}
+	ctlConn := os.NewFile(uintptr(fds[0]), "qemu-ctl")
+	p.stderr, p.ctl = stderrW, os.NewFile(uintptr(fds[1]), "qemu-ctl-guest")
 	stderr := cfg.Stderr
 	if stderr == nil {
 		stderr = os.Stderr
 	}
-	vm := &VM{img: im, cmd: Command(img, cfg, &p), ctl: make(chan ctlResult, 1)}
+	vm := &VM{img: im, cmd: Command(img, cfg, &p), ctl: make(chan ctlResult, 1), ctlConn: ctlConn}
 	err = vm.cmd.Start()
-	p.stderr.Close() // QEMU holds the write ends: EOF when it exits
+	p.stderr.Close() // QEMU holds its ends: EOF when it exits
 	p.ctl.Close()
 	if err != nil {
-		readers[0].Close()
-		readers[1].Close()
+		stderrR.Close()
+		ctlConn.Close()
 		im.Close()
 		return nil, fmt.Errorf("start %s: %w", Binary, err)
 	}
 	vm.copied.Add(1)
 	go func() {
 		defer vm.copied.Done()
-		io.Copy(stderr, readers[0])
-		readers[0].Close()
+		io.Copy(stderr, stderrR)
+		stderrR.Close()
 	}()
-	go func() {
-		vm.ctl <- readCtl(readers[1], im, stderr)
-		readers[1].Close()
-	}()
+	go func() { vm.ctl <- readCtl(ctlConn, im, stderr) }()
 	return vm, nil
 }
 
 // Kill stops QEMU.
 func (vm *VM) Kill() { vm.cmd.Process.Kill() }
 
+// Signal sends sig to the guest process: its number goes down the control
+// channel (abi.CtlPort), where the kernel reads it at its next tick. Safe to
+// call from any goroutine.
+func (vm *VM) Signal(sig syscall.Signal) error {
+	if sig < 1 || sig > 64 {
+		return fmt.Errorf("signal %d: want 1-64", int(sig))
+	}
+	vm.sigMu.Lock()
+	defer vm.sigMu.Unlock()
+	if vm.ended {
+		return errors.New("the guest has stopped")
+	}
+	_, err := vm.ctlConn.Write([]byte{byte(sig)})
+	return err
+}
+
 // Wait waits for QEMU to exit and returns the guest's exit status, or a
 // *machine.ExitError with the report of a guest that stopped abnormally.
 func (vm *VM) Wait() (int, error) {
 	err := vm.cmd.Wait()
 	res := <-vm.ctl
+	vm.sigMu.Lock()
+	vm.ended = true
+	vm.ctlConn.Close()
+	vm.sigMu.Unlock()
 	vm.copied.Wait()
 	vm.img.Close()
 	if res.report != "" {
@@ -312,6 +339,12 @@ func (vm *VM) Wait() (int, error) {
 	}
 	if res.status >= 0 {
 		return res.status, nil
+	}
+	// The kernel reports its exit on the control channel before
+	// isa-debug-exit: without a report, a status 1 is QEMU's own failure.
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() == 1 {
+		return 0, fmt.Errorf("%s failed (exit status 1): its message is above", Binary)
 	}
 	return Status(err)
 }

@@ -1,0 +1,289 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startRun starts unigo with args and returns it once the guest has printed
+// want as its first line.
+func startRun(t *testing.T, want string, args ...string) (*exec.Cmd, *bufio.Reader, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(unigoBin, args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := new(strings.Builder)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	r := bufio.NewReader(out)
+	if line, err := r.ReadString('\n'); line != want+"\n" {
+		t.Fatalf("first line %q (%v), want %q; stderr:\n%s", line, err, want, stderr)
+	}
+	return cmd, r, stderr
+}
+
+// TestSignals sends unigo run the signals a service gets and checks that
+// the Go program's handlers see them, on both monitors.
+func TestSignals(t *testing.T) {
+	img := image(t, "signals")
+	bothVMMs(t, func(t *testing.T, vmm string) {
+		t.Run("handled", func(t *testing.T) {
+			cmd, out, stderr := startRun(t, "ready", "run", "--vmm", vmm, img)
+			for _, c := range []struct {
+				sig  syscall.Signal
+				line string
+			}{{syscall.SIGHUP, "got hangup"}, {syscall.SIGUSR1, "got user defined signal 1"}, {syscall.SIGUSR2, "got user defined signal 2"}, {syscall.SIGTERM, "got terminated"}} {
+				t0 := time.Now()
+				cmd.Process.Signal(c.sig)
+				line, err := out.ReadString('\n')
+				if line != c.line+"\n" {
+					t.Fatalf("after %v: %q (%v), want %q; stderr:\n%s", c.sig, line, err, c.line, stderr)
+				}
+				if d := time.Since(t0); d > 2*time.Second {
+					t.Errorf("%v took %v to reach the handler", c.sig, d)
+				}
+			}
+			rest, _ := io.ReadAll(out)
+			err := cmd.Wait()
+			if string(rest) != "cleaning up\n" || cmd.ProcessState.ExitCode() != 7 {
+				t.Fatalf("after SIGTERM: %q, %v; want the handler's line and status 7; stderr:\n%s", rest, err, stderr)
+			}
+		})
+		t.Run("third SIGINT powers off", func(t *testing.T) {
+			cmd, _, stderr := startRun(t, "ready", "run", "--vmm", vmm, img, "--", "ignore-int")
+			for range 3 {
+				cmd.Process.Signal(syscall.SIGINT)
+				time.Sleep(200 * time.Millisecond)
+			}
+			cmd.Wait()
+			if c := cmd.ProcessState.ExitCode(); c != 130 || !strings.Contains(stderr.String(), "powering the guest off") {
+				t.Fatalf("exit status %d, want 130 with a note; stderr:\n%s", c, stderr)
+			}
+		})
+	})
+}
+
+// psJSON is what the tests read of unigo ps --json.
+type psJSON struct {
+	Name   string   `json:"name"`
+	State  string   `json:"state"`
+	Status *int     `json:"status"`
+	How    string   `json:"how"`
+	PID    int      `json:"pid"`
+	Memory uint64   `json:"memoryBytes"`
+	Ports  []string `json:"ports"`
+}
+
+func ps(t *testing.T) map[string]psJSON {
+	t.Helper()
+	r := run(t, "ps", "--json")
+	var ents []psJSON
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &ents) != nil {
+		t.Fatalf("unigo ps --json: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	m := map[string]psJSON{}
+	for _, e := range ents {
+		m[e.Name] = e
+	}
+	return m
+}
+
+// TestInstances operates background instances end to end: run -d, ps,
+// logs, stop (SIGTERM reaches http.Server.Shutdown while a request is in
+// flight), kill, rm, refused duplicates, and an instance whose monitor died.
+func TestInstances(t *testing.T) {
+	needKVM(t)
+	state := t.TempDir()
+	t.Setenv("XDG_STATE_HOME", state)
+	web := image(t, "graceful")
+	sig := image(t, "signals")
+	port := freePort(t)
+	fw := fmt.Sprintf("%d:80", port)
+
+	r := run(t, "run", "-d", "--name", "web", "-p", fw, web)
+	if r.code != 0 || r.stdout != "web\n" {
+		t.Fatalf("run -d: exit %d, stdout %q, want the name\n%s", r.code, r.stdout, r.stderr)
+	}
+	t.Cleanup(func() { run(t, "rm", "-f", "web") })
+	body := waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/", port), new(strings.Builder))
+	if string(body) != "hello from graceful\n" {
+		t.Fatalf("GET /: %q", body)
+	}
+	e := ps(t)["web"]
+	if e.State != "running" || e.PID <= 0 || e.Memory == 0 || len(e.Ports) != 1 || e.Ports[0] != fw {
+		t.Fatalf("ps: %+v", e)
+	}
+	if r := run(t, "ps"); !strings.Contains(r.stdout, "NAME") || !strings.Contains(r.stdout, "running") || !strings.Contains(r.stdout, fw) {
+		t.Fatalf("ps:\n%s", r.stdout)
+	}
+
+	t.Run("duplicates refused", func(t *testing.T) {
+		r := run(t, "run", "-d", "--name", "web", sig)
+		if r.code != 125 || !strings.Contains(r.stderr, `name "web" is taken`) {
+			t.Fatalf("same name: exit %d\n%s", r.code, r.stderr)
+		}
+		r = run(t, "run", "-d", "--name", "web2", "-p", fw, web)
+		if r.code != 125 || !strings.Contains(r.stderr, fmt.Sprintf("host port %d/tcp is taken by instance web", port)) {
+			t.Fatalf("same port: exit %d\n%s", r.code, r.stderr)
+		}
+		if _, ok := ps(t)["web2"]; ok {
+			t.Fatal("a refused instance is listed")
+		}
+	})
+
+	t.Run("stop delivers SIGTERM", func(t *testing.T) {
+		slow := make(chan string, 1)
+		go func() {
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/slow", port))
+			if err != nil {
+				slow <- err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			slow <- string(b)
+		}()
+		waitLog(t, "web", "slow request began")
+		r := run(t, "stop", "web")
+		if r.code != 0 || r.stdout != "web\n" {
+			t.Fatalf("stop: exit %d %q\n%s", r.code, r.stdout, r.stderr)
+		}
+		if s := <-slow; s != "slow done\n" {
+			t.Errorf("the request in flight got %q, want its answer", s)
+		}
+		logs := run(t, "logs", "web").stdout
+		if want := "serving\nslow request began\nSIGTERM: shutting down\nshut down cleanly\n"; logs != want {
+			t.Errorf("logs:\n%s\nwant:\n%s", logs, want)
+		}
+		if r := run(t, "logs", "--tail", "1", "web"); r.stdout != "shut down cleanly\n" {
+			t.Errorf("logs --tail 1: %q", r.stdout)
+		}
+		if e := ps(t)["web"]; e.State != "exited" || e.Status == nil || *e.Status != 0 {
+			t.Fatalf("after stop, ps: %+v", e)
+		}
+		// The port is free again for a new instance.
+		r = run(t, "run", "-d", "--name", "web2", "-p", fw, web)
+		if r.code != 0 {
+			t.Fatalf("run -d on the freed port: exit %d\n%s", r.code, r.stderr)
+		}
+		run(t, "rm", "-f", "web2")
+	})
+
+	t.Run("stop powers off after the deadline", func(t *testing.T) {
+		expect(t, run(t, "run", "-d", "--name", "stubborn", sig, "--", "ignore-term"), 0, "stubborn")
+		waitLog(t, "stubborn", "ready")
+		r := run(t, "stop", "-t", "1", "stubborn")
+		if r.code != 0 || r.elapsed < time.Second || r.elapsed > 10*time.Second {
+			t.Fatalf("stop -t 1: exit %d after %v\n%s", r.code, r.elapsed, r.stderr)
+		}
+		if e := ps(t)["stubborn"]; e.State != "exited" || e.Status == nil || *e.Status != 137 || !strings.Contains(e.How, "powered off") {
+			t.Fatalf("ps: %+v", e)
+		}
+	})
+
+	t.Run("kill", func(t *testing.T) {
+		expect(t, run(t, "run", "-d", "--name", "sig", sig), 0, "sig")
+		waitLog(t, "sig", "ready")
+		expect(t, run(t, "kill", "-s", "USR1", "sig"), 0, "sig")
+		waitLog(t, "sig", "got user defined signal 1")
+		if r := run(t, "kill", "-s", "STOP", "sig"); r.code != 125 || !strings.Contains(r.stderr, "do not reach the guest") {
+			t.Errorf("kill -s STOP: exit %d\n%s", r.code, r.stderr)
+		}
+		expect(t, run(t, "kill", "sig"), 0, "sig")
+		if e := ps(t)["sig"]; e.State != "exited" || e.Status == nil || *e.Status != 137 {
+			t.Fatalf("after kill, ps: %+v", e)
+		}
+	})
+
+	t.Run("logs -f", func(t *testing.T) {
+		expect(t, run(t, "run", "-d", "--name", "follow", sig), 0, "follow")
+		done := make(chan result, 1)
+		go func() { done <- runFor(t, 30*time.Second, "logs", "-f", "follow") }()
+		waitLog(t, "follow", "ready")
+		expect(t, run(t, "kill", "-s", "TERM", "follow"), 0, "follow")
+		select {
+		case r := <-done:
+			if r.stdout != "ready\ngot terminated\ncleaning up\n" {
+				t.Fatalf("logs -f: %q", r.stdout)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("logs -f did not end with the instance")
+		}
+		if e := ps(t)["follow"]; e.State != "exited" || e.Status == nil || *e.Status != 7 {
+			t.Fatalf("ps: %+v", e)
+		}
+	})
+
+	t.Run("dead monitor", func(t *testing.T) {
+		expect(t, run(t, "run", "-d", "--name", "victim", sig), 0, "victim")
+		e := ps(t)["victim"]
+		syscall.Kill(e.PID, syscall.SIGKILL)
+		for deadline := time.Now().Add(10 * time.Second); ps(t)["victim"].State != "dead"; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("ps after SIGKILL of the monitor: %+v", ps(t)["victim"])
+			}
+		}
+		if r := run(t, "stop", "victim"); r.code != 0 {
+			t.Errorf("stop of a dead instance: exit %d\n%s", r.code, r.stderr)
+		}
+	})
+
+	t.Run("under QEMU", func(t *testing.T) {
+		needQEMU(t)
+		expect(t, run(t, "run", "-d", "--vmm", "qemu", "--name", "q", sig), 0, "q")
+		waitLog(t, "q", "ready")
+		expect(t, run(t, "stop", "q"), 0, "q")
+		if e := ps(t)["q"]; e.State != "exited" || e.Status == nil || *e.Status != 7 {
+			t.Fatalf("ps: %+v", e)
+		}
+		if logs := run(t, "logs", "q").stdout; logs != "ready\ngot terminated\ncleaning up\n" {
+			t.Fatalf("logs: %q", logs)
+		}
+		expect(t, run(t, "rm", "q"), 0, "q")
+	})
+
+	t.Run("rm", func(t *testing.T) {
+		expect(t, run(t, "run", "-d", "--name", "busy", sig), 0, "busy")
+		if r := run(t, "rm", "busy"); r.code != 125 || !strings.Contains(r.stderr, "is running") {
+			t.Fatalf("rm of a running instance: exit %d\n%s", r.code, r.stderr)
+		}
+		for _, n := range []string{"web", "stubborn", "sig", "follow", "victim"} {
+			expect(t, run(t, "rm", n), 0, n)
+		}
+		expect(t, run(t, "rm", "-f", "busy"), 0, "busy")
+		if m := ps(t); len(m) != 0 {
+			t.Fatalf("after rm, ps lists %v", m)
+		}
+		ents, _ := os.ReadDir(filepath.Join(state, "unigo", "instances"))
+		if len(ents) != 0 {
+			t.Fatalf("state left: %v", ents)
+		}
+	})
+}
+
+// waitLog waits until the instance's log holds line.
+func waitLog(t *testing.T, name, line string) {
+	t.Helper()
+	var logs string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if logs = run(t, "logs", name).stdout; strings.Contains(logs, line+"\n") {
+			return
+		}
+	}
+	t.Fatalf("instance %s never logged %q; log:\n%s", name, line, logs)
+}

@@ -37,7 +37,8 @@ type runOpts struct {
 	wd    string   // -w: the guest's first working directory
 	disks listFlag // --disk FILE[:ro]
 
-	detach bool   // -d: run in the background as an instance
+	metrics string // --metrics ADDR: serve Prometheus metrics
+	detach  bool   // -d: run in the background as an instance
 	name   string // --name: the instance's name
 	// Where the guest's stdout and stderr go: unigo's own, or with them
 	// an instance's console.log.
@@ -114,6 +115,7 @@ func runFlags(o *runOpts) *flag.FlagSet {
 	fs.Var(&o.vols, "v", "share the host folder `HOSTDIR:GUESTDIR`[:ro] with the guest, read-write unless :ro,\nor mount a block volume FILE.img:GUESTDIR[:ro] (unigo volume create makes one)\n(repeatable; like docker run -v; GUESTDIR is a folder of the root such as /data)")
 	fs.Var(&o.disks, "disk", "give the guest the host `FILE`[:ro] as a raw block device, /dev/vda, /dev/vdb...\n(repeatable; its size must be a multiple of 512 bytes)")
 	fs.StringVar(&o.wd, "w", "", "the guest's working `directory` at start (default /), such as a -v folder")
+	fs.StringVar(&o.metrics, "metrics", "", "serve the instance's metrics (vCPU time, VM exits, memory touched, network and\ndisk bytes, uptime) in Prometheus's text format at http://`ADDR`/metrics, such as\n127.0.0.1:9100 (own monitor only)")
 	fs.BoolVar(&o.detach, "d", false, "run in the background as an instance: print its name and return\n(unigo ps, logs, stop, kill and rm operate it)")
 	fs.StringVar(&o.name, "name", "", "the instance's `name` (default: the image's); without -d the instance runs in the\nforeground and its output also goes to its log")
 	fs.Var(&o.ports, "p", "forward `HOST:GUEST`[/tcp|/udp]: host port HOST on 127.0.0.1 to the guest's port GUEST\n(repeatable; like docker run -p)")
@@ -284,6 +286,9 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 	default:
 		return fmt.Errorf("--vmm %q: want kvm or qemu", o.vmm)
 	}
+	if o.vmm == "qemu" && o.metrics != "" {
+		return errors.New("--metrics: the counters are the own monitor's; under QEMU, use its monitor (QMP) or leave out --vmm qemu")
+	}
 	if o.vmm == "qemu" {
 		switch o.qemuM {
 		case "", "microvm", "q35", "pc":
@@ -377,6 +382,17 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 		return err
 	}
 	defer m.Close()
+	if o.metrics != "" {
+		imgName := filepath.Base(imgPath)
+		if curInstance != nil {
+			imgName = curInstance.meta.Image
+		}
+		stop, err := serveMetrics(o.metrics, imgName, m.Stats)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if tmp != "" {
 		os.RemoveAll(tmp) // the mapped image stays readable
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -286,4 +287,156 @@ func waitLog(t *testing.T, name, line string) {
 		}
 	}
 	t.Fatalf("instance %s never logged %q; log:\n%s", name, line, logs)
+}
+
+// scrape GETs a Prometheus text exposition and parses it strictly: every
+// sample's family has its HELP and TYPE first, a family's samples are
+// together, and every value is a number. It returns the samples by
+// name{labels}.
+func scrape(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+		t.Errorf("Content-Type %q", ct)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	samples := map[string]float64{}
+	typed := map[string]string{}
+	helped := map[string]bool{}
+	done := map[string]bool{} // families whose samples have ended
+	last := ""
+	for _, line := range strings.Split(strings.TrimSuffix(string(body), "\n"), "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == "#" {
+			switch f[1] {
+			case "HELP":
+				helped[f[2]] = true
+			case "TYPE":
+				if len(f) != 4 || (f[3] != "counter" && f[3] != "gauge") {
+					t.Fatalf("bad TYPE line %q", line)
+				}
+				typed[f[2]] = f[3]
+			}
+			continue
+		}
+		sp := strings.LastIndexByte(line, ' ')
+		if sp < 0 {
+			t.Fatalf("bad sample line %q", line)
+		}
+		key, val := line[:sp], line[sp+1:]
+		name := key
+		if i := strings.IndexByte(key, '{'); i >= 0 {
+			name = key[:i]
+			if !strings.HasSuffix(key, "}") {
+				t.Fatalf("bad labels in %q", line)
+			}
+		}
+		if !helped[name] || typed[name] == "" {
+			t.Fatalf("sample %q before its HELP and TYPE", line)
+		}
+		if name != last {
+			if done[name] {
+				t.Fatalf("family %s's samples are not together", name)
+			}
+			done[last] = true
+			last = name
+		}
+		var v float64
+		if _, err := fmt.Sscan(val, &v); err != nil {
+			t.Fatalf("value of %q: %v", line, err)
+		}
+		if strings.HasSuffix(name, "_total") && typed[name] != "counter" {
+			t.Errorf("%s is a %s, named as a counter", name, typed[name])
+		}
+		samples[key] = v
+	}
+	return samples
+}
+
+// TestMetrics scrapes unigo run --metrics of a server under requests and of
+// a program using a disk, and checks the counters against what they did.
+func TestMetrics(t *testing.T) {
+	needKVM(t)
+	t.Run("network", func(t *testing.T) {
+		port, mport := freePort(t), freePort(t)
+		cmd, _, stderr := startRun(t, "serving", "run", "--metrics", fmt.Sprintf("127.0.0.1:%d", mport), "-p", fmt.Sprintf("%d:80", port), image(t, "graceful"))
+		url := fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)
+		waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/", port), stderr)
+		before := scrape(t, url)
+		const n = 20
+		for range n {
+			waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/", port), stderr)
+		}
+		after := scrape(t, url)
+		for _, k := range []string{"unigo_uptime_seconds", "unigo_vcpu_seconds_total", `unigo_vm_exits_total{reason="mmio"}`,
+			`unigo_hypercalls_total{call="halt"}`, "unigo_guest_memory_touched_bytes"} {
+			if after[k] <= 0 {
+				t.Errorf("%s = %v, want more than 0", k, after[k])
+			}
+		}
+		if after["unigo_guest_memory_touched_bytes"] > after["unigo_guest_memory_bytes"] || after["unigo_guest_memory_bytes"] != 128<<20 {
+			t.Errorf("memory touched %v of %v", after["unigo_guest_memory_touched_bytes"], after["unigo_guest_memory_bytes"])
+		}
+		if after["unigo_uptime_seconds"] <= before["unigo_uptime_seconds"] {
+			t.Errorf("uptime went from %v to %v", before["unigo_uptime_seconds"], after["unigo_uptime_seconds"])
+		}
+		// Each request (on one kept-alive connection) is at least a frame
+		// and a hundred bytes each way.
+		for _, k := range []string{"unigo_network_receive_bytes_total", "unigo_network_transmit_bytes_total"} {
+			if d := after[k] - before[k]; d < n*100 {
+				t.Errorf("%s grew by %v over %d requests", k, d, n)
+			}
+		}
+		if d := after["unigo_network_receive_frames_total"] - before["unigo_network_receive_frames_total"]; d < n {
+			t.Errorf("%v frames received over %d requests", d, n)
+		}
+		if after[`unigo_info{image="graceful.img",instance="",version="devel",abi="1"}`] != 1 {
+			t.Errorf("unigo_info missing: %v", after)
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	t.Run("disk", func(t *testing.T) {
+		disk := filepath.Join(t.TempDir(), "disk")
+		const size = 1 << 20
+		if err := os.WriteFile(disk, make([]byte, size), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mport := freePort(t)
+		cmd, _, _ := startRun(t, fmt.Sprintf("read %d wrote %d", size, 64<<10), "run", "--metrics", fmt.Sprintf("127.0.0.1:%d", mport), "--disk", disk, image(t, "diskio"))
+		m := scrape(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", mport))
+		if v := m[`unigo_disk_read_bytes_total{disk="vda"}`]; v < size {
+			t.Errorf("read bytes %v, want at least the disk's %d", v, size)
+		}
+		if v := m[`unigo_disk_written_bytes_total{disk="vda"}`]; v < 64<<10 {
+			t.Errorf("written bytes %v, want at least 64 KiB", v)
+		}
+		if m[`unigo_disk_flushes_total{disk="vda"}`] < 1 || m[`unigo_disk_reads_total{disk="vda"}`] < 1 || m[`unigo_disk_writes_total{disk="vda"}`] < 1 {
+			t.Errorf("requests: %v", m)
+		}
+		if _, ok := m["unigo_network_receive_bytes_total"]; ok {
+			t.Error("network counters for a guest without a network device")
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	t.Run("refused", func(t *testing.T) {
+		ln := freePort(t)
+		hold, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", ln))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer hold.Close()
+		r := run(t, "run", "--metrics", fmt.Sprintf("127.0.0.1:%d", ln), image(t, "signals"))
+		if r.code != 125 || !strings.Contains(r.stderr, "--metrics") || !strings.Contains(r.stderr, "address already in use") {
+			t.Errorf("a taken address: exit %d\n%s", r.code, r.stderr)
+		}
+		r = run(t, "run", "--vmm", "qemu", "--metrics", "127.0.0.1:0", image(t, "signals"))
+		if r.code != 125 || !strings.Contains(r.stderr, "own monitor") {
+			t.Errorf("under QEMU: exit %d\n%s", r.code, r.stderr)
+		}
+	})
 }

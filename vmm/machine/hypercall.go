@@ -16,6 +16,7 @@ func (m *Machine) hypercall(nr uint64) (done bool, status int, err error) {
 		return v
 	}
 	ret := func(v uint64) { m.mem.PutU64(abi.HcPageAddr+abi.HcRet, v) }
+	m.stats.hcall(nr)
 	switch nr {
 	case abi.HcExit:
 		return true, int(int32(arg(abi.HcA0))), nil

@@ -54,6 +54,7 @@ type Machine struct {
 	disks      []*virtio.Blk
 	devPending atomic.Bool   // the device raised its interrupt
 	wake       chan struct{} // ends a halt early: the device has work
+	stats      counters
 }
 
 // tick is the period of the guest's timer interrupt.
@@ -290,6 +291,8 @@ func (m *Machine) Run() (int, error) {
 		return 0, err
 	}
 	abi.SetClock(m.info, uint64(time.Now().UnixNano()), tsc)
+	m.stats.started.Store(time.Now().UnixNano())
+	m.stats.tid.Store(int32(syscall.Gettid()))
 	run := m.cpu.Run
 	stop := m.startTicker()
 	defer stop()
@@ -320,6 +323,7 @@ func (m *Machine) Run() (int, error) {
 			}
 			if delivered {
 				m.devPending.Store(false)
+				m.stats.injected[1].Add(1)
 			}
 		} else if pending {
 			delivered, err := m.inject(abi.TimerVector)
@@ -327,16 +331,21 @@ func (m *Machine) Run() (int, error) {
 				return 0, m.crash(err.Error())
 			}
 			pending = !delivered
+			if delivered {
+				m.stats.injected[0].Add(1)
+			}
 		}
 		m.inRun.Store(true)
 		err := m.cpu.RunOnce()
 		m.inRun.Store(false)
 		if err != nil {
 			if errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) {
+				m.stats.exit(kvm.ExitIntr)
 				continue
 			}
 			return 0, m.crash(fmt.Sprintf("KVM_RUN failed: %v", err))
 		}
+		m.stats.exit(run.ExitReason)
 		switch run.ExitReason {
 		case kvm.ExitMMIO:
 			ioPending = true

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -37,6 +38,13 @@ type Blk struct {
 	readOnly bool
 	raise    func()
 	fail     func(error)
+	Counters BlkCounters
+}
+
+// BlkCounters count a block device's requests and bytes. Safe to read while
+// it runs.
+type BlkCounters struct {
+	Reads, ReadBytes, Writes, WriteBytes, Flushes atomic.Uint64
 }
 
 // NewBlk returns a device for file, whose size (a multiple of 512 bytes) is
@@ -129,10 +137,18 @@ func (d *Blk) request(out, in [][]byte) (uint32, error) {
 			}
 			off += int64(len(b))
 		}
+		if *status == blkOK && typ == blkIn {
+			d.Counters.Reads.Add(1)
+			d.Counters.ReadBytes.Add(total)
+		} else if *status == blkOK {
+			d.Counters.Writes.Add(1)
+			d.Counters.WriteBytes.Add(total)
+		}
 	case blkFlush:
 		if err := syscall.Fdatasync(int(d.file.Fd())); err != nil {
 			*status = blkIOErr
 		}
+		d.Counters.Flushes.Add(1)
 	case blkGetID:
 		id := []byte(d.id)
 		for _, b := range data {

@@ -2,6 +2,7 @@ package virtio
 
 import (
 	"encoding/binary"
+	"sync/atomic"
 
 	"unigo.dev/unigo/proto/p9"
 )
@@ -15,6 +16,8 @@ type P9 struct {
 	serve func(req []byte) []byte // a 9P request to its reply
 	raise func()
 	fail  func(error)
+	// Counters count the 9P requests served and their bytes, both ways.
+	Counters struct{ Requests, BytesIn, BytesOut atomic.Uint64 }
 }
 
 // NewP9 returns a device whose configuration names the share tag (at most
@@ -39,6 +42,9 @@ func (d *P9) request(out, in [][]byte) (uint32, error) {
 		req = append(req, b...)
 	}
 	resp := d.serve(req)
+	d.Counters.Requests.Add(1)
+	d.Counters.BytesIn.Add(uint64(len(req)))
+	d.Counters.BytesOut.Add(uint64(len(resp)))
 	n := 0
 	for _, b := range in {
 		n += copy(b, resp[n:])

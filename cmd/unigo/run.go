@@ -39,7 +39,7 @@ type runOpts struct {
 
 	metrics string // --metrics ADDR: serve Prometheus metrics
 	detach  bool   // -d: run in the background as an instance
-	name   string // --name: the instance's name
+	name    string // --name: the instance's name
 	// Where the guest's stdout and stderr go: unigo's own, or with them
 	// an instance's console.log.
 	stdout, stderr io.Writer

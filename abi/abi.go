@@ -82,6 +82,24 @@ const (
 	HcUnimplemented = 4 // A0 = system call number the kernel does not implement (debug only).
 	HcFatal         = 5 // A1 = length of a message at HcBufAddr. The kernel gave up. Does not return.
 	HcFault         = 6 // A0 = GPA of the faulting context (Frame* words), A1 = faulting address. Does not return.
+	HcDebug         = 7 // A0 = Debug* why, A1 = count of DebugThread entries at HcBufAddr, the stopped one first. Returns when the debugger resumes.
+)
+
+// With BootFlagDebugger, a breakpoint (#BP) or single-step trap (#DB) in user
+// code, or the monitor's request (CsDebugStop), stops the guest in HcDebug:
+// the monitor's debugger reads and changes the threads' user contexts in
+// guest memory, and sets RFLAGS.TF in one to step it.
+const (
+	DebugBreak = 1 // INT3: the context's RIP is after it
+	DebugStep  = 2 // a single step (#DB)
+	DebugStop  = 3 // the monitor asked
+
+	// A DebugThread entry: the thread's id, the GPA of its user context
+	// (Frame* words; the kernel resumes it from there), its FS base.
+	DtTID    = 0
+	DtFrame  = 8
+	DtFSBase = 16
+	DtSize   = 24
 )
 
 // Frame is the register context the kernel saves on a trap, in its memory
@@ -139,6 +157,8 @@ const (
 	CsHostSignals = 56 // u64 signals the host sends the process, bit sig-1: the monitor
 	//                    ORs bits in atomically and wakes a halted guest; the kernel
 	//                    takes them with an exchange at each tick and after each halt
+	CsDebugStop = 64 // u64 set to 1 by the monitor to stop the guest for its debugger
+	//                  (BootFlagDebugger); taken as CsHostSignals is
 
 	CsFlagSoftIntr = 1 << 0 // deliver the timer by soft interrupts
 )

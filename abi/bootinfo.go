@@ -27,7 +27,8 @@ const (
 
 // Boot flags.
 const (
-	BootFlagDebug = 1 << 0 // report unimplemented system calls through HcUnimplemented
+	BootFlagDebug    = 1 << 0 // report unimplemented system calls through HcUnimplemented
+	BootFlagDebugger = 1 << 1 // a debugger is attached: user #BP and #DB, and CsDebugStop, go to HcDebug
 )
 
 // Memory map entry types, as in the e820 map (ACPI 6.5 §15).

@@ -17,7 +17,7 @@ Usage:
   unigo build [-o image] [-v] [-tags t] [-ldflags f] [-trimpath] [package]
   unigo run [-d] [--name NAME] [-m size] [-e KEY=VAL]... [-p HOST:GUEST]...
             [-v HOSTDIR|FILE.img:/NAME[:ro]]... [--disk FILE[:ro]]... [-w DIR] [--debug]
-            [--vmm kvm|qemu] image-or-package [-- args...]
+            [--metrics ADDR] [--gdb ADDR] [--vmm kvm|qemu] image-or-package [-- args...]
   unigo ps [--json]
   unigo logs [-f] [--tail N] NAME
   unigo stop [-t SECONDS] NAME...

@@ -38,6 +38,7 @@ type runOpts struct {
 	disks listFlag // --disk FILE[:ro]
 
 	metrics string // --metrics ADDR: serve Prometheus metrics
+	gdb     string // --gdb ADDR: wait for a debugger there
 	detach  bool   // -d: run in the background as an instance
 	name    string // --name: the instance's name
 	// Where the guest's stdout and stderr go: unigo's own, or with them
@@ -116,6 +117,7 @@ func runFlags(o *runOpts) *flag.FlagSet {
 	fs.Var(&o.disks, "disk", "give the guest the host `FILE`[:ro] as a raw block device, /dev/vda, /dev/vdb...\n(repeatable; its size must be a multiple of 512 bytes)")
 	fs.StringVar(&o.wd, "w", "", "the guest's working `directory` at start (default /), such as a -v folder")
 	fs.StringVar(&o.metrics, "metrics", "", "serve the instance's metrics (vCPU time, VM exits, memory touched, network and\ndisk bytes, uptime) in Prometheus's text format at http://`ADDR`/metrics, such as\n127.0.0.1:9100 (own monitor only)")
+	fs.StringVar(&o.gdb, "gdb", "", "wait for a debugger (gdb's target remote) at `ADDR`, such as 127.0.0.1:1234, with the\nguest stopped at runtime.main, before package initialization (own monitor only)")
 	fs.BoolVar(&o.detach, "d", false, "run in the background as an instance: print its name and return\n(unigo ps, logs, stop, kill and rm operate it)")
 	fs.StringVar(&o.name, "name", "", "the instance's `name` (default: the image's); without -d the instance runs in the\nforeground and its output also goes to its log")
 	fs.Var(&o.ports, "p", "forward `HOST:GUEST`[/tcp|/udp]: host port HOST on 127.0.0.1 to the guest's port GUEST\n(repeatable; like docker run -p)")
@@ -286,6 +288,9 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 	default:
 		return fmt.Errorf("--vmm %q: want kvm or qemu", o.vmm)
 	}
+	if o.vmm == "qemu" && o.gdb != "" {
+		return errors.New("--gdb: the debugger stub is the own monitor's; leave out --vmm qemu (QEMU has its own: -gdb)")
+	}
 	if o.vmm == "qemu" && o.metrics != "" {
 		return errors.New("--metrics: the counters are the own monitor's; under QEMU, use its monitor (QMP) or leave out --vmm qemu")
 	}
@@ -377,6 +382,14 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 	} else if len(o.ports) > 0 || (o.net != "user" && o.net != "") {
 		return errors.New("-p, --net: the program does not use package net, so its image has no network stack")
 	}
+	var dbg *debugSession
+	if o.gdb != "" {
+		if dbg, err = listenGDB(o.gdb); err != nil {
+			return err
+		}
+		defer dbg.close()
+		cfg.Debugger = dbg
+	}
 	m, err := machine.New(img, cfg)
 	if err != nil {
 		return err
@@ -393,11 +406,16 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 		}
 		defer stop()
 	}
-	if tmp != "" {
+	if tmp != "" && o.gdb == "" { // a debugger reads its symbols from the file
 		os.RemoveAll(tmp) // the mapped image stays readable
 	}
 
 	started()
+	if dbg != nil {
+		if err := dbg.accept(imgPath, m.RequestDebugStop); err != nil {
+			return err
+		}
+	}
 	stop := forwardSignals(m.Signal, func() {})
 	defer stop()
 	return exitStatus(m.Run())

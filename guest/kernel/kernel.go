@@ -50,7 +50,8 @@ var (
 	userFS     uintptr // its user FS base
 	handlerCPL uint8   // CPL of the syscall handler: 0 architecturally, 3 on paging-based KVMs
 
-	debug bool // BootFlagDebug
+	debug    bool // BootFlagDebug
+	debugger bool // BootFlagDebugger: the monitor's debugger takes user #BP and #DB
 
 	bootStack [256 << 10]byte // the process stack of the first thread: argc, argv, envp, auxv
 )
@@ -135,6 +136,7 @@ func kinit(bootInfo uintptr) uintptr {
 		fatal("boot info has a wrong magic or version")
 	}
 	debug = load64(bootInfo+abi.BiFlags)&abi.BootFlagDebug != 0
+	debugger = !pvh && load64(bootInfo+abi.BiFlags)&abi.BootFlagDebugger != 0
 	if !pvh {
 		cmdlineDevices(uintptr(load64(bootInfo + abi.BiCmdline)))
 	}

@@ -76,6 +76,7 @@ func takeHostSignals() {
 			}
 		}
 	}
+	debugStopRequested()
 	set := xchg64(abi.CPUStateAddr+abi.CsHostSignals, 0)
 	for sig := uintptr(1); set != 0; sig++ {
 		if set&1 != 0 {

@@ -77,6 +77,9 @@ func syscall(f *trapFrame) {
 	}
 	volBoundary()
 	deliverSignals(f)
+	if f.rflags&rflagsTF != 0 {
+		fullReturn = 1 // the debugger steps this thread: only IRETQ loads TF
+	}
 }
 
 //go:nosplit

@@ -18,6 +18,7 @@ const (
 	vecSyscall = 0x100 // trapFrame.vector of a system call: no hardware vector
 
 	rflagsIF = 1 << 9
+	rflagsTF = 1 << 8 // trap flag: #DB after the next instruction (single step)
 
 	// Vector state save area per thread: XSAVE needs 64-byte alignment and
 	// as much as the components in XCR0 take (2440 bytes with AVX, AVX-512
@@ -190,6 +191,14 @@ func trap(f *trapFrame) {
 	}
 	lo := uintptr(unsafe.Pointer(&kstacks[0][0]))
 	inKernel := uintptr(f.rsp) >= lo && uintptr(f.rsp) < kstackTopOf(maxThreads)
+	if debugger && !inKernel && (f.vector == 1 || f.vector == 3) {
+		why := uint64(abi.DebugBreak)
+		if f.vector == 1 {
+			why = abi.DebugStep
+		}
+		debugTrap(f, why)
+		return
+	}
 	if sig == 0 || inKernel {
 		for {
 			hcall(abi.HcFault, uint64(uintptr(unsafe.Pointer(f))), addr)

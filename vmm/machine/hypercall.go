@@ -19,7 +19,11 @@ func (m *Machine) hypercall(nr uint64) (done bool, status int, err error) {
 	m.stats.hcall(nr)
 	switch nr {
 	case abi.HcExit:
-		return true, int(int32(arg(abi.HcA0))), nil
+		status := int(int32(arg(abi.HcA0)))
+		if m.cfg.Debugger != nil {
+			m.cfg.Debugger.Exited(status)
+		}
+		return true, status, nil
 	case abi.HcConsoleWrite:
 		fd, n := arg(abi.HcA0), arg(abi.HcA1)
 		if n > abi.HcBufSize {
@@ -75,6 +79,12 @@ func (m *Machine) hypercall(nr uint64) (done bool, status int, err error) {
 		return false, 0, fmt.Errorf("kernel: %s", b)
 	case abi.HcFault:
 		return false, 0, m.fault(arg(abi.HcA0), arg(abi.HcA1))
+	case abi.HcDebug:
+		kill, err := m.debugStop(arg(abi.HcA0), arg(abi.HcA1))
+		if kill {
+			return true, 128 + 9, nil // as SIGKILL ends a process
+		}
+		return false, 0, err
 	default:
 		return false, 0, fmt.Errorf("unknown hypercall %d", nr)
 	}

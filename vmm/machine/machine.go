@@ -32,6 +32,9 @@ type Config struct {
 	Net     NetBackend // a network behind a virtio-net device; nil: no device
 	Shares  []Share    // host directories, each behind a virtio 9P device
 	Disks   []Disk     // host files, each behind a virtio-blk device
+	// Debugger, if set, takes the guest's breakpoints and steps; the guest
+	// first stops for it at runtime.main (firstUserPC).
+	Debugger Debugger
 }
 
 // Machine is one VM running one image.
@@ -55,6 +58,9 @@ type Machine struct {
 	devPending atomic.Bool   // the device raised its interrupt
 	wake       chan struct{} // ends a halt early: the device has work
 	stats      counters
+
+	entryStop uint64 // the monitor's breakpoint at the runtime's entry, until hit
+	entryByte byte   // the byte it replaced
 }
 
 // tick is the period of the guest's timer interrupt.
@@ -114,6 +120,12 @@ func New(img *Image, cfg Config) (*Machine, error) {
 	if err := m.setup(); err != nil {
 		m.Close()
 		return nil, err
+	}
+	if cfg.Debugger != nil {
+		if err := m.plantEntryStop(); err != nil {
+			m.Close()
+			return nil, err
+		}
 	}
 	m.startShares()
 	if err := m.startDisks(); err != nil {
@@ -255,6 +267,9 @@ func (m *Machine) writeBootInfo() error {
 	}
 	if m.cfg.Debug {
 		bi.Flags |= abi.BootFlagDebug
+	}
+	if m.cfg.Debugger != nil {
+		bi.Flags |= abi.BootFlagDebugger
 	}
 	info, _ := m.mem.Slice(abi.BootInfoAddr, abi.BiSize)
 	strs, _ := m.mem.Slice(abi.StringsAddr, abi.StringsSize)

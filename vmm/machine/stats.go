@@ -20,7 +20,7 @@ type counters struct {
 	started  atomic.Int64 // UnixNano when Run began; 0 before
 	tid      atomic.Int32 // the vCPU thread
 	exits    [32]atomic.Uint64
-	hcalls   [abi.HcFault + 1]atomic.Uint64
+	hcalls   [abi.HcDebug + 1]atomic.Uint64
 	injected [2]atomic.Uint64 // the timer's and the devices' interrupts
 }
 
@@ -67,7 +67,7 @@ type ShareStats struct {
 
 var hcallNames = map[uint64]string{
 	abi.HcExit: "exit", abi.HcConsoleWrite: "console_write", abi.HcHalt: "halt",
-	abi.HcUnimplemented: "unimplemented", abi.HcFatal: "fatal", abi.HcFault: "fault",
+	abi.HcUnimplemented: "unimplemented", abi.HcFatal: "fatal", abi.HcFault: "fault", abi.HcDebug: "debug",
 }
 
 // Stats returns the machine's counters. Safe to call from any goroutine

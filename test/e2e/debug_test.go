@@ -1,0 +1,189 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startDebuggee starts unigo run --gdb on a free port and returns it and
+// the address, once it waits for the debugger.
+func startDebuggee(t *testing.T, img string, args ...string) (*exec.Cmd, *strings.Builder, *strings.Builder, string) {
+	t.Helper()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cmd := exec.Command(unigoBin, append([]string{"run", "--gdb", addr, img}, args...)...)
+	stdout, stderr := new(strings.Builder), new(strings.Builder)
+	cmd.Stdout = stdout
+	pr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	r := bufio.NewReader(pr)
+	line, _ := r.ReadString('\n')
+	if !strings.Contains(line, "waiting for a debugger at "+addr) {
+		t.Fatalf("first stderr line %q", line)
+	}
+	stderr.WriteString(line)
+	go func() {
+		b := make([]byte, 4096)
+		for {
+			n, err := r.Read(b)
+			stderr.Write(b[:n])
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return cmd, stdout, stderr, addr
+}
+
+// TestGDB debugs a guest with gdb in batch mode: a breakpoint on a
+// function, its arguments, a global variable, the backtrace, the threads,
+// a single step, a register changed so that the function returns another
+// value, and the exit.
+func TestGDB(t *testing.T) {
+	needKVM(t)
+	gdb, err := exec.LookPath("gdb")
+	if err != nil {
+		t.Skip("gdb is not installed (Debian: apt-get install gdb)")
+	}
+	img := image(t, "debugme")
+	cmd, stdout, stderr, addr := startDebuggee(t, img)
+	out, err := exec.Command(gdb, "-batch", "-nx",
+		"-ex", "target remote "+addr,
+		"-ex", "break main.add",
+		"-ex", "continue",
+		"-ex", "print main.counter",
+		"-ex", "bt",
+		"-ex", "info threads",
+		"-ex", "set var $rbx = 5", // b, in the Go register ABI
+		"-ex", "stepi",
+		"-ex", "info registers rip",
+		"-ex", "continue",
+		img).CombinedOutput()
+	if err != nil {
+		t.Fatalf("gdb: %v\n%s", err, out)
+	}
+	cmd.Wait()
+	for _, want := range []string{
+		`runtime.main \(\) at .*proc.go`,                 // the first stop
+		`hit Breakpoint 1, main.add \(a=41, b=1`,         // the breakpoint, with the arguments
+		`\$1 = 41`,                                       // a global variable
+		`#0  main.add .*\n#1  0x[0-9a-f]+ in main.main`,  // the backtrace
+		`\* 1    Thread 1 .*main.add`,                    // the threads: this one,
+		`\n  2    Thread 2 `,                             // and the runtime's others
+		`rip +0x[0-9a-f]+ +0x[0-9a-f]+ <main.add\+[1-9]`, // one instruction further
+		`exited normally`,
+	} {
+		if !regexp.MustCompile(want).Match(out) {
+			t.Errorf("gdb's output lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("gdb:\n%s\nunigo stderr:\n%s", out, stderr)
+	}
+	if stdout.String() != "counter is 46\n" || cmd.ProcessState.ExitCode() != 0 { // 41+5: the register was written
+		t.Fatalf("the guest printed %q, exit %d", stdout, cmd.ProcessState.ExitCode())
+	}
+}
+
+// rspClient speaks GDB's remote protocol in acknowledgement mode.
+type rspClient struct {
+	t *testing.T
+	c net.Conn
+	r *bufio.Reader
+}
+
+func (k *rspClient) send(p string) {
+	var sum byte
+	for i := 0; i < len(p); i++ {
+		sum += p[i]
+	}
+	fmt.Fprintf(k.c, "$%s#%02x", p, sum)
+}
+
+// recv returns the next packet, acknowledging it.
+func (k *rspClient) recv() string {
+	k.c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		b, err := k.r.ReadByte()
+		if err != nil {
+			k.t.Fatalf("read: %v", err)
+		}
+		if b != '$' {
+			continue // '+' acknowledgements
+		}
+		p, err := k.r.ReadString('#')
+		if err != nil {
+			k.t.Fatalf("read: %v", err)
+		}
+		k.r.Discard(2)
+		k.c.Write([]byte("+"))
+		return strings.TrimSuffix(p, "#")
+	}
+}
+
+func (k *rspClient) ask(p string) string { k.send(p); return k.recv() }
+
+// TestGDBInterrupt drives the stub with the raw protocol: the debugger's
+// Ctrl-C stops a running guest, memory reads and writes, a breakpoint
+// outside mapped memory is refused, and after detaching the guest runs on.
+func TestGDBInterrupt(t *testing.T) {
+	needKVM(t)
+	cmd, stdout, stderr, addr := startDebuggee(t, image(t, "signals"))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	k := &rspClient{t: t, c: c, r: bufio.NewReader(c)}
+	if r := k.ask("qSupported:swbreak+"); !strings.Contains(r, "swbreak+") {
+		t.Fatalf("qSupported: %q", r)
+	}
+	if r := k.ask("?"); !strings.HasPrefix(r, "T05thread:1;") {
+		t.Fatalf("first stop: %q", r)
+	}
+	k.send("c")
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(stdout.String(), "ready"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the guest never got ready; stderr:\n%s", stderr)
+		}
+	}
+	c.Write([]byte{0x03})
+	if r := k.recv(); !strings.HasPrefix(r, "T02thread:") {
+		t.Fatalf("after Ctrl-C: %q", r)
+	}
+	g := k.ask("g")
+	if len(g) != 2*164 {
+		t.Fatalf("g: %d hex digits, want %d", len(g), 2*164)
+	}
+	if r := k.ask("m0,8"); r != "E14" {
+		t.Errorf("reading page 0: %q, want E14", r)
+	}
+	if r := k.ask("Z0,8,1"); r != "E14" {
+		t.Errorf("a breakpoint in page 0: %q, want E14", r)
+	}
+	threads := k.ask("qfThreadInfo")
+	if ids := strings.Split(strings.TrimPrefix(threads, "m"), ","); threads[0] != 'm' || len(ids) < 2 || !strings.Contains(","+threads[1:]+",", ",1,") || k.ask("qsThreadInfo") != "l" {
+		t.Errorf("threads: %q", threads)
+	}
+	if r := k.ask("D"); r != "OK" {
+		t.Fatalf("detach: %q", r)
+	}
+	c.Close()
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 7 || !strings.Contains(stdout.String(), "got terminated") {
+		t.Fatalf("after detaching, SIGTERM: exit %d, stdout %q\n%s", code, stdout, stderr)
+	}
+}

@@ -60,6 +60,9 @@ func sysMmap(f *trapFrame) uintptr {
 	return addr
 }
 
+// eagerReserve is the least number of frames an eager commit leaves free.
+const eagerReserve = 8 << 20 / pageSize
+
 // commit backs the pages [start, end) that mmap or mprotect makes
 // accessible (zeroing those already mapped if zero is set). While frames are
 // plentiful it backs them now: a page fault costs about 80 µs on a
@@ -69,10 +72,18 @@ func sysMmap(f *trapFrame) uintptr {
 // frames could back the whole range now: otherwise the call fails with
 // ENOMEM and the Go runtime reports its own out-of-memory error.
 //
+//
+// The reserve left after an eager commit is at least eagerReserve: a
+// populated 4 MiB arena takes frames whether touched or not, so in a small
+// guest a commit backed now makes a later one fail that lazy backing lets
+// through. With a quarter of the pool alone, hello in 12 MiB (1,430 frames)
+// went either way, by whether a few frames had gone before its first
+// arena's commit.
+//
 //go:nosplit
 func commit(start, end uintptr, zero bool) bool {
 	need := (end - start) / pageSize
-	if framesAvail() >= need+poolFrames/4 {
+	if framesAvail() >= need+max(poolFrames/4, eagerReserve) {
 		return populate(start, end, zero)
 	}
 	if framesAvail() < need {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -242,6 +243,40 @@ func TestInstances(t *testing.T) {
 		if r := run(t, "stop", "victim"); r.code != 0 {
 			t.Errorf("stop of a dead instance: exit %d\n%s", r.code, r.stderr)
 		}
+		// State a host crash leaves: a live pid that is another process
+		// now, or the same pid in another boot, is not the instance.
+		meta := filepath.Join(state, "unigo", "instances", "victim", "instance.json")
+		b, err := os.ReadFile(meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		json.Unmarshal(b, &m)
+		for _, c := range []struct {
+			what string
+			set  func()
+		}{
+			{"a reused pid", func() { m["pid"] = os.Getpid() }},
+			{"another boot", func() { m["pid"], m["start"] = os.Getpid(), procStartOf(t, os.Getpid()); m["bootId"] = "another-boot" }},
+		} {
+			c.set()
+			b, _ = json.Marshal(m)
+			os.WriteFile(meta, b, 0o600)
+			if e := ps(t)["victim"]; e.State != "dead" {
+				t.Errorf("%s: ps says %+v", c.what, e)
+			}
+		}
+		// And with the right start time in this boot, it reads as running:
+		// the check is not always "dead".
+		m["bootId"] = strings.TrimSpace(readFile(t, "/proc/sys/kernel/random/boot_id"))
+		b, _ = json.Marshal(m)
+		os.WriteFile(meta, b, 0o600)
+		if e := ps(t)["victim"]; e.State != "running" || e.PID != os.Getpid() {
+			t.Errorf("a live process with its start time: ps says %+v", e)
+		}
+		m["pid"] = 0
+		b, _ = json.Marshal(m)
+		os.WriteFile(meta, b, 0o600)
 	})
 
 	t.Run("under QEMU", func(t *testing.T) {
@@ -439,4 +474,25 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("under QEMU: exit %d\n%s", r.code, r.stderr)
 		}
 	})
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// procStartOf is field 22 of /proc/PID/stat, the process's start time.
+func procStartOf(t *testing.T, pid int) uint64 {
+	t.Helper()
+	s := readFile(t, fmt.Sprintf("/proc/%d/stat", pid))
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	v, err := strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -72,7 +72,6 @@ const eagerReserve = 8 << 20 / pageSize
 // frames could back the whole range now: otherwise the call fails with
 // ENOMEM and the Go runtime reports its own out-of-memory error.
 //
-//
 // The reserve left after an eager commit is at least eagerReserve: a
 // populated 4 MiB arena takes frames whether touched or not, so in a small
 // guest a commit backed now makes a later one fail that lazy backing lets

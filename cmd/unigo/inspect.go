@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"unigo.dev/unigo"
 	"unigo.dev/unigo/abi"
 	"unigo.dev/unigo/vmm/machine"
 )
@@ -35,6 +36,7 @@ type inspection struct {
 	GoVersion  string
 	Settings   map[string]string // build settings (-tags, -ldflags, CGO_ENABLED, GOARCH...)
 	Deps       []string          // modules, with versions
+	NetDeps    []string          `json:",omitempty"` // those of Deps the network component brings (the program may need them too)
 	Components []string
 	Memory     struct {
 		Start, End uint64 // guest-physical range of the image
@@ -125,15 +127,25 @@ func inspect(path string) (*inspection, error) {
 	}
 	if syms, err := f.Symbols(); err == nil {
 		in.Parts = map[string]uint64{}
+		// The modules gVisor needs come with the network component; the
+		// program may need some of them too, and then shares their code.
+		netMods := map[string]bool{}
+		if img.Flags&abi.NoteFlagNet != 0 {
+			netMods = kernelModules()
+		}
 		mods := []string{bi.Main.Path}
 		for _, d := range bi.Deps {
-			mods = append(mods, d.Path)
+			if !netMods[d.Path] {
+				mods = append(mods, d.Path)
+			} else {
+				in.NetDeps = append(in.NetDeps, d.Path)
+			}
 		}
 		for _, s := range syms {
 			t := elf.ST_TYPE(s.Info)
 			if (t == elf.STT_FUNC || t == elf.STT_OBJECT) && s.Section != elf.SHN_UNDEF && int(s.Section) < len(f.Sections) &&
 				f.Sections[s.Section].Flags&elf.SHF_WRITE == 0 {
-				in.Parts[partOf(s.Name, mods)] += s.Size
+				in.Parts[partOf(s.Name, mods, netMods)] += s.Size
 			}
 		}
 	}
@@ -161,8 +173,31 @@ func sectionKind(name string) string {
 	return ""
 }
 
-// partOf names who a symbol's code or data belongs to, from its package.
-func partOf(sym string, modules []string) string {
+// kernelModules returns the modules Unigo's own go.mod requires, which
+// unigo build links the network component with: gVisor and what it needs.
+func kernelModules() map[string]bool {
+	mods := map[string]bool{}
+	b, _ := unigo.KernelSource.ReadFile("go.mod")
+	block := false
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 2 && f[0] == "require" && f[1] == "(":
+			block = true
+		case block && len(f) >= 1 && f[0] == ")":
+			block = false
+		case block && len(f) >= 2:
+			mods[f[0]] = true
+		case len(f) >= 3 && f[0] == "require":
+			mods[f[1]] = true
+		}
+	}
+	return mods
+}
+
+// partOf names who a symbol's code or data belongs to, from its package:
+// netModules are the network component's.
+func partOf(sym string, modules []string, netModules map[string]bool) string {
 	pkg := sym
 	if i := strings.LastIndex(pkg, "/"); i >= 0 {
 		if j := strings.Index(pkg[i:], "."); j >= 0 {
@@ -182,6 +217,11 @@ func partOf(sym string, modules []string) string {
 		return "program and its modules"
 	case strings.HasPrefix(pkg, "go:") || strings.HasPrefix(pkg, "type:"):
 		return "type data and tables"
+	}
+	for m := range netModules {
+		if pkg == m || strings.HasPrefix(pkg, m+"/") {
+			return "network stack (gVisor)"
+		}
 	}
 	for _, m := range modules {
 		if m != "" && (pkg == m || strings.HasPrefix(pkg, m+"/")) {
@@ -235,6 +275,9 @@ func (in *inspection) print() {
 		fmt.Printf(": %s", strings.Join(in.Deps, ", "))
 	}
 	fmt.Println()
+	if len(in.NetDeps) > 0 {
+		fmt.Printf("            (the network component brings %s)\n", strings.Join(in.NetDeps, ", "))
+	}
 }
 
 // printBytes prints a labelled map, largest first.

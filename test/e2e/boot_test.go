@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -594,6 +595,7 @@ func TestInspect(t *testing.T) {
 		Memory     struct{ Start, End, Zeroed, DemandFrom uint64 }
 		Sections   map[string]uint64
 		Parts      map[string]uint64
+		NetDeps    []string
 	}
 	get := func(img string) inspection {
 		out, err := exec.Command(unigoBin, "inspect", "--json", img).Output()
@@ -615,6 +617,10 @@ func TestInspect(t *testing.T) {
 	}
 	if hello.Parts["Unigo kernel"] == 0 || hello.Parts["network stack (gVisor)"] != 0 || httpd.Parts["network stack (gVisor)"] == 0 {
 		t.Errorf("parts: hello %v, httpd %v", hello.Parts, httpd.Parts)
+	}
+	// gVisor's own modules are the network component's, not the program's.
+	if !slices.Contains(httpd.NetDeps, "gvisor.dev/gvisor") || !slices.Contains(httpd.NetDeps, "github.com/google/btree") || len(hello.NetDeps) != 0 {
+		t.Errorf("network component's modules: httpd %q, hello %q", httpd.NetDeps, hello.NetDeps)
 	}
 	// httpd ends with Go's 32 MiB FIPS buffer: the own monitor backs it on first touch
 	// (from the first 2 MiB boundary in it).

@@ -49,9 +49,7 @@ func (t *mmioTransport) read(off uintptr) uint32 {
 	return atomic.LoadUint32((*uint32)(physPtr(t.base + off)))
 }
 
-func (t *mmioTransport) write(off uintptr, v uint32) {
-	atomic.StoreUint32((*uint32)(physPtr(t.base+off)), v)
-}
+func (t *mmioTransport) write(off uintptr, v uint32) { mmioWrite32(t.base+off, v) }
 
 func (t *mmioTransport) status() uint32     { return t.read(mmioStatus) }
 func (t *mmioTransport) setStatus(s uint32) { t.write(mmioStatus, s) }

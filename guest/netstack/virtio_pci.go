@@ -221,4 +221,10 @@ func mmioRead16(a uintptr) uint16 { return *(*uint16)(physPtr(a)) }
 func mmioWrite16(a uintptr, v uint16) { *(*uint16)(physPtr(a)) = v }
 
 func mmioRead32(a uintptr) uint32     { return atomic.LoadUint32((*uint32)(physPtr(a))) }
-func mmioWrite32(a uintptr, v uint32) { atomic.StoreUint32((*uint32)(physPtr(a)), v) }
+// mmioWrite32 is a plain store, one MOV: atomic.StoreUint32 is an XCHG,
+// which KVM emulates on MMIO as a read and then a write, two exits to the
+// monitor (every QueueNotify was both, measured by the monitor). The plain
+// store is still ordered after the ring updates before it, which are atomic
+// (x86 keeps stores in order; the compiler does not move a store across an
+// atomic operation).
+func mmioWrite32(a uintptr, v uint32) { *(*uint32)(physPtr(a)) = v }

@@ -76,6 +76,17 @@ func getFile(fd uintptr) *file {
 //go:nosplit
 func fdFile(fd int) *file { return getFile(uintptr(fd)) }
 
+// readyGen is what EPOLLET compares: a description's gen, and for a socket
+// its socket's, which sockChanged bumps without a walk over descriptions.
+//
+//go:nosplit
+func readyGen(d *file) uint32 {
+	if d.kind == fdSocket && uint(d.sock) < uint(len(sockets)) {
+		return d.gen + sockets[d.sock].gen
+	}
+	return d.gen
+}
+
 // allocFD returns the lowest free descriptor, naming a new description of
 // kind, or -1.
 //

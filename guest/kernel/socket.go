@@ -162,6 +162,7 @@ type socket struct {
 	remote    inAddr
 	rx, tx    ring
 	pending   uint32 // NetOp* bits for the component
+	gen       uint32 // bumped on each change of readiness: with the descriptions' own, for EPOLLET (readyGen)
 	qhead     int16  // the accept queue: the first queued socket, linked through qnext
 	qtail     int16
 	qnext     int16
@@ -196,11 +197,9 @@ func allocSocket() int {
 //
 //go:nosplit
 func sockChanged(s int) {
-	p := int(sockets[s].parent) // a queued socket's listener changes with it
-	for i := range descs {
-		if descs[i].kind == fdSocket && (int(descs[i].sock) == s || int(descs[i].sock) == p) {
-			descs[i].gen++
-		}
+	sockets[s].gen++
+	if p := uint(sockets[s].parent); p < uint(len(sockets)) { // a queued socket's listener changes with it
+		sockets[p].gen++
 	}
 	wakeWaiters(waitSock)
 	wakeWaiters(waitEpoll)

@@ -70,7 +70,7 @@ func sysEpollCtl(f *trapFrame) uintptr {
 		}
 		for i := range epollRegs {
 			if !epollRegs[i].used {
-				epollRegs[i] = epollReg{used: true, epfd: int32(epfd), fd: int32(fd), events: ev.Events, data: ev.Data, gen: fdFile(int(fd)).gen - 1}
+				epollRegs[i] = epollReg{used: true, epfd: int32(epfd), fd: int32(fd), events: ev.Events, data: ev.Data, gen: readyGen(fdFile(int(fd))) - 1}
 				return 0
 			}
 		}
@@ -79,7 +79,7 @@ func sysEpollCtl(f *trapFrame) uintptr {
 		if r == nil {
 			return errno(linux.ENOENT)
 		}
-		r.events, r.data, r.gen = ev.Events, ev.Data, fdFile(int(fd)).gen-1
+		r.events, r.data, r.gen = ev.Events, ev.Data, readyGen(fdFile(int(fd)))-1
 		return 0
 	case linux.EPOLL_CTL_DEL:
 		if r == nil {
@@ -194,7 +194,7 @@ func epollWait(epfd, events, maxevents uintptr, timeout int32) uintptr {
 			}
 			// Edge-triggered: report a ready file again only after its
 			// state changed (any change: Go tolerates spurious events).
-			g := fdFile(int(r.fd)).gen
+			g := readyGen(fdFile(int(r.fd)))
 			if r.events&linux.EPOLLET != 0 {
 				if r.gen == g {
 					continue

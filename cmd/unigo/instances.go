@@ -236,9 +236,17 @@ func cmdStop(args []string) error {
 	if *secs < 0 {
 		return fmt.Errorf("-t %d: want 0 or more seconds", *secs)
 	}
+	return eachInstance(fs.Args(), func(name string) error {
+		return stopInstance(name, time.Duration(*secs)*time.Second)
+	})
+}
+
+// eachInstance does op for each name, printing the name when it succeeded
+// and the error otherwise, and fails if any did.
+func eachInstance(names []string, op func(name string) error) error {
 	var failed error
-	for _, name := range fs.Args() {
-		if err := stopInstance(name, time.Duration(*secs)*time.Second); err != nil {
+	for _, name := range names {
+		if err := op(name); err != nil {
 			fmt.Fprintf(os.Stderr, "unigo: %v\n", err)
 			failed = exitError(exitUsage)
 			continue
@@ -311,27 +319,19 @@ func cmdKill(args []string) error {
 	if err != nil {
 		return err
 	}
-	var failed error
-	for _, name := range fs.Args() {
+	return eachInstance(fs.Args(), func(name string) error {
 		in, err := findInstance(name)
-		if err == nil && in.state().kind != stateRunning {
-			err = fmt.Errorf("%s is not running (%s)", name, in.state())
-		}
-		if err == nil {
-			if sig == syscall.SIGKILL {
-				err = powerOff(in, "powered off by unigo kill")
-			} else {
-				err = syscall.Kill(in.meta.PID, sig)
-			}
-		}
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "unigo: %v\n", err)
-			failed = exitError(exitUsage)
-			continue
+			return err
 		}
-		fmt.Println(name)
-	}
-	return failed
+		if st := in.state(); st.kind != stateRunning {
+			return fmt.Errorf("%s is not running (%s)", name, st)
+		}
+		if sig == syscall.SIGKILL {
+			return powerOff(in, "powered off by unigo kill")
+		}
+		return syscall.Kill(in.meta.PID, sig)
+	})
 }
 
 func parseSignal(s string) (syscall.Signal, error) {
@@ -390,27 +390,21 @@ func cmdRm(args []string) error {
 	if fs.NArg() == 0 {
 		return errors.New("rm needs instance names: unigo rm web")
 	}
-	var failed error
-	for _, name := range fs.Args() {
+	return eachInstance(fs.Args(), func(name string) error {
 		in, err := findInstance(name)
-		if err == nil && in.state().kind == stateRunning {
-			if *force {
-				err = powerOff(in, "powered off by unigo rm -f")
-			} else {
-				err = fmt.Errorf("%s is running: unigo stop %s first, or rm -f", name, name)
+		if err != nil {
+			return err
+		}
+		if in.state().kind == stateRunning {
+			if !*force {
+				return fmt.Errorf("%s is running: unigo stop %s first, or rm -f", name, name)
+			}
+			if err := powerOff(in, "powered off by unigo rm -f"); err != nil {
+				return err
 			}
 		}
-		if err == nil {
-			err = os.RemoveAll(in.dir)
-		}
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "unigo: %v\n", err)
-			failed = exitError(exitUsage)
-			continue
-		}
-		fmt.Println(name)
-	}
-	return failed
+		return os.RemoveAll(in.dir)
+	})
 }
 
 // flagErr turns a flag parsing error into unigo's: -h is no error.

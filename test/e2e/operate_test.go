@@ -21,18 +21,8 @@ import (
 // want as its first line.
 func startRun(t *testing.T, want string, args ...string) (*exec.Cmd, *bufio.Reader, *strings.Builder) {
 	t.Helper()
-	cmd := exec.Command(unigoBin, args...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr := new(strings.Builder)
-	cmd.Stderr = stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, r, stderr := startInstance(t, args...)
 	t.Cleanup(func() { cmd.Process.Kill() })
-	r := bufio.NewReader(out)
 	if line, err := r.ReadString('\n'); line != want+"\n" {
 		t.Fatalf("first line %q (%v), want %q; stderr:\n%s", line, err, want, stderr)
 	}

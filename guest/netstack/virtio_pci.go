@@ -220,7 +220,8 @@ func mmioRead16(a uintptr) uint16 { return *(*uint16)(physPtr(a)) }
 //go:noinline
 func mmioWrite16(a uintptr, v uint16) { *(*uint16)(physPtr(a)) = v }
 
-func mmioRead32(a uintptr) uint32     { return atomic.LoadUint32((*uint32)(physPtr(a))) }
+func mmioRead32(a uintptr) uint32 { return atomic.LoadUint32((*uint32)(physPtr(a))) }
+
 // mmioWrite32 is a plain store, one MOV: atomic.StoreUint32 is an XCHG,
 // which KVM emulates on MMIO as a read and then a write, two exits to the
 // monitor (every QueueNotify was both, measured by the monitor). The plain

@@ -224,8 +224,11 @@ func mmioRead32(a uintptr) uint32 { return atomic.LoadUint32((*uint32)(physPtr(a
 
 // mmioWrite32 is a plain store, one MOV: atomic.StoreUint32 is an XCHG,
 // which KVM emulates on MMIO as a read and then a write, two exits to the
-// monitor (every QueueNotify was both, measured by the monitor). The plain
-// store is still ordered after the ring updates before it, which are atomic
-// (x86 keeps stores in order; the compiler does not move a store across an
-// atomic operation).
+// monitor (every QueueNotify was both, measured by the monitor). Kept out of
+// line like the others, so that the compiler cannot drop a store that a
+// later one to the same register seems to overwrite (a selector written
+// twice); the call also keeps it after the atomic ring updates before it,
+// and x86 keeps stores in order.
+//
+//go:noinline
 func mmioWrite32(a uintptr, v uint32) { *(*uint32)(physPtr(a)) = v }

@@ -126,7 +126,9 @@ func runFlags(o *runOpts) *flag.FlagSet {
 
 Boots an image on Unigo's KVM monitor; given a package instead, builds it
 first. The guest's stdout and stderr are unigo's, and its exit status is
-unigo's exit status.
+unigo's exit status. SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2
+reach the Go program as on Linux; a third SIGINT powers the guest off. With
+-d it runs in the background as an instance (see unigo ps, logs, stop).
 
 A program that uses package net gets a network interface with user-mode
 networking (no root needed): DHCP makes it 10.0.2.15/24, it reaches the

@@ -154,6 +154,11 @@ func register(meta instanceMeta) (*instance, error) {
 		return nil, err
 	}
 	in := &instance{dir: filepath.Join(base, meta.Name), meta: meta}
+	if _, err := loadInstance(in.dir); err != nil {
+		// A folder without its instance.json, under the lock: what a unigo
+		// run -d killed while it built the image left behind.
+		os.RemoveAll(in.dir)
+	}
 	if err := os.Mkdir(in.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("instance %s: %w", meta.Name, err)
 	}

@@ -284,6 +284,11 @@ func TestInstances(t *testing.T) {
 	})
 
 	t.Run("rm", func(t *testing.T) {
+		// A folder a killed unigo run -d left without its instance.json
+		// does not hold the name.
+		if err := os.Mkdir(filepath.Join(state, "unigo", "instances", "busy"), 0o700); err != nil {
+			t.Fatal(err)
+		}
 		expect(t, run(t, "run", "-d", "--name", "busy", sig), 0, "busy")
 		if r := run(t, "rm", "busy"); r.code != 125 || !strings.Contains(r.stderr, "is running") {
 			t.Fatalf("rm of a running instance: exit %d\n%s", r.code, r.stderr)

@@ -163,6 +163,12 @@ const (
 	CsFlagSoftIntr = 1 << 0 // deliver the timer by soft interrupts
 )
 
+// KvmclockAddr is where the own monitor has KVM keep the guest's kvmclock
+// (pvclock_vcpu_time_info, 32 bytes; MSR_KVM_SYSTEM_TIME_NEW in Linux's
+// Documentation/virt/kvm/x86/msr.rst) when BootFlagKvmclock is set: in the
+// hypercall page, after the CPU state block.
+const KvmclockAddr = HcPageAddr + 0xf00
+
 // Offsets in the hypercall page, in bytes.
 const (
 	HcA0  = 0

@@ -29,6 +29,7 @@ const (
 const (
 	BootFlagDebug    = 1 << 0 // report unimplemented system calls through HcUnimplemented
 	BootFlagDebugger = 1 << 1 // a debugger is attached: user #BP and #DB, and CsDebugStop, go to HcDebug
+	BootFlagKvmclock = 1 << 2 // KVM keeps a kvmclock at KvmclockAddr
 )
 
 // Memory map entry types, as in the e820 map (ACPI 6.5 §15).

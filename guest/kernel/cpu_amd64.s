@@ -637,6 +637,16 @@ TEXT ·store64(SB),NOSPLIT,$0-16
 	MOVQ	BX, 0(AX)
 	RET
 
+// func wrmsr(msr uint32, v uint64)
+// CPL 0 only: the PVH platform's kernel runs in ring 0.
+TEXT ·wrmsr(SB),NOSPLIT,$0-16
+	MOVL	msr+0(FP), CX
+	MOVQ	v+8(FP), AX
+	MOVQ	AX, DX
+	SHRQ	$32, DX
+	WRMSR
+	RET
+
 // func xchg64(addr uintptr, v uint64) uint64
 // An atomic exchange: the monitor writes the word from another host thread.
 TEXT ·xchg64(SB),NOSPLIT,$0-24

@@ -76,6 +76,7 @@ func hypercall(nr uintptr)
 func load64(addr uintptr) uint64
 func store64(addr uintptr, v uint64)
 func xchg64(addr uintptr, v uint64) uint64
+func wrmsr(msr uint32, v uint64)
 func memclr(addr, n uintptr)
 func memmove(dst, src, n uintptr)
 func rdtsc() uint64
@@ -141,7 +142,14 @@ func kinit(bootInfo uintptr) uintptr {
 		cmdlineDevices(uintptr(load64(bootInfo + abi.BiCmdline)))
 	}
 	resolvConfFrom()
-	clockInit(load64(bootInfo+abi.BiWallNs), load64(bootInfo+abi.BiTSC), load64(bootInfo+abi.BiTSCkHz))
+	khz := load64(bootInfo + abi.BiTSCkHz)
+	if k := monitorKvmclockKHz(load64(bootInfo + abi.BiFlags)); k != 0 {
+		if debug {
+			debugClock(k, khz)
+		}
+		khz = k
+	}
+	clockInit(load64(bootInfo+abi.BiWallNs), load64(bootInfo+abi.BiTSC), khz)
 	memInit(bootInfo, !pvh || pvhLowFree, pvh)
 	tmpInit()
 	blkInit()

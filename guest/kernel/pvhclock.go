@@ -2,7 +2,7 @@ package kernel
 
 // Clocks of the PVH platform: the TSC's frequency, and the wall clock from
 // the CMOS RTC. The TSC frequency comes from the first source that gives
-// it: CPUID leaf 0x15 (TSC/crystal ratio and crystal frequency, SDM Vol. 2A
+// it: kvmclock under KVM (kvmclock.go), CPUID leaf 0x15 (TSC/crystal ratio and crystal frequency, SDM Vol. 2A
 // CPUID), leaf 0x16 (base frequency), the hypervisor timing leaf 0x40000010
 // (EAX = TSC kHz, as VMware, QEMU and others define it), else a measurement
 // against the ACPI PM timer or the 8254 PIT over 10 ms.
@@ -20,6 +20,10 @@ var tscSource string // how the TSC frequency was found, for --debug
 //
 //go:nosplit
 func tscKHz() uint64 {
+	if khz := pvhKvmclockKHz(); khz != 0 {
+		tscSource = "kvmclock"
+		return khz
+	}
 	maxLeaf, _, _, _ := cpuid(0, 0)
 	if maxLeaf >= 0x15 {
 		den, num, crystal, _ := cpuid(0x15, 0)

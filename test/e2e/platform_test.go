@@ -3,7 +3,10 @@ package e2e
 import (
 	"context"
 	"errors"
+	"math"
 	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,4 +65,22 @@ func TestQEMUPlatform(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestKvmclock: under KVM the kernel takes the TSC frequency from kvmclock
+// (the own monitor has KVM keep it), which must agree with the frequency
+// KVM_GET_TSC_KHZ gave the monitor; the clock test then runs on it.
+func TestKvmclock(t *testing.T) {
+	needKVM(t)
+	r := run(t, "run", "--debug", image(t, "clock"))
+	m := regexp.MustCompile(`unigo: clock: TSC (\d+) kHz from kvmclock \(the monitor: (\d+) kHz\)`).FindStringSubmatch(r.stderr)
+	if m == nil {
+		t.Fatalf("no kvmclock line with --debug (does this KVM offer KVM_FEATURE_CLOCKSOURCE2?):\n%s", r.stderr)
+	}
+	kc, _ := strconv.ParseFloat(m[1], 64)
+	mon, _ := strconv.ParseFloat(m[2], 64)
+	if d := math.Abs(kc-mon) / mon; d > 1e-3 {
+		t.Errorf("kvmclock's %v kHz is %.2f%% off the monitor's %v kHz", kc, 100*d, mon)
+	}
+	checkClock(t, r)
 }

@@ -59,6 +59,7 @@ type Machine struct {
 	wake       chan struct{} // ends a halt early: the device has work
 	stats      counters
 
+	kvmclock  bool   // KVM offers kvmclock (CPUID 0x40000001)
 	entryStop uint64 // the monitor's breakpoint at the runtime's entry, until hit
 	entryByte byte   // the byte it replaced
 }
@@ -197,6 +198,8 @@ func (m *Machine) setCPUID() (uint64, error) {
 			}
 		case e.Function == 0xd && e.Index == 0:
 			xcr0 = uint64(e.Eax) & 0x7
+		case e.Function == 0x40000001:
+			m.kvmclock = e.Eax&(1<<3) != 0 // KVM_FEATURE_CLOCKSOURCE2
 		}
 	}
 	return xcr0, m.cpu.SetCPUID(ents)
@@ -222,6 +225,8 @@ const (
 	eferLMA = 1 << 10
 
 	msrTSC = 0x10
+
+	msrKVMSystemTimeNew = 0x4b564d01 // Linux's Documentation/virt/kvm/x86/msr.rst
 )
 
 func (m *Machine) setCPUState(xcr0 uint64) error {
@@ -270,6 +275,11 @@ func (m *Machine) writeBootInfo() error {
 	}
 	if m.cfg.Debugger != nil {
 		bi.Flags |= abi.BootFlagDebugger
+	}
+	// kvmclock: KVM fills the area in at the vCPU's first entry; the
+	// kernel takes the TSC frequency from it.
+	if m.kvmclock && m.cpu.SetMSR(msrKVMSystemTimeNew, abi.KvmclockAddr|1) == nil {
+		bi.Flags |= abi.BootFlagKvmclock
 	}
 	info, _ := m.mem.Slice(abi.BootInfoAddr, abi.BiSize)
 	strs, _ := m.mem.Slice(abi.StringsAddr, abi.StringsSize)

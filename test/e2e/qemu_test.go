@@ -49,6 +49,15 @@ func TestQEMU(t *testing.T) {
 	t.Run("unigo test", func(t *testing.T) {
 		checkUnigoTest(t, "--vmm", "qemu")
 	})
+	t.Run("QEMU fails to start", func(t *testing.T) {
+		// More memory than the host gives (the kernel's overcommit
+		// heuristic refuses 8 TiB here): QEMU exits 1 before the guest
+		// runs, which is not the guest's exit(0) through isa-debug-exit.
+		r := run(t, q("-m", "8T", image(t, "examples/hello"))...)
+		if r.code != 125 || !strings.Contains(r.stderr, "qemu-system-x86_64 failed (exit status 1)") {
+			t.Fatalf("exit %d, want 125 with QEMU's failure:\n%s", r.code, r.stderr)
+		}
+	})
 	t.Run("triple fault", func(t *testing.T) {
 		// The PVH entry moved to runtime.abort: an INT3 in 32-bit mode
 		// with no IDT, which QEMU (-no-reboot) ends without a status.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 
 	"unigo.dev/unigo/abi"
@@ -23,6 +24,7 @@ Usage:
   unigo stop [-t SECONDS] NAME...
   unigo kill [-s SIGNAL] NAME...
   unigo rm [-f] NAME...
+  unigo dlv [--headless ADDR] image [-- args...]
   unigo test [-m size] [package] [-test.run=Regexp -test.v ...]
   unigo volume create|ls|cp|fsck ...
   unigo inspect [--json] image
@@ -48,6 +50,17 @@ const (
 )
 
 func main() {
+	if filepath.Base(os.Args[0]) == "lldb-server" {
+		if err := lldbServer(os.Args[1:]); err != nil {
+			var ee exitError
+			if errors.As(err, &ee) {
+				os.Exit(int(ee))
+			}
+			fmt.Fprintf(os.Stderr, "unigo: %v\n", err)
+			os.Exit(exitUsage)
+		}
+		return
+	}
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(exitUsage)
@@ -74,6 +87,8 @@ func main() {
 		err = cmdKill(args)
 	case "rm":
 		err = cmdRm(args)
+	case "dlv":
+		err = cmdDlv(args)
 	case "version":
 		fmt.Printf("unigo %s (image ABI %d)\n", version(), abi.Version)
 	case "help", "-h", "-help", "--help":
@@ -115,8 +130,8 @@ func help(args []string) {
 		case "inspect":
 			fmt.Print(inspectUsage)
 			return
-		case "ps", "logs", "stop", "kill", "rm":
-			map[string]func([]string) error{"ps": cmdPs, "logs": cmdLogs, "stop": cmdStop, "kill": cmdKill, "rm": cmdRm}[args[0]]([]string{"-h"})
+		case "ps", "logs", "stop", "kill", "rm", "dlv":
+			map[string]func([]string) error{"ps": cmdPs, "logs": cmdLogs, "stop": cmdStop, "kill": cmdKill, "rm": cmdRm, "dlv": cmdDlv}[args[0]]([]string{"-h"})
 			return
 		}
 	}

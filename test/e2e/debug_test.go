@@ -187,3 +187,54 @@ func TestGDBInterrupt(t *testing.T) {
 		t.Fatalf("after detaching, SIGTERM: exit %d, stdout %q\n%s", code, stdout, stderr)
 	}
 }
+
+// TestDelve debugs a guest with Delve: unigo dlv --headless serves Delve's
+// API, and dlv connect sets a breakpoint, reads the arguments and a global,
+// the backtrace and the goroutines, and continues to the exit.
+func TestDelve(t *testing.T) {
+	needKVM(t)
+	dlv, err := exec.LookPath("dlv")
+	if err != nil {
+		t.Skip("dlv is not installed (go install github.com/go-delve/delve/cmd/dlv@v1.27.2)")
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	srv := exec.Command(unigoBin, "dlv", "--headless", addr, image(t, "debugme"))
+	srvOut := new(strings.Builder)
+	srv.Stdout, srv.Stderr = srvOut, srvOut
+	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // dlv and the guest go with it
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-srv.Process.Pid, syscall.SIGKILL); srv.Wait() })
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Delve server at %s:\n%s", addr, srvOut)
+		}
+	}
+	client := exec.Command(dlv, "connect", addr)
+	client.Stdin = strings.NewReader("break main.add\ncontinue\nprint a\nprint b\nprint main.counter\nbt\ngoroutines\ncontinue\nexit\n")
+	raw, _ := client.CombinedOutput()
+	out := regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAllString(string(raw), "") // dlv's colours
+	for _, want := range []string{
+		`Breakpoint 1 set at 0x[0-9a-f]+ for main.add\(\)`,
+		`\(dlv\) 41\n\(dlv\) 1\n\(dlv\) 41\n`, // a, b and main.counter
+		`0  0x[0-9a-f]+ in main.add\n.*\n1  0x[0-9a-f]+ in main.main\n.*\n2  0x[0-9a-f]+ in runtime.main`,
+		`\* Goroutine 1 - User: .*main.go:10 main.add`,
+		`Goroutine \d+ - User: .*runtime.gopark`,
+		`exited with status 0`,
+	} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("dlv connect's output lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("dlv connect:\n%s\nunigo dlv:\n%s", out, srvOut)
+	}
+	if !strings.Contains(srvOut.String(), "counter is 42") {
+		t.Errorf("the guest's output did not reach unigo dlv:\n%s", srvOut)
+	}
+}

@@ -30,12 +30,45 @@ type Regs struct {
 	RIP    uint64
 	EFLAGS uint32
 	Seg    [6]uint32 // cs, ss, ds, es, fs, gs
+	FSBase uint64    // with the target description only (see targetXML)
+	GSBase uint64
 }
 
-const regsSize = 16*8 + 8 + 4 + 6*4
+const (
+	regsSize  = 16*8 + 8 + 4 + 6*4 // GDB's default amd64 layout, up to gs
+	regsXSize = regsSize + 2*8     // the target description's: fs_base, gs_base after
+)
 
-func (r Regs) encode() string {
-	b := make([]byte, 0, regsSize)
+// regNames are the registers in 'g' order, as the target description names
+// them; sizes in bytes.
+var regNames = []struct {
+	name string
+	size int
+}{
+	{"rax", 8}, {"rbx", 8}, {"rcx", 8}, {"rdx", 8}, {"rsi", 8}, {"rdi", 8}, {"rbp", 8}, {"rsp", 8},
+	{"r8", 8}, {"r9", 8}, {"r10", 8}, {"r11", 8}, {"r12", 8}, {"r13", 8}, {"r14", 8}, {"r15", 8},
+	{"rip", 8}, {"eflags", 4}, {"cs", 4}, {"ss", 4}, {"ds", 4}, {"es", 4}, {"fs", 4}, {"gs", 4},
+	{"fs_base", 8}, {"gs_base", 8},
+}
+
+// targetXML describes the registers for clients that ask for it (qXfer
+// features, target.xml): Delve takes the FS base from it, where Go keeps g
+// (its TLS slot at -8). GDB is not offered it (qSupported does not list
+// qXfer:features:read) and keeps its default amd64 layout, without the
+// bases. The <reg> elements are the root's own children: Delve reads them
+// there.
+var targetXML = func() string {
+	var b strings.Builder
+	b.WriteString(`<?xml version="1.0"?><target version="1.0"><architecture>i386:x86-64</architecture>`)
+	for i, r := range regNames {
+		fmt.Fprintf(&b, `<reg name="%s" bitsize="%d" regnum="%d" group="general"/>`, r.name, 8*r.size, i)
+	}
+	b.WriteString(`</target>`)
+	return b.String()
+}()
+
+func (r Regs) bytes() []byte {
+	b := make([]byte, 0, regsXSize)
 	for _, v := range r.GPR {
 		b = binary.LittleEndian.AppendUint64(b, v)
 	}
@@ -44,19 +77,14 @@ func (r Regs) encode() string {
 	for _, v := range r.Seg {
 		b = binary.LittleEndian.AppendUint32(b, v)
 	}
-	return hex.EncodeToString(b)
+	b = binary.LittleEndian.AppendUint64(b, r.FSBase)
+	return binary.LittleEndian.AppendUint64(b, r.GSBase)
 }
 
-// decodeRegs reads a 'G' packet's registers; what follows them is ignored.
-func decodeRegs(s string) (Regs, bool) {
-	if len(s) < 2*regsSize {
-		return Regs{}, false
-	}
-	b, err := hex.DecodeString(s[:2*regsSize])
-	if err != nil {
-		return Regs{}, false
-	}
-	var r Regs
+func (r Regs) encode(size int) string { return hex.EncodeToString(r.bytes()[:size]) }
+
+// setBytes takes registers from b, in 'g' order; b may stop after gs.
+func (r *Regs) setBytes(b []byte) {
 	for i := range r.GPR {
 		r.GPR[i] = binary.LittleEndian.Uint64(b[8*i:])
 	}
@@ -65,7 +93,35 @@ func decodeRegs(s string) (Regs, bool) {
 	for i := range r.Seg {
 		r.Seg[i] = binary.LittleEndian.Uint32(b[140+4*i:])
 	}
+	if len(b) >= regsXSize {
+		r.FSBase = binary.LittleEndian.Uint64(b[regsSize:])
+		r.GSBase = binary.LittleEndian.Uint64(b[regsSize+8:])
+	}
+}
+
+// decodeRegs reads a 'G' packet's registers; what follows them is ignored.
+func decodeRegs(s string, size int) (Regs, bool) {
+	if len(s) < 2*size {
+		return Regs{}, false
+	}
+	b, err := hex.DecodeString(s[:2*size])
+	if err != nil {
+		return Regs{}, false
+	}
+	var r Regs
+	r.setBytes(b)
 	return r, true
+}
+
+// regSpan is register n's offset and size in the 'g' bytes.
+func regSpan(n int) (off, size int, ok bool) {
+	if n < 0 || n >= len(regNames) {
+		return 0, 0, false
+	}
+	for _, r := range regNames[:n] {
+		off += r.size
+	}
+	return off, regNames[n].size, true
 }
 
 // Why a guest stopped, for the stop reply.
@@ -86,8 +142,17 @@ type Resume struct {
 type Server struct {
 	k       *conn
 	bps     map[uint64]byte // software breakpoints: address → the byte INT3 replaced
-	started bool            // the first stop was reported (at '?')
+	started bool            // the debugger has seen the guest stopped once: later stops are reported
 	gone    bool            // the debugger detached: the guest runs free
+	xml     bool            // the client read targetXML: 'g' has the FS and GS bases
+}
+
+// regsLen is the 'g' packet's size for this client.
+func (s *Server) regsLen() int {
+	if s.xml {
+		return regsXSize
+	}
+	return regsSize
 }
 
 // Breakpoint is the x86 breakpoint instruction, INT3.
@@ -134,8 +199,9 @@ func (s *Server) Stopped(t Target, st Stop) Resume {
 		return Resume{}
 	}
 	if s.started {
-		s.k.send(stopReply(st))
+		s.k.send(stopReply(st)) // the debugger resumed the guest and waits for this
 	}
+	defer func() { s.started = true }()
 	sel := st.Thread // Hg: the thread whose registers g and G mean
 	for {
 		p, err := s.k.next()
@@ -179,6 +245,9 @@ func stopReply(st Stop) string {
 // first if not empty).
 func (s *Server) handle(t Target, st Stop, sel *int, p string) (reply string, res Resume, done bool) {
 	threadOf := func(id string) (int, bool) {
+		if strings.HasPrefix(id, "p") { // multiprocess form pPID.TID: one process
+			_, id, _ = strings.Cut(id, ".")
+		}
 		switch id {
 		case "-1", "0", "":
 			return st.Thread, true
@@ -196,7 +265,6 @@ func (s *Server) handle(t Target, st Stop, sel *int, p string) (reply string, re
 	}
 	switch {
 	case p == "?":
-		s.started = true
 		return stopReply(st), res, false
 	case strings.HasPrefix(p, "qSupported"):
 		return "PacketSize=4000;QStartNoAckMode+;swbreak+;vContSupported+", res, false
@@ -241,9 +309,9 @@ func (s *Server) handle(t Target, st Stop, sel *int, p string) (reply string, re
 		if err != nil {
 			return "E01", res, false
 		}
-		return r.encode(), res, false
+		return r.encode(s.regsLen()), res, false
 	case strings.HasPrefix(p, "G"):
-		r, ok := decodeRegs(p[1:])
+		r, ok := decodeRegs(p[1:], s.regsLen())
 		if !ok {
 			return "E01", res, false
 		}
@@ -251,6 +319,43 @@ func (s *Server) handle(t Target, st Stop, sel *int, p string) (reply string, re
 			return "E01", res, false
 		}
 		return "OK", res, false
+	case strings.HasPrefix(p, "p") && s.xml:
+		// One register, numbered as targetXML numbers them (GDB without
+		// the description numbers past gs differently: it gets 'g' only).
+		n, err := strconv.ParseInt(p[1:], 16, 64)
+		off, size, ok := regSpan(int(n))
+		r, rerr := t.ReadRegs(*sel)
+		if err != nil || !ok || rerr != nil {
+			return "E01", res, false
+		}
+		return hex.EncodeToString(r.bytes()[off : off+size]), res, false
+	case strings.HasPrefix(p, "P") && s.xml:
+		reg, val, _ := strings.Cut(p[1:], "=")
+		n, err := strconv.ParseInt(reg, 16, 64)
+		off, size, ok := regSpan(int(n))
+		v, herr := hex.DecodeString(val)
+		r, rerr := t.ReadRegs(*sel)
+		if err != nil || !ok || herr != nil || len(v) != size || rerr != nil {
+			return "E01", res, false
+		}
+		b := r.bytes()
+		copy(b[off:], v)
+		r.setBytes(b)
+		return okOrErr(t.WriteRegs(*sel, r)), res, false
+	case strings.HasPrefix(p, "qXfer:features:read:target.xml:"):
+		s.xml = true
+		off, n, ok := addrLen(strings.TrimPrefix(p, "qXfer:features:read:target.xml:"))
+		if !ok {
+			return "E01", res, false
+		}
+		if off >= uint64(len(targetXML)) {
+			return "l", res, false
+		}
+		chunk := targetXML[off:min(off+n, uint64(len(targetXML)))]
+		if off+uint64(len(chunk)) >= uint64(len(targetXML)) {
+			return "l" + chunk, res, false
+		}
+		return "m" + chunk, res, false
 	case strings.HasPrefix(p, "m"):
 		addr, n, ok := addrLen(p[1:])
 		if !ok || n > 0x2000 {

@@ -64,8 +64,9 @@ func (m *Machine) RequestDebugStop() {
 // debugThread is one guest thread at a stop: its user context in guest
 // memory, which the kernel resumes it from.
 type debugThread struct {
-	tid   int
-	frame []byte // abi.FrameWords words
+	tid    int
+	frame  []byte // abi.FrameWords words
+	fsBase uint64 // its user FS base: Go's TLS, where g is
 }
 
 // debugTarget is the stopped guest, for the debugger.
@@ -98,7 +99,8 @@ func (m *Machine) debugStop(why, n uint64) (kill bool, err error) {
 		if err != nil {
 			return false, fmt.Errorf("HcDebug: thread %d's context at %#x: %w", i, gpa, err)
 		}
-		t.threads = append(t.threads, debugThread{tid: int(binary.LittleEndian.Uint64(e[abi.DtTID:])), frame: frame})
+		t.threads = append(t.threads, debugThread{tid: int(binary.LittleEndian.Uint64(e[abi.DtTID:])), frame: frame,
+			fsBase: binary.LittleEndian.Uint64(e[abi.DtFSBase:])})
 	}
 	for _, th := range t.threads {
 		putWord(th.frame, abi.FrameRFLAGS, word(th.frame, abi.FrameRFLAGS)&^rflagsTF) // a step ends here
@@ -175,11 +177,12 @@ func (t *debugTarget) ReadRegs(tid int) (gdb.Regs, error) {
 	r.EFLAGS = uint32(word(th.frame, abi.FrameRFLAGS))
 	cs, ss := uint32(word(th.frame, abi.FrameCS)), uint32(word(th.frame, abi.FrameSS))
 	r.Seg = [6]uint32{cs, ss, ss, ss, 0, 0}
+	r.FSBase = th.fsBase
 	return r, nil
 }
 
-// WriteRegs changes a thread's user context. The selectors and the
-// privileged flags stay the kernel's.
+// WriteRegs changes a thread's user context. The selectors, the segment
+// bases and the privileged flags stay the kernel's.
 func (t *debugTarget) WriteRegs(tid int, r gdb.Regs) error {
 	th, err := t.thread(tid)
 	if err != nil {

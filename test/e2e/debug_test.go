@@ -47,8 +47,8 @@ func startDebuggee(t *testing.T, img string, args ...string) (*exec.Cmd, *string
 	return cmd, stdout, stderr, addr
 }
 
-// TestGDB debugs a guest with gdb in batch mode: a breakpoint on a
-// function, its arguments, a global variable, the backtrace, the threads,
+// TestGDB debugs a guest with gdb in batch mode: breakpoints on main.main
+// and on a function, its arguments, a global variable, the backtrace, the threads,
 // a single step, a register changed so that the function returns another
 // value, and the exit.
 func TestGDB(t *testing.T) {
@@ -61,7 +61,9 @@ func TestGDB(t *testing.T) {
 	cmd, stdout, stderr, addr := startDebuggee(t, img)
 	out, err := exec.Command(gdb, "-batch", "-nx",
 		"-ex", "target remote "+addr,
+		"-ex", "break main.main",
 		"-ex", "break main.add",
+		"-ex", "continue",
 		"-ex", "continue",
 		"-ex", "print main.counter",
 		"-ex", "bt",
@@ -77,7 +79,8 @@ func TestGDB(t *testing.T) {
 	cmd.Wait()
 	for _, want := range []string{
 		`runtime.main \(\) at .*proc.go`,                 // the first stop
-		`hit Breakpoint 1, main.add \(a=41, b=1`,         // the breakpoint, with the arguments
+		`hit Breakpoint 1, main.main \(\)`,               // the breakpoints: main.main,
+		`hit Breakpoint 2, main.add \(a=41, b=1`,         // main.add, with its arguments
 		`\$1 = 41`,                                       // a global variable
 		`#0  main.add .*\n#1  0x[0-9a-f]+ in main.main`,  // the backtrace
 		`\* 1    Thread 1 .*main.add`,                    // the threads: this one,

@@ -56,6 +56,11 @@ func startDetached(target string, guestArgs []string, o runOpts) error {
 			return err
 		}
 	}
+	// The child reads instance.json as it starts: it is there before it,
+	// without a process until the child's is known ("starting").
+	if err := in.save(); err != nil {
+		return err
+	}
 	log, err := os.OpenFile(in.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err

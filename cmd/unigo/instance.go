@@ -311,9 +311,10 @@ func listInstances() ([]*instance, error) {
 type stateKind int
 
 const (
-	stateRunning stateKind = iota
-	stateExited            // exit.json says how
-	stateDead              // the monitor is gone without saying: killed, or the host restarted
+	stateRunning  stateKind = iota
+	stateExited             // exit.json says how
+	stateDead               // the monitor is gone without saying: killed, or the host restarted
+	stateStarting           // unigo run -d has not started its monitor yet
 )
 
 type instanceState struct {
@@ -327,6 +328,8 @@ func (s instanceState) String() string {
 		return "running"
 	case stateExited:
 		return fmt.Sprintf("exited (%d)", s.exit.Status)
+	case stateStarting:
+		return "starting"
 	}
 	return "dead"
 }
@@ -341,6 +344,9 @@ func (in *instance) state() instanceState {
 	}
 	if in.alive() {
 		return instanceState{kind: stateRunning}
+	}
+	if in.meta.PID == 0 && time.Since(in.meta.Created) < readyTimeout {
+		return instanceState{kind: stateStarting}
 	}
 	return instanceState{kind: stateDead}
 }

@@ -31,7 +31,7 @@ ended ones.
 type psEntry struct {
 	Name     string     `json:"name"`
 	Image    string     `json:"image"`
-	State    string     `json:"state"` // running, exited or dead
+	State    string     `json:"state"` // running, exited, dead, or starting (during unigo run -d)
 	Status   *int       `json:"status,omitempty"`
 	How      string     `json:"how,omitempty"`
 	Created  time.Time  `json:"created"`
@@ -73,6 +73,8 @@ func cmdPs(args []string) error {
 			e.State, e.How = "exited", st.exit.How
 			s, f := st.exit.Status, st.exit.Finished
 			e.Status, e.Finished = &s, &f
+		case stateStarting:
+			e.State = "starting"
 		}
 		ents = append(ents, e)
 	}
@@ -171,7 +173,8 @@ func cmdLogs(args []string) error {
 	for {
 		// Whether it still runs is asked before the copy: what it wrote
 		// before ending is then read in this round or the next.
-		running := *follow && in.state().kind == stateRunning
+		k := in.state().kind
+		running := *follow && (k == stateRunning || k == stateStarting)
 		if _, err := io.Copy(out, f); err != nil {
 			return err
 		}

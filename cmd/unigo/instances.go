@@ -337,47 +337,6 @@ func cmdKill(args []string) error {
 	})
 }
 
-func parseSignal(s string) (syscall.Signal, error) {
-	names := map[string]syscall.Signal{"KILL": syscall.SIGKILL}
-	for _, f := range forwarded {
-		sig := f.(syscall.Signal)
-		names[strings.TrimPrefix(strings.ToUpper(signalName(sig)), "SIG")] = sig
-	}
-	u := strings.TrimPrefix(strings.ToUpper(s), "SIG")
-	if sig, ok := names[u]; ok {
-		return sig, nil
-	}
-	if n, err := strconv.Atoi(s); err == nil {
-		for _, sig := range names {
-			if int(sig) == n {
-				return sig, nil
-			}
-		}
-	}
-	return 0, fmt.Errorf("-s %s: want KILL, INT, TERM, HUP, QUIT, USR1 or USR2; others do not reach the guest", s)
-}
-
-// signalName is the C name of sig, such as SIGTERM.
-func signalName(sig syscall.Signal) string {
-	switch sig {
-	case syscall.SIGINT:
-		return "SIGINT"
-	case syscall.SIGTERM:
-		return "SIGTERM"
-	case syscall.SIGHUP:
-		return "SIGHUP"
-	case syscall.SIGQUIT:
-		return "SIGQUIT"
-	case syscall.SIGUSR1:
-		return "SIGUSR1"
-	case syscall.SIGUSR2:
-		return "SIGUSR2"
-	case syscall.SIGKILL:
-		return "SIGKILL"
-	}
-	return fmt.Sprintf("signal %d", int(sig))
-}
-
 const rmUsage = `usage: unigo rm [-f] NAME...
 
 Removes ended instances and their logs. -f powers off running ones first.

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -421,47 +420,6 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 	stop := forwardSignals(m.Signal, func() {})
 	defer stop()
 	return exitStatus(m.Run())
-}
-
-// forwarded are the signals unigo run passes into the guest, as a Linux
-// process would get them: the Go program's handlers (signal.Notify) decide,
-// and without one Go's default ends it with the signal's status.
-var forwarded = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
-
-// powerOffAfter is the count of SIGINTs after which unigo powers the guest
-// off itself: Ctrl-C three times stops a program that ignores it.
-const powerOffAfter = 3
-
-// forwardSignals sends the forwarded signals to the guest with send until
-// stop is called. On the third SIGINT it powers the guest off: powerOff
-// runs, the instance (if any) records it, and unigo exits 130.
-func forwardSignals(send func(syscall.Signal) error, powerOff func()) (stop func()) {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, forwarded...)
-	done := make(chan struct{})
-	go func() {
-		ints := 0
-		for {
-			select {
-			case <-done:
-				return
-			case s := <-sigs:
-				sig := s.(syscall.Signal)
-				if sig == syscall.SIGINT {
-					if ints++; ints == powerOffAfter {
-						fmt.Fprintf(runStderr, "unigo: interrupted %d times: powering the guest off\n", ints)
-						powerOff()
-						finishInstance(128+int(sig), "powered off by SIGINT")
-						os.Exit(128 + int(sig))
-					}
-				}
-				if err := send(sig); err != nil {
-					fmt.Fprintf(runStderr, "unigo: %v: %v\n", sig, err)
-				}
-			}
-		}
-	}()
-	return func() { signal.Stop(sigs); close(done) }
 }
 
 // exitStatus turns a monitor's result into unigo's: the guest's status, or

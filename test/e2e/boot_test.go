@@ -107,16 +107,13 @@ func TestOutOfMemory(t *testing.T) {
 	checkOOM(t, run(t, "run", "-m", "64M", image(t, "oom")))
 }
 
-// TestSmallMemory: hello runs in 12 MiB of guest memory. The kernel takes
+// TestSmallMemory: hello runs in 10 MiB of guest memory. The kernel takes
 // the free RAM below the image as frames too, backs the runtime's heap
 // commits on first touch once frames run short, and the kernel stacks past
-// thread 0's lie in the RAM hole, backed as threads appear. 12, not the 10
-// MiB hello boots in on a quiet machine (BENCHMARKS.md): at 10 a loaded host
-// makes the runtime start more threads, and their stacks' 4 MiB commit may
-// find too few frames.
+// thread 0's lie in the RAM hole, backed as threads appear.
 func TestSmallMemory(t *testing.T) {
 	needKVM(t)
-	expect(t, run(t, "run", "-m", "12M", image(t, "examples/hello")), 0, "hello\n")
+	expect(t, run(t, "run", "-m", "10M", image(t, "examples/hello")), 0, "hello\n")
 }
 
 // TestManyThreads runs 40 threads at once, each taking timer interrupts on

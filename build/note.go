@@ -182,19 +182,12 @@ func zeroedTail(f *elf.File, syms []elf.Symbol) uint32 {
 		}
 	}
 	// Walk down from the end while the objects are zeroed data and not the
-	// kernel's. The kernel stacks may lie in the hole, but for thread 0's,
-	// in use from the first instruction: the kernel backs a thread's stack
-	// as the thread is made (kstackBack in package kernel).
+	// kernel's.
 	start := imageEnd
-	floor := uint64(0)
 	syms = slices.Clone(syms)
 	sort.Slice(syms, func(i, j int) bool { return syms[i].Value > syms[j].Value })
 	for _, s := range syms {
 		if s.Value >= start || s.Size == 0 || s.Value+s.Size < s.Value {
-			continue
-		}
-		if s.Name == kstacksSym && zeroed[s.Section] {
-			start, floor = s.Value, s.Value+kstackSize
 			continue
 		}
 		if !zeroed[s.Section] || strings.HasPrefix(s.Name, guestPrefix) {
@@ -202,7 +195,6 @@ func zeroedTail(f *elf.File, syms []elf.Symbol) uint32 {
 		}
 		start = s.Value
 	}
-	start = max(start, floor)
 	start = (start + abi.LargePageSize - 1) &^ (abi.LargePageSize - 1)
 	if start >= imageEnd || start/abi.LargePageSize >= 1<<(32-abi.NoteHoleShift) {
 		return 0
@@ -212,10 +204,3 @@ func zeroedTail(f *elf.File, syms []elf.Symbol) uint32 {
 
 // guestPrefix names the packages Unigo links into the image.
 const guestPrefix = "unigo.dev/unigo/guest/"
-
-// The kernel's stacks, one slot of kstackSize per thread, thread 0's first
-// (package kernel's kstacks and kstackSize).
-const (
-	kstacksSym = guestPrefix + "kernel.kstacks"
-	kstackSize = 32 << 10
-)

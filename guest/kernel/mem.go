@@ -71,7 +71,6 @@ func memInit(bootInfo uintptr, lowFree, dirty bool) {
 		holeEnd := uintptr(load64(hi))
 		if holeStart < physNext && physNext <= holeEnd {
 			lazyAdd(holeStart, physNext)
-			ramHoleStart, ramHoleEnd = holeStart, physNext
 			physNext, physEnd = holeEnd, holeEnd+uintptr(load64(hi+8))
 		}
 	}
@@ -82,32 +81,6 @@ func memInit(bootInfo uintptr, lowFree, dirty bool) {
 		lowNext, lowEnd, lowDirty = abi.FreeLowAddr, imageStart(), dirty
 	}
 	poolFrames = framesAvail()
-	if kstackTopOf(0) > ramHoleStart && ramHoleStart != 0 {
-		fatal("thread 0's kernel stack lies in the RAM hole")
-	}
-	if !kstackBack(maxThreads) { // the exceptions' stack (IST1), which no fault may find missing
-		fatal("no frames for the exception stack")
-	}
-}
-
-// ramHoleStart and ramHoleEnd are the part of the image the own monitor
-// left out of RAM (memInit), backed on first touch; 0 without one.
-var ramHoleStart, ramHoleEnd uintptr
-
-// kstackBack backs the pages of kernel stack slot i that lie in the RAM
-// hole: a kernel stack takes no page faults (an interrupt pushes its frame
-// there, and the monitor writes soft-interrupt frames there through the page
-// tables), so it is mapped before the thread first runs. False when frames
-// ran out.
-//
-//go:nosplit
-func kstackBack(i int) bool {
-	lo := uintptr(unsafe.Pointer(&kstacks[i][0]))
-	hi := lo + kstackSize
-	if hi <= ramHoleStart || lo >= ramHoleEnd {
-		return true
-	}
-	return populate(max(lo, ramHoleStart)&^(pageSize-1), min(hi, ramHoleEnd), false)
 }
 
 // imageStart is where the image's first segment begins: its ELF header

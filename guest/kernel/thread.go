@@ -93,9 +93,6 @@ func setupKernelG(i int) {
 func newThread() int {
 	for i := range threads {
 		if i != cur && (threads[i].state == tsFree || threads[i].state == tsDead) {
-			if !kstackBack(i) {
-				return -1
-			}
 			threads[i] = thread{state: tsBlocked, tid: nextTID}
 			threads[i].altstack.Flags = linux.SS_DISABLE
 			nextTID++

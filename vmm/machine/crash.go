@@ -29,12 +29,8 @@ var exceptionNames = [32]string{
 	"#XM SIMD exception", "#VE virtualization exception", "#CP control protection",
 }
 
-// fault reports the exception the kernel caught, from the trap frame at va.
-func (m *Machine) fault(va, addr uint64) error {
-	gpa, err := m.mem.KernelAddr(va) // on a kernel stack, which may lie in the hole
-	if err != nil {
-		return m.crash("exception with a trap frame outside memory: " + err.Error())
-	}
+// fault reports the exception the kernel caught, from the trap frame at gpa.
+func (m *Machine) fault(gpa, addr uint64) error {
 	b, err := m.mem.Slice(gpa, abi.FrameWords*8)
 	if err != nil {
 		return m.crash("exception with a trap frame outside memory: " + err.Error())

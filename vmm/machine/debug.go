@@ -94,14 +94,10 @@ func (m *Machine) debugStop(why, n uint64) (kill bool, err error) {
 	list, _ := m.mem.Slice(abi.HcBufAddr, n*abi.DtSize)
 	for i := uint64(0); i < n; i++ {
 		e := list[i*abi.DtSize:]
-		va := binary.LittleEndian.Uint64(e[abi.DtFrame:])
-		gpa, err := m.mem.KernelAddr(va) // kernel stacks may lie in the hole
-		if err != nil {
-			return false, fmt.Errorf("HcDebug: thread %d's context at %#x: %w", i, va, err)
-		}
+		gpa := binary.LittleEndian.Uint64(e[abi.DtFrame:])
 		frame, err := m.mem.Slice(gpa, abi.FrameWords*8)
 		if err != nil {
-			return false, fmt.Errorf("HcDebug: thread %d's context at %#x: %w", i, va, err)
+			return false, fmt.Errorf("HcDebug: thread %d's context at %#x: %w", i, gpa, err)
 		}
 		t.threads = append(t.threads, debugThread{tid: int(binary.LittleEndian.Uint64(e[abi.DtTID:])), frame: frame,
 			fsBase: binary.LittleEndian.Uint64(e[abi.DtFSBase:])})

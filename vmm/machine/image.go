@@ -274,4 +274,4 @@ func (img *Image) BSSHole() (start, end uint64) {
 }
 
 // holeMin is the smallest hole worth a second RAM region.
-const holeMin = abi.LargePageSize
+const holeMin = 4 << 20

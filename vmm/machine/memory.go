@@ -123,16 +123,6 @@ func (m *Memory) Translate(cr3, va uint64) (uint64, error) {
 	panic("unreachable")
 }
 
-// KernelAddr is the guest-physical address of kernel address va: va itself
-// (the kernel is identity-mapped), but in the hole, where the kernel maps
-// the pages it backs (its threads' stacks among them) to frames elsewhere.
-func (m *Memory) KernelAddr(va uint64) (uint64, error) {
-	if va < m.holeStart || va >= m.holeEnd {
-		return va, nil
-	}
-	return m.Translate(abi.PML4Addr, va)
-}
-
 // ReadVirt reads the word at guest-virtual va.
 func (m *Memory) ReadVirt(cr3, va uint64) (uint64, error) {
 	if va&7 != 0 {

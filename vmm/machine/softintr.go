@@ -33,13 +33,8 @@ func (m *Machine) softInterrupt(vector uint64) (bool, error) {
 	}
 	frame := []uint64{vector, 0, r.RIP, cs(abi.CsUserCS), r.RFLAGS, r.RSP, cs(abi.CsUserSS)}
 	sp := top - uint64(len(frame))*8
-	// The frame lies in the stack's top page (stacks are page aligned).
-	gpa, err := m.mem.KernelAddr(sp)
-	if err != nil {
-		return false, fmt.Errorf("soft interrupt: kernel stack at %#x: %w", sp, err)
-	}
 	for i, v := range frame {
-		if err := m.mem.PutU64(gpa+uint64(i)*8, v); err != nil {
+		if err := m.mem.PutU64(sp+uint64(i)*8, v); err != nil {
 			return false, fmt.Errorf("soft interrupt: kernel stack at %#x: %w", sp, err)
 		}
 	}

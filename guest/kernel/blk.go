@@ -61,11 +61,10 @@ func blkInit() {
 			continue
 		}
 		if blkBuf == 0 {
-			if physEnd-physNext < blkWindow+pageSize {
+			// A header page, then the window: frames stay page-aligned.
+			if blkBuf = allocContig(blkWindow + pageSize); blkBuf == 0 {
 				return
 			}
-			blkBuf = physNext
-			physNext += blkWindow + pageSize // a header page, then the window: frames stay page-aligned
 		}
 		ok := false
 		if q.base != 0 {

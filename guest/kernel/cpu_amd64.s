@@ -70,7 +70,7 @@ TEXT ·entry(SB),NOSPLIT|NOFRAME,$0
 	WRMSR
 
 	// IRETQ frame: SS, RSP, RFLAGS, CS, RIP (SDM Vol. 3A §6.14.3).
-	LEAQ	·kstacks+const_kstackSize(SB), AX
+	LEAQ	·kstack0+const_kstackSize(SB), AX
 	MOVQ	AX, SP
 	PUSHQ	$const_selUserData
 	PUSHQ	AX
@@ -85,7 +85,7 @@ TEXT ·entry(SB),NOSPLIT|NOFRAME,$0
 // 0 its kernel g and TLS so Go code can run, lets kinit set up the kernel and
 // build the process stack, then enters the Go runtime as Linux would.
 TEXT ·start0(SB),NOSPLIT|NOFRAME,$0
-	LEAQ	·kstacks(SB), AX
+	LEAQ	·kstack0(SB), AX
 	LEAQ	·kgs(SB), BX
 	MOVQ	AX, kg_lo(BX)
 	ADDQ	$const_kstackSize, AX
@@ -621,6 +621,12 @@ TEXT ·hypercall(SB),NOSPLIT,$0-8
 	MOVQ	nr+0(FP), AX
 	MOVQ	$const_doorbell, BX
 	MOVQ	AX, 0(BX)
+	RET
+
+// func kptr(a uintptr) unsafe.Pointer
+TEXT ·kptr(SB),NOSPLIT,$0-16
+	MOVQ	a+0(FP), AX
+	MOVQ	AX, ret+8(FP)
 	RET
 
 // func load64(addr uintptr) uint64

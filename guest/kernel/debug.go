@@ -52,5 +52,5 @@ func debugStopRequested() {
 	if !debugger || xchg64(abi.CPUStateAddr+abi.CsDebugStop, 0) == 0 {
 		return
 	}
-	debugTrap((*trapFrame)(unsafe.Pointer(&kstacks[cur][kstackSize-unsafe.Sizeof(trapFrame{})])), abi.DebugStop)
+	debugTrap((*trapFrame)(kptr(kstackTopOf(cur)-unsafe.Sizeof(trapFrame{}))), abi.DebugStop)
 }

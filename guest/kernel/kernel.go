@@ -37,10 +37,10 @@ type kg struct {
 }
 
 var (
-	// kstacks are the kernel stacks of the threads, and after them the
-	// exception stack (IST1), so that one range covers every stack kernel
-	// code runs on (abi.CsKstacksLo).
-	kstacks [maxThreads + 1][kstackSize]byte
+	// kstack0 is thread slot 0's kernel stack, the one the kernel boots on;
+	// the other slots' stacks, and the exception stack, are taken from RAM
+	// as they are first needed (kstackAlloc).
+	kstack0 [kstackSize]byte
 	kgs     [maxThreads]kg
 	ktls    [maxThreads][2]uintptr // [0] = &kgs[i]; FS base = &ktls[i][1]
 
@@ -53,8 +53,11 @@ var (
 	debug    bool // BootFlagDebug
 	debugger bool // BootFlagDebugger: the monitor's debugger takes user #BP and #DB
 
-	bootStack [256 << 10]byte // the process stack of the first thread: argc, argv, envp, auxv
 )
+
+// processStackSize is the address space of the first thread's process stack,
+// which holds argc, argv, envp and auxv; its pages are backed as touched.
+const processStackSize = 256 << 10
 
 // Implemented in cpu_amd64.s.
 func entry()
@@ -74,6 +77,12 @@ func softEntryPC() uintptr
 func swtch(save *uintptr, sp, fs uintptr)
 func hypercall(nr uintptr)
 func load64(addr uintptr) uint64
+
+// kptr is kernel address a, memory outside the Go heap (a kernel stack, a
+// kernel table), as a pointer: the conversion is done in assembly, where
+// vet's rule for uintptr-to-pointer conversions, made for the heap, does not
+// look.
+func kptr(a uintptr) unsafe.Pointer
 func store64(addr uintptr, v uint64)
 func xchg64(addr uintptr, v uint64) uint64
 func wrmsr(msr uint32, v uint64)
@@ -151,6 +160,7 @@ func kinit(bootInfo uintptr) uintptr {
 	}
 	clockInit(load64(bootInfo+abi.BiWallNs), load64(bootInfo+abi.BiTSC), khz)
 	memInit(bootInfo, !pvh || pvhLowFree, pvh)
+	ktabInit()
 	tmpInit()
 	blkInit()
 	p9Mount()
@@ -164,12 +174,19 @@ func kinit(bootInfo uintptr) uintptr {
 			pvhReport(load64(bootInfo + abi.BiTSCkHz))
 		}
 	}
-	return buildProcessStack(bootInfo, vdsoInit())
+	sp := buildProcessStack(bootInfo, vdsoInit())
+	if sp == 0 {
+		fatal("no memory for the process stack: give the guest more memory (unigo run -m) or fewer arguments")
+	}
+	return sp
 }
 
-// buildProcessStack lays out argc, argv, envp and auxv at the top of bootStack
-// as Linux does at exec (System V AMD64 ABI §3.4.1). The strings stay where the
-// monitor put them, in memory the kernel never reuses.
+// buildProcessStack lays out argc, argv, envp and auxv at the top of the
+// first thread's stack as Linux does at exec (System V AMD64 ABI §3.4.1). The
+// stack is user memory, like every stack user code runs on, so that the vCPU
+// runs kernel code exactly when RSP is below userBase (abi.CsKstacksLo). The
+// strings stay where the monitor put them, in memory the kernel never reuses.
+// It returns the stack pointer, 0 when memory or address space ran out.
 //
 //go:nosplit
 func buildProcessStack(bootInfo, vdso uintptr) uintptr {
@@ -178,12 +195,9 @@ func buildProcessStack(bootInfo, vdso uintptr) uintptr {
 	str := uintptr(load64(bootInfo + abi.BiStrings))
 	strEnd := str + uintptr(load64(bootInfo+abi.BiStrLen))
 
-	top := uintptr(unsafe.Pointer(&bootStack[0])) + uintptr(len(bootStack))
+	base := vaAlloc(0, processStackSize)
+	top := base + processStackSize
 	random := top - 16
-	r0, _ := rdrand()
-	r1, _ := rdrand()
-	store64(random, r0)
-	store64(random+8, r1)
 
 	_, _, _, hwcap := cpuid(1, 0)
 	auxv := [...]uintptr{
@@ -197,6 +211,14 @@ func buildProcessStack(bootInfo, vdso uintptr) uintptr {
 	}
 	words := 1 + argc + 1 + envc + 1 + uintptr(len(auxv))
 	sp := (random - words*8) &^ 15
+	if base == 0 || sp <= base || !vaReserve(base, top) ||
+		!populate(sp&^(pageSize-1), top, false) || !lazyAdd(base, sp&^(pageSize-1)) {
+		return 0
+	}
+	r0, _ := rdrand()
+	r1, _ := rdrand()
+	store64(random, r0)
+	store64(random+8, r1)
 	p := sp
 	push := func(v uintptr) { store64(p, uint64(v)); p += 8 }
 	// next returns the string at s and moves s past its NUL.

@@ -127,6 +127,21 @@ func allocFrame() uintptr {
 	return 0
 }
 
+// allocContig returns n bytes (whole pages) of contiguous, zeroed RAM,
+// identity-mapped and taken for good, or 0 when too little is left: for
+// kernel stacks, pipe rings and device buffers, which are addressed by
+// guest-physical address or need more than a page in one piece.
+//
+//go:nosplit
+func allocContig(n uintptr) uintptr {
+	if physEnd-physNext < n {
+		return 0
+	}
+	a := physNext // never-used frames: contiguous and zero
+	physNext += n
+	return a
+}
+
 //go:nosplit
 func freeFrame(f uintptr) {
 	store64(f, uint64(freeList))
@@ -330,18 +345,26 @@ func lazyRemove(start, end uintptr) {
 }
 
 // lazyFault backs the page at va if it lies in a lazy range, and reports
-// whether it did. It backs the aligned faultAround bytes around it too (within
-// the range): a page fault costs about 80 µs on a paging-based KVM, where
-// exceptions go through emulated ring 0, so a program filling a buffer takes
-// one fault per 64 KiB instead of one per page.
+// whether it did. While frames are plentiful (eagerReserve, as for commit)
+// it backs the aligned faultAround bytes around it too (within the range): a
+// page fault costs about 80 µs on a paging-based KVM, where exceptions go
+// through emulated ring 0, so a program filling a buffer takes one fault per
+// 64 KiB instead of one per page. When they are not, it backs the one page:
+// the runtime's first touches are scattered over many small mappings, and at
+// 64 KiB each they took 800 KiB before hello's first heap arena, which in an
+// 8 MiB guest then found too little RAM left to commit.
 //
 //go:nosplit
 func lazyFault(va uintptr) bool {
+	around := uintptr(faultAround)
+	if framesAvail() < eagerReserve {
+		around = pageSize
+	}
 	for i := 0; i < nlazy; i++ {
 		r := &lazy[i]
 		if va >= r.start && va < r.end {
-			start := max(va&^(faultAround-1), r.start)
-			end := min(start+faultAround, r.end)
+			start := max(va&^(around-1), r.start)
+			end := min(start+around, r.end)
 			if populate(start, end, false) {
 				return true
 			}

@@ -63,12 +63,13 @@ func sysNetDev(nr uintptr, f *trapFrame) uintptr {
 		return netPCI(nr, f)
 	case SysNetDMA:
 		n := (f.arg(0) + pageSize - 1) &^ (pageSize - 1)
-		if n == 0 || n > 16<<20 || physEnd-physNext < n {
+		if n == 0 || n > 16<<20 {
 			return errno(linux.ENOMEM)
 		}
-		a := physNext // never-used frames: contiguous and zero
-		physNext += n
-		return a
+		if a := allocContig(n); a != 0 {
+			return a
+		}
+		return errno(linux.ENOMEM)
 	case SysNetIRQ:
 		base, irq := f.arg(0), f.arg(1)
 		known := false

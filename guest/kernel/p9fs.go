@@ -106,6 +106,11 @@ func p9Mount() {
 //
 //go:nosplit
 func p9Attach(k int) bool {
+	for ktabLen(ktabP9nodes) < abi.MaxShares { // the shares' roots come first
+		if ktabGrow(ktabP9nodes, unsafe.Sizeof(p9node{}), maxP9Nodes) < 0 {
+			return false
+		}
+	}
 	fid := p9fid()
 	p9begin(p9.Tattach)
 	p9put32(fid)
@@ -160,10 +165,13 @@ func p9free(i int) {
 //
 //go:nosplit
 func p9alloc() int {
-	for i := abi.MaxShares; i < maxP9Nodes; i++ {
+	for i := abi.MaxShares; i < ktabLen(ktabP9nodes); i++ {
 		if !p9nodes[i].used {
 			return i
 		}
+	}
+	if i := ktabGrow(ktabP9nodes, unsafe.Sizeof(p9node{}), maxP9Nodes); i >= 0 {
+		return i
 	}
 	for i := abi.MaxShares; i < maxP9Nodes; i++ {
 		if !p9held(i) {
@@ -216,6 +224,9 @@ func p9Child(dir uint32, name, n uintptr) (uint32, linux.Errno) {
 	}
 	qt, qp := p9getQid()
 	for i := range p9nodes {
+		if i == ktabLen(ktabP9nodes) {
+			break // the used prefix (ktab.go)
+		}
 		nd := &p9nodes[i]
 		if nd.used && !nd.gone && int(nd.share) == k && nd.qpath == qp && i >= abi.MaxShares {
 			p9clunk(k, fid)

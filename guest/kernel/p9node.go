@@ -30,7 +30,7 @@ type p9node struct {
 	name   [p9NameMax]byte
 }
 
-var p9nodes [maxP9Nodes]p9node
+var p9nodes *[maxP9Nodes]p9node // a kernel table (ktab.go)
 
 //go:nosplit
 func p9nodeOf(i uint32) *p9node { return &p9nodes[i%maxP9Nodes] }

@@ -1,6 +1,10 @@
 package kernel
 
-import "unigo.dev/unigo/abi/linux"
+import (
+	"unsafe"
+
+	"unigo.dev/unigo/abi/linux"
+)
 
 // Sockets, split in two. The kernel keeps what the socket system calls need
 // to answer at once, in trap context: the socket's state and addresses, its
@@ -175,21 +179,34 @@ type socket struct {
 }
 
 var (
-	sockets    [maxSockets]socket
-	netDoorbel int    = -1 // the component's eventfd
-	netUp      bool        // a network component attached
-	nextPort   uint16 = ephemeralLo
+	sockets    *[maxSockets]socket      // a kernel table (ktab.go)
+	netDoorbel int                 = -1 // the component's eventfd
+	netUp      bool                     // a network component attached
+	nextPort   uint16              = ephemeralLo
 )
 
 //go:nosplit
 func allocSocket() int {
-	for i := range sockets {
-		if sockets[i].state == sockFree {
-			sockets[i] = socket{state: sockNew, parent: -1}
-			return i
-		}
+	i := 0
+	for ; i < ktabLen(ktabSockets) && sockets[i].state != sockFree; i++ {
 	}
-	return -1
+	if i == ktabLen(ktabSockets) && ktabGrow(ktabSockets, unsafe.Sizeof(socket{}), maxSockets) < 0 {
+		return -1
+	}
+	sockets[i] = socket{state: sockNew, parent: -1}
+	return i
+}
+
+// sockAt is socket s, which the network component names; nil if there is
+// no such socket. Not inlined: it keeps sysNet's frame small.
+//
+//go:nosplit
+//go:noinline
+func sockAt(s uintptr) *socket {
+	if s >= maxSockets || s >= uintptr(ktabLen(ktabSockets)) || sockets[s].state == sockFree {
+		return nil
+	}
+	return &sockets[s]
 }
 
 // sockChanged records a change of socket s's readiness: epoll and blocked
@@ -325,6 +342,9 @@ const (
 func portFree(self int, local *inAddr) bool {
 	me := &sockets[uint(self)%maxSockets]
 	for i := range sockets {
+		if i == ktabLen(ktabSockets) {
+			break // the used prefix (ktab.go)
+		}
 		k := &sockets[i]
 		if i == self || k.state == sockFree || !k.bound || k.local.port != local.port || k.dgram != me.dgram {
 			continue

@@ -20,7 +20,7 @@ type epollReg struct {
 	gen    uint32 // the file's gen when last reported (EPOLLET)
 }
 
-var epollRegs [maxEpollRegs]epollReg
+var epollRegs *[maxEpollRegs]epollReg // a kernel table (ktab.go)
 
 // sysEpollCreate1 implements Linux syscall epoll_create1(2).
 //
@@ -68,13 +68,14 @@ func sysEpollCtl(f *trapFrame) uintptr {
 		if r != nil {
 			return errno(linux.EEXIST)
 		}
-		for i := range epollRegs {
-			if !epollRegs[i].used {
-				epollRegs[i] = epollReg{used: true, epfd: int32(epfd), fd: int32(fd), events: ev.Events, data: ev.Data, gen: readyGen(fdFile(int(fd))) - 1}
-				return 0
-			}
+		i := 0
+		for ; i < ktabLen(ktabEpoll) && epollRegs[i].used; i++ {
 		}
-		return errno(linux.ENOSPC)
+		if i == ktabLen(ktabEpoll) && ktabGrow(ktabEpoll, unsafe.Sizeof(epollReg{}), maxEpollRegs) < 0 {
+			return errno(linux.ENOSPC)
+		}
+		epollRegs[i] = epollReg{used: true, epfd: int32(epfd), fd: int32(fd), events: ev.Events, data: ev.Data, gen: readyGen(fdFile(int(fd))) - 1}
+		return 0
 	case linux.EPOLL_CTL_MOD:
 		if r == nil {
 			return errno(linux.ENOENT)
@@ -94,6 +95,9 @@ func sysEpollCtl(f *trapFrame) uintptr {
 //go:nosplit
 func epollFind(epfd, fd int) *epollReg {
 	for i := range epollRegs {
+		if i == ktabLen(ktabEpoll) {
+			break // the used prefix (ktab.go)
+		}
 		r := &epollRegs[i]
 		if r.used && int(r.epfd) == epfd && int(r.fd) == fd {
 			return r
@@ -107,6 +111,9 @@ func epollFind(epfd, fd int) *epollReg {
 //go:nosplit
 func epollForget(fd int) {
 	for i := range epollRegs {
+		if i == ktabLen(ktabEpoll) {
+			break // the used prefix (ktab.go)
+		}
 		if epollRegs[i].used && int(epollRegs[i].fd) == fd {
 			epollRegs[i] = epollReg{}
 		}
@@ -116,6 +123,9 @@ func epollForget(fd int) {
 //go:nosplit
 func epollCloseInstance(epfd int) {
 	for i := range epollRegs {
+		if i == ktabLen(ktabEpoll) {
+			break // the used prefix (ktab.go)
+		}
 		if epollRegs[i].used && int(epollRegs[i].epfd) == epfd {
 			epollRegs[i] = epollReg{}
 		}
@@ -184,6 +194,9 @@ func epollWait(epfd, events, maxevents uintptr, timeout int32) uintptr {
 	for {
 		n := uintptr(0)
 		for i := range epollRegs {
+			if i == ktabLen(ktabEpoll) {
+				break // the used prefix (ktab.go)
+			}
 			r := &epollRegs[i]
 			if !r.used || uintptr(r.epfd) != epfd {
 				continue

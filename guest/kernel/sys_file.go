@@ -383,7 +383,11 @@ func putStatfs(dst uintptr, dev uint64) uintptr {
 		b[0] = linux.TMPFS_MAGIC
 		b[2], b[3], b[4] = uint64(tmpLimit), uint64(tmpLimit-min(tmpPages, tmpLimit)), uint64(tmpLimit-min(tmpPages, tmpLimit))
 		b[5] = maxTnodes
+		b[6] = uint64(maxTnodes - ktabLen(ktabTnodes)) // never used
 		for i := range tnodes {
+			if i == ktabLen(ktabTnodes) {
+				break // the used prefix (ktab.go)
+			}
 			if tnodes[i].mode == 0 {
 				b[6]++
 			}

@@ -1,6 +1,10 @@
 package kernel
 
-import "unigo.dev/unigo/abi/linux"
+import (
+	"unsafe"
+
+	"unigo.dev/unigo/abi/linux"
+)
 
 // Memory system calls over the user address space of mem.go. Memory is
 // committed when it is mapped readable or writable; PROT_NONE reserves
@@ -86,6 +90,9 @@ func commit(start, end uintptr, zero bool) bool {
 		return populate(start, end, zero)
 	}
 	if framesAvail() < need {
+		if debug {
+			debugCommitFn(need)
+		}
 		return false
 	}
 	if zero {
@@ -95,6 +102,25 @@ func commit(start, end uintptr, zero bool) bool {
 		return populate(start, end, zero)
 	}
 	return true
+}
+
+// debugCommitFn is debugCommit as a function value, which keeps the
+// console path out of commit's nosplit chains.
+var debugCommitFn = debugCommit
+
+// debugCommitBuf is debugCommit's line (too big for a nosplit frame).
+var debugCommitBuf [96]byte
+
+// debugCommit reports, with --debug, a commit refused for want of frames.
+//
+//go:nosplit
+func debugCommit(need uintptr) {
+	n := putString(debugCommitBuf[:], 0, "unigo: mmap: ")
+	n = putDec(debugCommitBuf[:], n, uint64(need*pageSize>>10))
+	n = putString(debugCommitBuf[:], n, " KiB to commit, ")
+	n = putDec(debugCommitBuf[:], n, uint64(framesAvail()*pageSize>>10))
+	n = putString(debugCommitBuf[:], n, " KiB of RAM free: ENOMEM\n")
+	consoleWrite(2, uintptr(unsafe.Pointer(&debugCommitBuf[0])), uintptr(n))
 }
 
 // sysMunmap implements Linux syscall munmap(2).

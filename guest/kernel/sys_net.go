@@ -42,10 +42,10 @@ func sysNet(nr uintptr, f *trapFrame) uintptr {
 		return netIface6(f.arg(0), f.arg(1))
 	}
 	s := f.arg(0)
-	if s >= maxSockets || sockets[s].state == sockFree {
+	k := sockAt(s)
+	if k == nil {
 		return errno(linux.EBADF)
 	}
-	k := &sockets[s]
 	switch nr {
 	case SysNetRings:
 		rx, tx, size := f.arg(1), f.arg(2), f.arg(3)
@@ -184,6 +184,9 @@ func netCommands(buf, n uintptr) uintptr {
 		w++
 	}
 	for i := range sockets {
+		if i == ktabLen(ktabSockets) {
+			break // the used prefix (ktab.go)
+		}
 		if w == n {
 			break
 		}

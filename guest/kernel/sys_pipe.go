@@ -48,11 +48,9 @@ func sysPipe2(f *trapFrame) uintptr {
 		return errno(linux.ENFILE)
 	}
 	if pipeBuf[p] == 0 {
-		if physEnd-physNext < pipeSize {
+		if pipeBuf[p] = allocContig(pipeSize); pipeBuf[p] == 0 {
 			return errno(linux.ENOMEM)
 		}
-		pipeBuf[p] = physNext // never-used frames: contiguous and zero
-		physNext += pipeSize
 	}
 	rfd := allocFD(fdPipeR)
 	if rfd < 0 {

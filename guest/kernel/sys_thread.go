@@ -36,7 +36,7 @@ func sysClone(f *trapFrame) uintptr {
 	// The child resumes in sysexit with a copy of the parent's registers,
 	// RAX = 0 and its new stack; swtch pops BP and returns into sysexit.
 	frame := kstackTopOf(i) - unsafe.Sizeof(trapFrame{})
-	child := (*trapFrame)(unsafe.Pointer(&kstacks[i][kstackSize-unsafe.Sizeof(trapFrame{})]))
+	child := (*trapFrame)(kptr(frame))
 	*child = *f
 	child.rax = 0
 	initVectorState(i)

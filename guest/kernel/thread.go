@@ -55,6 +55,7 @@ var (
 
 //go:nosplit
 func threadInit() {
+	kstackAlloc(0)
 	setupKernelG(0)
 	t := &threads[0]
 	t.state = tsRunnable
@@ -70,9 +71,48 @@ func threadInit() {
 	setRSP0(kstackTop)
 }
 
+// kstackBase is the lowest address of each thread slot's kernel stack, and
+// last of the exception stack (IST1); 0 until kstackAlloc takes it. A slot
+// allocation is the stack and, above its top, the slot's vector-state save
+// area: [base, base+kstackSize) then [base+kstackSize, +xsaveSize). Slot 0's
+// stack is kstack0, the boot stack, its save area xsave0.
+var kstackBase [maxThreads + 1]uintptr
+
+// xsave0 is slot 0's vector-state save area, with room to align it.
+var xsave0 [xsaveSize + 64]byte
+
+// kstackAlloc gives slot i a kernel stack (and save area) if it has none.
+// Kernel stacks are identity-mapped RAM, taken for good: the monitor writes
+// soft-interrupt frames on them by guest-physical address, and a slot's next
+// thread reuses its stack. False when RAM ran out.
+//
+//go:nosplit
+func kstackAlloc(i int) bool {
+	if kstackBase[i] != 0 {
+		return true
+	}
+	if i == 0 {
+		kstackBase[0] = uintptr(unsafe.Pointer(&kstack0[0]))
+		return true
+	}
+	kstackBase[i] = allocContig(kstackSize + xsaveSize)
+	return kstackBase[i] != 0
+}
+
 //go:nosplit
 func kstackTopOf(i int) uintptr {
-	return uintptr(unsafe.Pointer(&kstacks[i][0])) + kstackSize
+	return kstackBase[i] + kstackSize
+}
+
+// xsaveArea is slot i's vector-state save area, 64-byte aligned as XSAVE
+// needs (SDM Vol. 1 §13.4).
+//
+//go:nosplit
+func xsaveArea(i int) uintptr {
+	if i == 0 {
+		return (uintptr(unsafe.Pointer(&xsave0[0])) + 63) &^ 63
+	}
+	return kstackBase[i] + kstackSize
 }
 
 // setupKernelG gives thread slot i its kernel g and kernel TLS.
@@ -80,7 +120,7 @@ func kstackTopOf(i int) uintptr {
 //go:nosplit
 func setupKernelG(i int) {
 	g := &kgs[i]
-	g.lo = uintptr(unsafe.Pointer(&kstacks[i][0]))
+	g.lo = kstackBase[i]
 	g.hi = g.lo + kstackSize
 	g.guard0 = g.lo + stackGuard
 	g.guard1 = g.guard0
@@ -93,6 +133,9 @@ func setupKernelG(i int) {
 func newThread() int {
 	for i := range threads {
 		if i != cur && (threads[i].state == tsFree || threads[i].state == tsDead) {
+			if !kstackAlloc(i) {
+				return -1
+			}
 			threads[i] = thread{state: tsBlocked, tid: nextTID}
 			threads[i].altstack.Flags = linux.SS_DISABLE
 			nextTID++

@@ -52,9 +52,9 @@ type tnode struct {
 }
 
 var (
-	tnodes   [maxTnodes]tnode
-	tmpPages uintptr // frames in use, index pages included
-	tmpLimit uintptr // frames allowed: ENOSPC beyond
+	tnodes   *[maxTnodes]tnode // a kernel table (ktab.go)
+	tmpPages uintptr           // frames in use, index pages included
+	tmpLimit uintptr           // frames allowed: ENOSPC beyond
 )
 
 // tmpInit makes the root directory and sets the size limit: half of the
@@ -64,6 +64,9 @@ var (
 func tmpInit() {
 	tmpLimit = (physEnd - physNext) / pageSize / 2
 	now := walltime()
+	if ktabGrow(ktabTnodes, unsafe.Sizeof(tnode{}), maxTnodes) != 0 {
+		fatal("no memory for the tmpfs root")
+	}
 	tnodes[0] = tnode{mode: linux.S_IFDIR | 0o1777, nlink: 2, atime: now, mtime: now, ctime: now}
 	mounts[0] = mountPt{used: true, nlen: 3, name: [32]byte{'t', 'm', 'p'}, root: tmpRootVn}
 }
@@ -343,10 +346,13 @@ func tmpNew(mode uint32) int {
 //
 //go:nosplit
 func tnodeFree() int {
-	for i := 1; i < maxTnodes; i++ {
+	for i := 1; i < ktabLen(ktabTnodes); i++ {
 		if tnodes[i].mode == 0 && tnodes[i].vol == 0 {
 			return i
 		}
+	}
+	if i := ktabGrow(ktabTnodes, unsafe.Sizeof(tnode{}), maxTnodes); i >= 0 {
+		return i
 	}
 	return volEvictFn()
 }

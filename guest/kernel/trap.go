@@ -33,15 +33,8 @@ var (
 	useXsave bool    // XSAVE is enabled (CR4.OSXSAVE); otherwise FXSAVE
 	curXsave uintptr // save area of the running thread
 	xsaveLen uintptr // bytes of vector state that XSAVE or FXSAVE writes
-	xsaveMem [maxThreads*xsaveSize + 64]byte
 	ticks    uint64
 )
-
-//go:nosplit
-func xsaveArea(i int) uintptr {
-	base := (uintptr(unsafe.Pointer(&xsaveMem[0])) + 63) &^ 63
-	return base + uintptr(i)*xsaveSize
-}
 
 // initVectorState gives thread slot i the initial vector state. The x87
 // control word and MXCSR of the initial state (FCW 0x37F, MXCSR 0x1F80 at
@@ -85,13 +78,16 @@ func trapInit() {
 		idt[vec][0] = uint64(pc&0xffff) | selKernelCode<<16 | ist<<32 | 0x8e<<40 | uint64(pc>>16&0xffff)<<48
 		idt[vec][1] = uint64(pc >> 32)
 	}
+	if !kstackAlloc(maxThreads) {
+		fatal("no memory for the exception stack")
+	}
 	top := kstackTopOf(maxThreads)
 	tss[9], tss[10] = uint32(top), uint32(top>>32) // IST1, at byte 36 of the TSS
 	cs := uintptr(abi.CPUStateAddr)
 	store64(cs+abi.CsSoftEntry, uint64(softEntryPC()))
 	store64(cs+abi.CsKstackTopVA, uint64(uintptr(unsafe.Pointer(&kstackTop))))
-	store64(cs+abi.CsKstacksLo, uint64(uintptr(unsafe.Pointer(&kstacks[0][0]))))
-	store64(cs+abi.CsKstacksHi, uint64(kstackTopOf(maxThreads)))
+	store64(cs+abi.CsKstacksLo, 0) // kernel stacks are identity-mapped RAM; user stacks lie above userBase
+	store64(cs+abi.CsKstacksHi, userBase)
 	store64(cs+abi.CsUserCS, selUserCode)
 	store64(cs+abi.CsUserSS, selUserData)
 
@@ -189,8 +185,7 @@ func trap(f *trapFrame) {
 	case 17: // #AC
 		sig = linux.SIGBUS
 	}
-	lo := uintptr(unsafe.Pointer(&kstacks[0][0]))
-	inKernel := uintptr(f.rsp) >= lo && uintptr(f.rsp) < kstackTopOf(maxThreads)
+	inKernel := uintptr(f.rsp) < userBase
 	if debugger && !inKernel && (f.vector == 1 || f.vector == 3) {
 		why := uint64(abi.DebugBreak)
 		if f.vector == 1 {

@@ -134,6 +134,9 @@ func volSave(i int) {
 //go:nosplit
 func volSaveAll(k int) {
 	for i := range tnodes {
+		if i == ktabLen(ktabTnodes) {
+			break // the used prefix (ktab.go)
+		}
 		if int(tnodes[i].vol) == k+1 {
 			volSave(i)
 		}
@@ -164,6 +167,9 @@ func volPinned(i int) bool {
 func volEvict() int {
 	best := -1
 	for i := range tnodes {
+		if i == ktabLen(ktabTnodes) {
+			break // the used prefix (ktab.go)
+		}
 		t := &tnodes[i]
 		if t.vol != 0 && (best < 0 || t.tick < tnodes[best].tick) && !volPinned(i) {
 			best = i

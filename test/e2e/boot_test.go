@@ -102,17 +102,33 @@ func TestGCChurn(t *testing.T) {
 	}
 }
 
+// TestOutOfMemory wants Go's own error when the heap outgrows the guest,
+// and with --debug the kernel's line saying which commit it refused.
 func TestOutOfMemory(t *testing.T) {
 	needKVM(t)
 	checkOOM(t, run(t, "run", "-m", "64M", image(t, "oom")))
+	r := run(t, "run", "--debug", "-m", "64M", image(t, "oom"))
+	checkOOM(t, r)
+	if !regexp.MustCompile(`unigo: mmap: \d+ KiB to commit, \d+ KiB of RAM free: ENOMEM`).MatchString(r.stderr) {
+		t.Errorf("--debug: no report of the refused commit:\n%s", tail(r.stderr))
+	}
 }
 
-// TestSmallMemory: hello runs in 12 MiB of guest memory. The kernel takes
-// the free RAM below the image as frames too, and backs the runtime's heap
-// commits on first touch once frames run short.
+// TestSmallMemory: hello runs in 8 MiB of guest memory. The kernel takes
+// the free RAM below the image as frames too, backs the runtime's heap
+// commits on first touch (one page a fault) once frames run short, and
+// takes its threads' stacks and its tables' pages as they are needed.
 func TestSmallMemory(t *testing.T) {
 	needKVM(t)
-	expect(t, run(t, "run", "-m", "12M", image(t, "examples/hello")), 0, "hello\n")
+	expect(t, run(t, "run", "-m", "8M", image(t, "examples/hello")), 0, "hello\n")
+}
+
+// TestManyThreads runs 40 threads at once, each taking timer interrupts on
+// its own kernel stack, which the kernel takes from RAM as a thread is made.
+func TestManyThreads(t *testing.T) {
+	bothVMMs(t, func(t *testing.T, vmm string) {
+		expect(t, run(t, "run", "--vmm", vmm, "-m", "64M", image(t, "manythreads")), 0, "all 40 goroutines ran\n")
+	})
 }
 
 // TestPipes moves 1 MiB through a pipe (the ring wraps), makes and closes

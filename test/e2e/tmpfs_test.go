@@ -47,6 +47,19 @@ free again: true
 	})
 }
 
+// TestTmpfsNodes fills /tmp's node table, a kernel table backed page by
+// page as it grows, to ENOSPC, empties it and fills it again.
+func TestTmpfsNodes(t *testing.T) {
+	bothVMMs(t, func(t *testing.T, vmm string) {
+		expect(t, run(t, "run", "--vmm", vmm, image(t, "inodes")), 0, `fill: no space left on device
+made as many as were free: true true
+free when full: 0
+free again: true
+fill again: no space left on device true
+`)
+	})
+}
+
 // TestMmapFile maps a /tmp file shared (read-only and writable) and
 // private while it is written, grown and removed, and an image file, and
 // wants what the same program sees on Linux.

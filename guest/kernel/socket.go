@@ -84,7 +84,14 @@ const (
 	SysNetMSI                          // (bdf) → the MSI address | data<<32 that interrupts this CPU at vecDevice
 	SysNetIface6                       // (*[16]byte, prefix) → 0: an IPv6 address of eth0, for netlink and bind
 	SysNetOpts                         // (sock, *NetOpts) → 0: the options the program set
+	SysNetGrow                         // (sock, NetRingRx or NetRingTx, buf, size) → 0: that ring moves to buf, its bytes copied over
 	sysNetEnd
+)
+
+// The rings of SysNetGrow.
+const (
+	NetRingRx = 0
+	NetRingTx = 1
 )
 
 // NetOpts are the socket options the component applies to its endpoint

@@ -40,6 +40,8 @@ func sysNet(nr uintptr, f *trapFrame) uintptr {
 		return 0
 	case SysNetIface6:
 		return netIface6(f.arg(0), f.arg(1))
+	case SysNetGrow:
+		return netGrow(f.arg(0), f.arg(1), f.arg(2), f.arg(3))
 	}
 	s := f.arg(0)
 	k := sockAt(s)
@@ -72,6 +74,7 @@ func sysNet(nr uintptr, f *trapFrame) uintptr {
 		ringCopy(&k.tx, buf, c, false)
 		sockChanged(int(s))
 		return c
+
 	case SysNetAccepted:
 		if k.state != sockListening || k.closing {
 			return errno(linux.ECONNREFUSED)
@@ -164,6 +167,37 @@ func sysNet(nr uintptr, f *trapFrame) uintptr {
 	default:
 		return errno(linux.ENOSYS)
 	}
+	return 0
+}
+
+// netGrow moves socket k's receive or send ring to the size bytes at buf,
+// the bytes it holds copied over in order: the component starts a
+// connection's rings small and grows them when they fill. Not inlined: it
+// keeps sysNet's frame small.
+//
+//go:nosplit
+//go:noinline
+func netGrow(s, which, buf, size uintptr) uintptr {
+	k := sockAt(s)
+	if k == nil {
+		return errno(linux.EBADF)
+	}
+	g := &k.rx
+	if which == NetRingTx {
+		g = &k.tx
+	} else if which != NetRingRx {
+		return errno(linux.EINVAL)
+	}
+	live := uintptr(g.w - g.r)
+	if g.size == 0 || size < live || size > 16<<20 {
+		return errno(linux.EINVAL)
+	}
+	if !userRange(buf, size) {
+		return errno(linux.EFAULT)
+	}
+	ringCopy(g, buf, live, false)
+	*g = ring{buf: buf, size: uint64(size), w: uint64(live)}
+	sockChanged(int(s))
 	return 0
 }
 

@@ -235,9 +235,9 @@ func (s *sock) accept(ep tcpip.Endpoint, wq *waiter.Queue) {
 		}
 		tc := gonet.NewTCPConn(nwq, n)
 		ends := [2]kernel.NetAddr{kernelAddr(tc.LocalAddr()), kernelAddr(tc.RemoteAddr())}
-		rx, tx := make([]byte, ringSize), make([]byte, ringSize)
+		rx, tx := make([]byte, ringMin), make([]byte, ringMin)
 		id, _, e := syscall.Syscall6(kernel.SysNetAccepted, uintptr(s.id), uintptr(unsafe.Pointer(&ends)),
-			uintptr(unsafe.Pointer(&rx[0])), uintptr(unsafe.Pointer(&tx[0])), ringSize, 0)
+			uintptr(unsafe.Pointer(&rx[0])), uintptr(unsafe.Pointer(&tx[0])), ringMin, 0)
 		if e != 0 {
 			tc.Close() // the backlog is full or the listener went away
 			continue
@@ -305,8 +305,8 @@ func (s *sock) connect() {
 		}
 		return
 	}
-	s.rx, s.tx = make([]byte, ringSize), make([]byte, ringSize)
-	syscall.RawSyscall6(kernel.SysNetRings, uintptr(s.id), uintptr(unsafe.Pointer(&s.rx[0])), uintptr(unsafe.Pointer(&s.tx[0])), ringSize, 0, 0)
+	s.rx, s.tx = make([]byte, ringMin), make([]byte, ringMin)
+	syscall.RawSyscall6(kernel.SysNetRings, uintptr(s.id), uintptr(unsafe.Pointer(&s.rx[0])), uintptr(unsafe.Pointer(&s.tx[0])), ringMin, 0, 0)
 	la := kernelAddr(c.LocalAddr())
 	event(s.id, kernel.NetEvConnected, uintptr(unsafe.Pointer(&la)))
 	s.run(c)
@@ -360,10 +360,11 @@ func (s *sock) run(c *gonet.TCPConn) {
 	}
 }
 
-// read moves received bytes into the kernel's receive ring.
+// read moves received bytes into the kernel's receive ring, growing it
+// when it is found full. Its buffer is as large as the ring.
 func (s *sock) read(c *gonet.TCPConn, done chan struct{}) {
 	defer close(done)
-	buf := make([]byte, 16<<10)
+	buf := make([]byte, len(s.rx))
 	for {
 		n, err := c.Read(buf)
 		for off := 0; off < n; {
@@ -372,6 +373,9 @@ func (s *sock) read(c *gonet.TCPConn, done chan struct{}) {
 				return
 			}
 			off += int(k)
+			if off < n && s.grow(kernel.NetRingRx) {
+				continue
+			}
 			if off < n {
 				select {
 				case <-s.room:
@@ -379,6 +383,9 @@ func (s *sock) read(c *gonet.TCPConn, done chan struct{}) {
 					return
 				}
 			}
+		}
+		if len(buf) < len(s.rx) {
+			buf = make([]byte, len(s.rx))
 		}
 		if err != nil {
 			select {
@@ -396,9 +403,10 @@ func (s *sock) read(c *gonet.TCPConn, done chan struct{}) {
 }
 
 // write sends what the program put in the send ring, then shuts down or
-// closes the connection when the program asked.
+// closes the connection when the program asked. A ring found full is
+// grown; the buffer is as large as the ring.
 func (s *sock) write(c *gonet.TCPConn, readDone chan struct{}) {
-	buf := make([]byte, 16<<10)
+	buf := make([]byte, len(s.tx))
 	shutDone := false
 	for range s.kick {
 		for {
@@ -406,9 +414,13 @@ func (s *sock) write(c *gonet.TCPConn, readDone chan struct{}) {
 			if e != 0 || n == 0 {
 				break
 			}
+			full := int(n) == len(s.tx)
 			if _, err := c.Write(buf[:n]); err != nil {
 				event(s.id, kernel.NetEvReset, uintptr(errnoOf(err)))
 				break
+			}
+			if full && s.grow(kernel.NetRingTx) {
+				buf = make([]byte, len(s.tx))
 			}
 		}
 		s.mu.Lock()
@@ -425,6 +437,25 @@ func (s *sock) write(c *gonet.TCPConn, readDone chan struct{}) {
 			return
 		}
 	}
+}
+
+// grow doubles the receive or send ring of a connection, up to ringMax,
+// and reports whether it did. Only the goroutine that moves that ring's
+// bytes (read or write) calls it.
+func (s *sock) grow(which int) bool {
+	r := &s.rx
+	if which == kernel.NetRingTx {
+		r = &s.tx
+	}
+	if len(*r) >= ringMax {
+		return false
+	}
+	b := make([]byte, 2*len(*r))
+	if _, _, e := syscall.RawSyscall6(kernel.SysNetGrow, uintptr(s.id), uintptr(which), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, 0); e != 0 {
+		return false
+	}
+	*r = b // the old ring is the garbage collector's now
+	return true
 }
 
 // errnoOf maps a netstack error to the errno Linux gives for it.
@@ -459,7 +490,7 @@ func (s *sock) openUDP() {
 		return
 	}
 	c := gonet.NewUDPConn(&wq, ep)
-	s.rx, s.tx = make([]byte, ringSize), make([]byte, ringSize)
+	s.rx, s.tx = make([]byte, ringMax), make([]byte, ringMax)
 	s.mu.Lock()
 	s.udp, s.ep = c, ep
 	s.mu.Unlock()
@@ -502,6 +533,6 @@ func (s *sock) openUDP() {
 			}
 		}
 	}()
-	syscall.RawSyscall6(kernel.SysNetRings, uintptr(s.id), uintptr(unsafe.Pointer(&s.rx[0])), uintptr(unsafe.Pointer(&s.tx[0])), ringSize, 0, 0)
+	syscall.RawSyscall6(kernel.SysNetRings, uintptr(s.id), uintptr(unsafe.Pointer(&s.rx[0])), uintptr(unsafe.Pointer(&s.tx[0])), ringMax, 0, 0)
 	signal(s.kick) // datagrams may be waiting
 }

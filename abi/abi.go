@@ -38,7 +38,8 @@ const (
 //	0x0000_0000  page 0, not mapped (nil dereferences fault)
 //	0x0000_1000  boot info, 4 KiB
 //	0x0000_2000  hypercall page: arguments and results, 4 KiB
-//	0x0000_3000  PML4; 0x4000 PDPT; 0x5000..0x8fff PD for 0-4 GiB; 0x9000 PT for 0-2 MiB
+//	0x0000_3000  PML4; 0x4000 PDPT; 0x5000..0x8fff PD for 0-4 GiB; 0x9000 PT for 0-2 MiB;
+//	             0xa000, 0xb000 PTs for the 2 MiB pages the image's read-only part shares with RAM
 //	0x0001_0000  boot strings (args, env, command line), up to 64 KiB
 //	0x0002_0000  hypercall bounce buffer, 64 KiB
 //	0x0010_0000  free RAM up to the image
@@ -51,6 +52,7 @@ const (
 	PDPTAddr      = 0x4000
 	PDAddr        = 0x5000 // four pages, one per GiB
 	PT0Addr       = 0x9000
+	PTROMAddr     = 0xa000 // two pages
 	StringsAddr   = 0x10000
 	StringsSize   = 0x10000
 	HcBufAddr     = 0x20000

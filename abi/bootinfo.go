@@ -8,7 +8,7 @@ const (
 	BiMagic    = 0  // u64 BootMagic
 	BiVersion  = 8  // u32 Version
 	BiFlags    = 12 // u32 BootFlag*
-	BiMemSize  = 16 // u64 bytes of RAM, from guest-physical 0
+	BiMemSize  = 16 // u64 where RAM ends (guest-physical); the map shows any gaps below
 	BiWallNs   = 24 // u64 Unix time in ns at the moment the guest TSC read BiTSC
 	BiTSC      = 32 // u64 guest TSC at BiWallNs
 	BiTSCkHz   = 40 // u64 guest TSC frequency in kHz

@@ -42,6 +42,7 @@ type inspection struct {
 		Start, End uint64 // guest-physical range of the image
 		Zeroed     uint64 // bytes of zeroed data (BSS), inside the range
 		DemandFrom uint64 // own monitor: zeroed objects from here are backed on first touch (0: none)
+		ReadOnly   uint64 // own monitor: bytes from Start mapped read-only outside guest RAM (-m)
 	}
 	Sections map[string]uint64 // bytes: text, rodata, pclntab, data, bss, dwarf, symtab
 	Parts    map[string]uint64 `json:",omitempty"` // code and read-only data by owner
@@ -113,6 +114,9 @@ func inspect(path string) (*inspection, error) {
 		in.Memory.Zeroed += s.MemSize - s.FileSize
 	}
 	in.Memory.DemandFrom, _ = img.BSSHole()
+	if rs, re := img.ROM(); re > rs {
+		in.Memory.ReadOnly = re - rs
+	}
 
 	f, err := elf.Open(path)
 	if err != nil {
@@ -259,6 +263,10 @@ func (in *inspection) print() {
 	}
 	fmt.Printf("memory      [%#x, %#x): %.1f MiB, of which %.1f MiB zeroed data", in.Memory.Start, in.Memory.End,
 		float64(in.Memory.End-in.Memory.Start)/(1<<20), float64(in.Memory.Zeroed)/(1<<20))
+	if in.Memory.ReadOnly != 0 {
+		fmt.Printf("; the first %.1f MiB, code and read-only data, mapped read-only outside guest RAM on the own monitor",
+			float64(in.Memory.ReadOnly)/(1<<20))
+	}
 	if in.Memory.DemandFrom != 0 {
 		fmt.Printf("; from %#x (%.1f MiB) backed on first touch on the own monitor", in.Memory.DemandFrom,
 			float64(in.Memory.End-in.Memory.DemandFrom)/(1<<20))

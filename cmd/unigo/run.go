@@ -102,7 +102,7 @@ func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 func runFlags(o *runOpts) *flag.FlagSet {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.StringVar(&o.mem, "m", "128M", "guest memory `size` (K, M or G suffix; a plain number is MiB)")
+	fs.StringVar(&o.mem, "m", "128M", "guest RAM `size` (K, M or G suffix; a plain number is MiB); on the own monitor the image's code and read-only data lie outside it, read-only")
 	fs.Var(&o.env, "e", "set `KEY=VAL` in the guest's environment (repeatable); the host's is not passed")
 	fs.BoolVar(&o.debug, "debug", false, "report each unimplemented system call the guest makes, once")
 	fs.StringVar(&o.vmm, "vmm", "", "`monitor`: kvm (Unigo's own, the default) or qemu (QEMU, TCG);\nwithout /dev/kvm, qemu if it is installed")

@@ -27,7 +27,6 @@ func debugTrap(f *trapFrame, why uint64) {
 		putDebugThread(n, i, kstackTopOf(i)-unsafe.Sizeof(trapFrame{}))
 		n++
 	}
-	threads[cur].fsbase = userFS // the running thread's is live in userFS
 	hcall(abi.HcDebug, why, uint64(n))
 }
 

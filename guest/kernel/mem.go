@@ -56,17 +56,20 @@ var (
 // frames. lowFree says whether that low RAM is there: the own monitor's
 // memory map promises it; a PVH boot's firmware memory map has to show it.
 //
-// The own monitor may leave a hole in RAM where the image's largest zeroed
-// objects lie (boot info: two RAM ranges, the image ending in the gap
-// between them): the RAM above it is the frames', and the pages of the hole
+// The own monitor's memory map may have gaps in RAM (boot info: RAM
+// ranges): the image's read-only segments, which it maps outside RAM, and
+// a hole where the image's largest zeroed objects lie, the image ending in
+// the gap: the RAM above the hole is the frames', and the pages of the hole
 // are backed when first touched, as a lazy range.
 //
 //go:nosplit
 func memInit(bootInfo uintptr, lowFree, dirty bool) {
 	physNext = (imageEnd() + pageSize - 1) &^ (pageSize - 1)
 	physEnd = uintptr(load64(bootInfo + abi.BiMemSize))
-	if uint32(load64(bootInfo+abi.BiMapCount)) == 2 {
-		lo, hi := bootInfo+abi.BiMap, bootInfo+abi.BiMap+abi.MapEntrySize
+	n := uintptr(min(uint32(load64(bootInfo+abi.BiMapCount)), abi.MaxMapEntries))
+	for i := uintptr(0); i+1 < n; i++ {
+		lo := bootInfo + abi.BiMap + i*abi.MapEntrySize
+		hi := lo + abi.MapEntrySize
 		holeStart := uintptr(load64(lo)) + uintptr(load64(lo+8))
 		holeEnd := uintptr(load64(hi))
 		if holeStart < physNext && physNext <= holeEnd {

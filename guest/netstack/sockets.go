@@ -421,6 +421,10 @@ func (s *sock) write(c *gonet.TCPConn, readDone chan struct{}) {
 			}
 			if full && s.grow(kernel.NetRingTx) {
 				buf = make([]byte, len(s.tx))
+			} else if int(n) < len(buf) {
+				// The ring is empty: what the program writes next raises
+				// NetOpTx again, so no call to find it empty.
+				break
 			}
 		}
 		s.mu.Lock()

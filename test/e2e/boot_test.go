@@ -114,13 +114,14 @@ func TestOutOfMemory(t *testing.T) {
 	}
 }
 
-// TestSmallMemory: hello runs in 8 MiB of guest memory. The kernel takes
-// the free RAM below the image as frames too, backs the runtime's heap
-// commits on first touch (one page a fault) once frames run short, and
-// takes its threads' stacks and its tables' pages as they are needed.
+// TestSmallMemory: hello runs in 6 MiB of guest RAM. The own monitor maps
+// the image's code and read-only data outside RAM (the ROM); the kernel
+// takes the free RAM below the image as frames too, backs the runtime's
+// heap commits on first touch (one page a fault) once frames run short,
+// and takes its threads' stacks and its tables' pages as they are needed.
 func TestSmallMemory(t *testing.T) {
 	needKVM(t)
-	expect(t, run(t, "run", "-m", "8M", image(t, "examples/hello")), 0, "hello\n")
+	expect(t, run(t, "run", "-m", "6M", image(t, "examples/hello")), 0, "hello\n")
 }
 
 // TestManyThreads runs 40 threads at once, each taking timer interrupts on
@@ -657,5 +658,17 @@ func TestInspect(t *testing.T) {
 	}
 	if r := run(t, "inspect", "/bin/true"); r.code != 125 || !strings.Contains(r.stderr, "not a Unigo image") {
 		t.Errorf("inspect of /bin/true: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestReadOnlyImage writes to a string constant: the own monitor maps the
+// image's code and read-only data read-only (a read-only memory slot, and
+// read-only pages in the guest's page tables), so the write is a SIGSEGV
+// that Go reports as a fault and exit 2, as on Linux.
+func TestReadOnlyImage(t *testing.T) {
+	needKVM(t)
+	r := run(t, "run", image(t, "writero"))
+	if r.code != 2 || !strings.Contains(r.stderr, "unexpected fault address") || !strings.Contains(r.stderr, "signal SIGSEGV") || strings.Contains(r.stdout, "wrote:") {
+		t.Fatalf("exit %d, want 2 with Go's fault report:\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, tail(r.stderr))
 	}
 }

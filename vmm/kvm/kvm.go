@@ -197,10 +197,19 @@ type userspaceMemoryRegion struct {
 	UserspaceAddr uint64
 }
 
-// SetMemory maps host memory mem at guest-physical gpa in slot.
-func (vm *VM) SetMemory(slot uint32, gpa uint64, mem []byte) error {
+// MemReadonly makes a memory slot read-only to the guest: its writes there
+// exit as MMIO (KVM_MEM_READONLY, api.rst 4.35; KVM_CAP_READONLY_MEM).
+const MemReadonly = 1 << 1
+
+// CapReadonlyMem is KVM_CAP_READONLY_MEM, for CheckExtension.
+const CapReadonlyMem = 31
+
+// SetMemory maps host memory mem at guest-physical gpa in slot, with flags
+// (0 or MemReadonly).
+func (vm *VM) SetMemory(slot uint32, gpa uint64, mem []byte, flags uint32) error {
 	r := userspaceMemoryRegion{
 		Slot:          slot,
+		Flags:         flags,
 		GuestPhysAddr: gpa,
 		MemorySize:    uint64(len(mem)),
 		UserspaceAddr: uint64(uintptr(unsafe.Pointer(&mem[0]))),

@@ -37,7 +37,7 @@ func (m *Machine) plantEntryStop() error {
 	if fn == nil {
 		return fmt.Errorf("--gdb: the image has no %s", firstUserPC)
 	}
-	b, err := m.mem.Slice(fn.Entry, 1) // the image is identity-mapped
+	b, err := m.mem.Code(fn.Entry, 1) // the image is identity-mapped
 	if err != nil {
 		return fmt.Errorf("--gdb: %s at %#x: %w", firstUserPC, fn.Entry, err)
 	}
@@ -114,7 +114,7 @@ func (m *Machine) debugStop(why, n uint64) (kill bool, err error) {
 		at := word(cur.frame, abi.FrameRIP) - 1 // INT3 traps after itself
 		switch {
 		case m.entryStop != 0 && at == m.entryStop:
-			b, _ := m.mem.Slice(at, 1)
+			b, _ := m.mem.Code(at, 1)
 			b[0] = m.entryByte
 			m.entryStop = 0
 			putWord(cur.frame, abi.FrameRIP, at)
@@ -207,7 +207,7 @@ func (t *debugTarget) access(addr uint64, b []byte, write bool) error {
 			return err
 		}
 		n := min(uint64(len(b)), abi.PageSize-addr%abi.PageSize)
-		host, err := t.m.mem.Slice(gpa, n)
+		host, err := t.m.mem.Code(gpa, n) // breakpoints go into the ROM
 		if err != nil {
 			return err
 		}

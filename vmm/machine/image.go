@@ -38,6 +38,7 @@ type Segment struct {
 	Off      uint64 // file offset of the segment's bytes
 	FileSize uint64 // bytes from the file; the rest of MemSize is zero
 	MemSize  uint64
+	Writable bool // PF_W
 }
 
 // ErrNotUnigo is wrapped by errors about images that are not Unigo images.
@@ -106,7 +107,8 @@ func parseImage(r io.ReaderAt, size int64) (*Image, error) {
 		if p.Paddr < abi.ImageMinAddr || p.Paddr+p.Memsz < p.Paddr {
 			return nil, fmt.Errorf("image segment at %#x overlaps the boot area below %#x", p.Paddr, abi.ImageMinAddr)
 		}
-		img.Segments = append(img.Segments, Segment{Addr: p.Paddr, Off: p.Off, FileSize: p.Filesz, MemSize: p.Memsz})
+		img.Segments = append(img.Segments, Segment{Addr: p.Paddr, Off: p.Off, FileSize: p.Filesz, MemSize: p.Memsz,
+			Writable: p.Flags&elf.PF_W != 0})
 		if p.Flags&elf.PF_X != 0 && f.Entry >= p.Vaddr && f.Entry < p.Vaddr+p.Memsz {
 			entryOK = true
 		}
@@ -155,17 +157,28 @@ func findNote(f *elf.File) (ver, flags uint32, err error) {
 
 func align4(n uint64) uint64 { return (n + 3) &^ 3 }
 
-// load puts the segments into guest memory. Page-aligned segments of an
-// image file are mapped copy-on-write from the file over guest memory, so
-// loading copies nothing and the guest faults in only the pages it touches;
-// the rest is copied. BSS stays as it is: guest memory is fresh, hence zero.
+// load puts the segments into guest memory: the read-only ones into the ROM
+// when there is one (Image.ROM), the others into RAM. Page-aligned segments
+// of an image file are mapped copy-on-write from the file, so loading copies
+// nothing and the guest faults in only the pages it touches; the rest is
+// copied. BSS stays as it is: guest memory is fresh, hence zero.
 func (img *Image) load(m *Memory) error {
+	romAt, rom := m.ROM()
 	for _, s := range img.Segments {
 		size := s.MemSize
-		if m.holeStart != m.holeEnd && s.Addr < m.holeStart && s.Addr+size > m.holeStart {
-			size = m.holeStart - s.Addr // the zeroed objects in the hole are the guest's to back
+		if h := m.hole; h.size() != 0 && s.Addr < h.start && s.Addr+size > h.start {
+			size = h.start - s.Addr // the zeroed objects in the hole are the guest's to back
 		}
-		dst, err := m.Slice(s.Addr, size)
+		var dst []byte
+		var err error
+		if rom != nil && s.Addr >= romAt && s.Addr-romAt < uint64(len(rom)) {
+			if size > uint64(len(rom))-(s.Addr-romAt) {
+				return fmt.Errorf("image segment [%#x, +%#x) runs past the read-only image", s.Addr, s.MemSize)
+			}
+			dst = rom[s.Addr-romAt : s.Addr-romAt+size]
+		} else {
+			dst, err = m.Slice(s.Addr, size)
+		}
 		if err != nil || s.FileSize > size {
 			return fmt.Errorf("image segment [%#x, +%#x) does not fit in %d MiB of guest memory: use a larger -m", s.Addr, s.MemSize, m.Size()>>20)
 		}
@@ -275,3 +288,32 @@ func (img *Image) BSSHole() (start, end uint64) {
 
 // holeMin is the smallest hole worth a second RAM region.
 const holeMin = 4 << 20
+
+// ROM returns the guest-physical range, page aligned, of the image's
+// read-only segments, which the own monitor maps into a read-only memory
+// slot outside RAM (Memory): the first segments, up to the first writable
+// one, when they are all file-backed and page-aligned (as the Go linker lays
+// them out: the ELF header and text, then read-only data). Empty otherwise,
+// or for an image not read from a file.
+func (img *Image) ROM() (start, end uint64) {
+	if img.file == nil {
+		return 0, 0
+	}
+	for i, s := range img.Segments {
+		ro := !s.Writable
+		if !ro || s.FileSize != s.MemSize || s.Addr%abi.PageSize != 0 || s.Off%abi.PageSize != 0 || (i > 0 && s.Addr < end) {
+			if ro {
+				return 0, 0 // a read-only segment that cannot be mapped: no ROM
+			}
+			if s.Addr < end {
+				return 0, 0 // a writable segment in the ROM's last page
+			}
+			break
+		}
+		if i == 0 {
+			start = s.Addr
+		}
+		end = (s.Addr + s.MemSize + abi.PageSize - 1) &^ (abi.PageSize - 1)
+	}
+	return start, end
+}

@@ -27,15 +27,58 @@ func (m *Memory) buildPageTables() error {
 			return err
 		}
 	}
+	// The 2 MiB pages that RAM reaches, from the second: the first is PT0's.
 	for _, r := range m.Map() {
-		for a := max(r.Addr, abi.LargePageSize); a < r.Addr+r.Size; a += abi.LargePageSize {
+		for a := max(r.Addr&^(abi.LargePageSize-1), abi.LargePageSize); a < r.Addr+r.Size; a += abi.LargePageSize {
 			if err := m.PutU64(abi.PDAddr+a/abi.LargePageSize*8, a|flags|pteLarge); err != nil {
 				return err
 			}
 		}
 	}
 	db := uint64(abi.DoorbellAddr)
-	return m.PutU64(abi.PDAddr+db/abi.LargePageSize*8, db|flags|pteLarge|ptePCD|ptePWT)
+	if err := m.PutU64(abi.PDAddr+db/abi.LargePageSize*8, db|flags|pteLarge|ptePCD|ptePWT); err != nil {
+		return err
+	}
+	return m.mapROM()
+}
+
+// mapROM maps the ROM read-only, so that a write there is a page fault in
+// the guest, which its kernel turns into SIGSEGV as Linux does for a write
+// to a program's code or read-only data: 2 MiB pages where the ROM fills
+// them, and a page table (abi.PTROMAddr) for each 2 MiB page it shares with
+// RAM, at its start or its end.
+func (m *Memory) mapROM() error {
+	const rw, ro = ptePresent | pteWrite | pteUser, ptePresent | pteUser
+	at, rom := m.ROM()
+	if rom == nil {
+		return nil
+	}
+	end := at + uint64(len(rom))
+	pt := uint64(abi.PTROMAddr)
+	for a := max(at&^(abi.LargePageSize-1), abi.LargePageSize); a < end; a += abi.LargePageSize {
+		pde := a | ro | pteLarge
+		if a < at || a+abi.LargePageSize > end {
+			if pt == abi.PTROMAddr+2*abi.PageSize {
+				return fmt.Errorf("map the read-only image: more than two partial 2 MiB pages")
+			}
+			for p := a; p < a+abi.LargePageSize; p += abi.PageSize {
+				e := uint64(0)
+				if p >= at && p < end {
+					e = p | ro
+				} else if _, err := m.Slice(p, abi.PageSize); err == nil {
+					e = p | rw
+				}
+				if err := m.PutU64(pt+(p-a)/abi.PageSize*8, e); err != nil {
+					return err
+				}
+			}
+			pde, pt = pt|rw, pt+abi.PageSize
+		}
+		if err := m.PutU64(abi.PDAddr+a/abi.LargePageSize*8, pde); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkMemSize validates a requested guest memory size.

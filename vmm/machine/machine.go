@@ -144,7 +144,11 @@ func New(img *Image, cfg Config) (*Machine, error) {
 
 func (m *Machine) setup() (err error) {
 	hs, he := m.img.BSSHole()
-	if m.mem, err = newMemory(m.cfg.MemSize, hs, he); err != nil {
+	var rs, re uint64
+	if m.sys.CheckExtension(kvm.CapReadonlyMem) > 0 {
+		rs, re = m.img.ROM()
+	}
+	if m.mem, err = newMemory(m.cfg.MemSize, rs, re, hs, he); err != nil {
 		return err
 	}
 	if m.vm, err = m.sys.CreateVM(); err != nil {
@@ -155,9 +159,15 @@ func (m *Machine) setup() (err error) {
 	if err := m.vm.SetTSSAddr(abi.DoorbellAddr - 0x4000); err != nil {
 		return err
 	}
-	for i, r := range m.mem.Map() {
+	ram := m.mem.Map()
+	for i, r := range ram {
 		host, _ := m.mem.Slice(r.Addr, r.Size)
-		if err := m.vm.SetMemory(uint32(i), r.Addr, host); err != nil {
+		if err := m.vm.SetMemory(uint32(i), r.Addr, host, 0); err != nil {
+			return err
+		}
+	}
+	if at, rom := m.mem.ROM(); rom != nil {
+		if err := m.vm.SetMemory(uint32(len(ram)), at, rom, kvm.MemReadonly); err != nil {
 			return err
 		}
 	}
@@ -263,7 +273,7 @@ func (m *Machine) writeBootInfo() error {
 		return err
 	}
 	bi := abi.BootInfo{
-		MemSize: m.mem.Size(), // bytes; with a hole, RAM ends higher (Map)
+		MemSize: m.mem.Top(), // where RAM ends; the map shows the gaps below (the ROM, the hole)
 		TSCkHz:  khz,
 		Args:    m.cfg.Args,
 		Env:     m.cfg.Env,
@@ -381,6 +391,9 @@ func (m *Machine) Run() (int, error) {
 			}
 			if pageMMIO(mm, abi.Virtio9pAddr, m.shares) || pageMMIO(mm, abi.VirtioBlkAddr, m.disks) {
 				continue
+			}
+			if at, rom := m.mem.ROM(); mm.IsWrite != 0 && mm.PhysAddr >= at && mm.PhysAddr-at < uint64(len(rom)) {
+				return 0, m.crash(fmt.Sprintf("guest wrote to its read-only code or data at %#x (len %d)", mm.PhysAddr, mm.Len))
 			}
 			if mm.IsWrite == 0 || mm.PhysAddr != abi.DoorbellAddr || mm.Len != 8 {
 				return 0, m.crash(fmt.Sprintf("guest accessed %#x outside memory (len %d, write %v)", mm.PhysAddr, mm.Len, mm.IsWrite != 0))

@@ -13,62 +13,126 @@ import (
 // guest-supplied addresses and lengths are never used to index memory
 // directly.
 //
-// RAM may have a hole, [holeStart, holeEnd), where the image's largest
-// zeroed objects lie (see Image.BSSHole): the RAM that would be there
-// continues at holeEnd, and the guest kernel backs the pages of the hole
-// that the program touches with its own frames, so objects the program never
-// touches (Go's FIPS entropy buffer, 32 MiB) take none of its memory.
+// Guest-physical space has up to two gaps in RAM, in this order:
+//
+//   - The ROM, [rom.start, rom.end): the image's code and read-only data,
+//     mapped from the image file into a memory slot the guest cannot write
+//     (KVM_MEM_READONLY; a write exits, and the monitor reports it). It is not
+//     RAM: -m counts RAM only, and the pages are the host's page cache of the
+//     image, shared by every instance of it.
+//   - The hole, [hole.start, hole.end): where the image's largest zeroed
+//     objects lie (see Image.BSSHole). It has no memory at all: the guest
+//     kernel backs the pages the program touches with its own frames, so
+//     objects the program never touches (Go's FIPS entropy buffer, 32 MiB)
+//     take none of its memory.
+//
+// RAM, m.b, continues above each gap: guest-physical gpa is m.b[gpa - the
+// sizes of the gaps below it].
 type Memory struct {
-	b                  []byte
-	holeStart, holeEnd uint64 // 2 MiB aligned; equal if there is no hole
+	b    []byte
+	rom  gap
+	hole gap
 }
 
-func newMemory(size, holeStart, holeEnd uint64) (*Memory, error) {
+// gap is a guest-physical range without RAM; empty if start == end.
+type gap struct {
+	start, end uint64
+	b          []byte // the ROM's bytes; nil for the hole
+}
+
+func (g gap) size() uint64 { return g.end - g.start }
+
+// newMemory allocates size bytes of RAM with the ROM [romStart, romEnd) and
+// the hole [holeStart, holeEnd) as gaps (either may be empty). The ROM's
+// bytes are mapped by Image.load.
+func newMemory(size, romStart, romEnd, holeStart, holeEnd uint64) (*Memory, error) {
 	b, err := syscall.Mmap(-1, 0, int(size), syscall.PROT_READ|syscall.PROT_WRITE,
 		syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE)
 	if err != nil {
 		return nil, fmt.Errorf("allocate %d MiB of guest memory: %w", size>>20, err)
 	}
-	if holeStart >= size {
-		holeStart, holeEnd = 0, 0 // the image's objects lie above RAM anyway: no room for one
+	m := &Memory{b: b}
+	if romStart < romEnd && romStart < size {
+		rom, err := syscall.Mmap(-1, 0, int(romEnd-romStart), syscall.PROT_READ|syscall.PROT_WRITE,
+			syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE)
+		if err != nil {
+			syscall.Munmap(b)
+			return nil, fmt.Errorf("reserve the image's read-only memory: %w", err)
+		}
+		m.rom = gap{romStart, romEnd, rom}
 	}
-	return &Memory{b: b, holeStart: holeStart, holeEnd: holeEnd}, nil
+	if holeStart < holeEnd && holeStart < size+m.rom.size() && holeStart >= m.rom.end {
+		m.hole = gap{start: holeStart, end: holeEnd} // else the objects lie above RAM anyway: no room for one
+	}
+	return m, nil
 }
 
-func (m *Memory) free() { syscall.Munmap(m.b) }
+func (m *Memory) free() {
+	syscall.Munmap(m.b)
+	if m.rom.b != nil {
+		syscall.Munmap(m.rom.b)
+	}
+}
 
 // Size is the number of bytes of RAM.
 func (m *Memory) Size() uint64 { return uint64(len(m.b)) }
 
+// Top is the guest-physical address where RAM ends.
+func (m *Memory) Top() uint64 { return m.Size() + m.rom.size() + m.hole.size() }
+
 // Map lists the guest-physical ranges of RAM.
 func (m *Memory) Map() []abi.MapEntry {
-	size := uint64(len(m.b))
-	if m.holeStart == m.holeEnd {
-		return []abi.MapEntry{{Addr: 0, Size: size, Type: abi.MemRAM}}
-	}
-	return []abi.MapEntry{{Addr: 0, Size: m.holeStart, Type: abi.MemRAM},
-		{Addr: m.holeEnd, Size: size - m.holeStart, Type: abi.MemRAM}}
-}
-
-// Slice returns the n bytes at guest-physical gpa, or an error if any of them
-// is outside RAM. Both tests are needed: gpa+n may overflow.
-func (m *Memory) Slice(gpa, n uint64) ([]byte, error) {
-	size := uint64(len(m.b))
-	off := gpa
-	if m.holeStart != m.holeEnd {
-		switch {
-		case gpa < m.holeStart:
-			size = m.holeStart
-		case gpa >= m.holeEnd:
-			off = gpa - (m.holeEnd - m.holeStart)
-		default:
-			off = size // in the hole: no RAM
+	var ents []abi.MapEntry
+	at := uint64(0)
+	for _, g := range [2]gap{m.rom, m.hole} {
+		if g.size() != 0 {
+			ents = append(ents, abi.MapEntry{Addr: at, Size: g.start - at, Type: abi.MemRAM})
+			at = g.end
 		}
 	}
-	if off > size || n > size-off {
-		return nil, fmt.Errorf("guest range [%#x, +%#x) is outside guest memory (%#x bytes)", gpa, n, len(m.b))
+	return append(ents, abi.MapEntry{Addr: at, Size: m.Top() - at, Type: abi.MemRAM})
+}
+
+// ROM returns the guest-physical address and the bytes of the ROM; no
+// bytes if there is none.
+func (m *Memory) ROM() (uint64, []byte) { return m.rom.start, m.rom.b }
+
+// Slice returns the n bytes of RAM at guest-physical gpa, or an error if any
+// of them is outside RAM (in a gap, or above the top). Both tests are
+// needed: gpa+n may overflow.
+func (m *Memory) Slice(gpa, n uint64) ([]byte, error) {
+	off, limit := gpa, m.Top()
+	for _, g := range [2]gap{m.rom, m.hole} {
+		if g.size() == 0 || gpa >= g.end {
+			off -= g.size()
+			continue
+		}
+		if gpa >= g.start {
+			limit = 0 // in the gap
+		} else {
+			limit = g.start
+		}
+		break
+	}
+	if gpa > limit || n > limit-gpa {
+		return nil, fmt.Errorf("guest range [%#x, +%#x) is outside guest memory (%#x bytes of RAM)", gpa, n, len(m.b))
 	}
 	return m.b[off : off+n : off+n], nil
+}
+
+// Code returns the n bytes at gpa in RAM or in the ROM, where the debugger
+// reads and patches code (the monitor's view of the ROM is writable; the
+// guest's is not). Only the debugger and crash reports use it: devices get
+// Slice, so no guest-chosen DMA address reaches the ROM.
+func (m *Memory) Code(gpa, n uint64) ([]byte, error) {
+	if r := m.rom; gpa >= r.start && gpa < r.end {
+		if n > r.end-gpa {
+			return nil, fmt.Errorf("guest range [%#x, +%#x) runs past the read-only image", gpa, n)
+		}
+		o := gpa - r.start
+		return r.b[o : o+n : o+n], nil
+	}
+	return m.Slice(gpa, n)
 }
 
 // U64 reads the little-endian word at gpa.

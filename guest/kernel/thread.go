@@ -71,8 +71,9 @@ func threadInit() {
 	setRSP0(kstackTop)
 }
 
-// kstackBase is the lowest address of each thread slot's kernel stack, and
-// last of the exception stack (IST1); 0 until kstackAlloc takes it. A slot
+// kstackBase is the lowest address of each thread slot's kernel stack and,
+// at index maxThreads, of the exception stack (IST1); 0 until kstackAlloc
+// takes it. A slot
 // allocation is the stack and, above its top, the slot's vector-state save
 // area: [base, base+kstackSize) then [base+kstackSize, +xsaveSize). Slot 0's
 // stack is kstack0, the boot stack, its save area xsave0.

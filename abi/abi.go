@@ -40,6 +40,7 @@ const (
 //	0x0000_2000  hypercall page: arguments and results, 4 KiB
 //	0x0000_3000  PML4; 0x4000 PDPT; 0x5000..0x8fff PD for 0-4 GiB; 0x9000 PT for 0-2 MiB;
 //	             0xa000, 0xb000 PTs for the 2 MiB pages the image's read-only part shares with RAM
+//	0x0000_c000  the guest's system call counters, 8 KiB (own monitor)
 //	0x0001_0000  boot strings (args, env, command line), up to 64 KiB
 //	0x0002_0000  hypercall bounce buffer, 64 KiB
 //	0x0010_0000  free RAM up to the image
@@ -53,6 +54,7 @@ const (
 	PDAddr        = 0x5000 // four pages, one per GiB
 	PT0Addr       = 0x9000
 	PTROMAddr     = 0xa000 // two pages
+	SyscallsAddr  = 0xc000 // SyscallSlots u64 counters: the kernel counts each system call, the monitor reads them
 	StringsAddr   = 0x10000
 	StringsSize   = 0x10000
 	HcBufAddr     = 0x20000
@@ -72,6 +74,15 @@ const (
 	MinMemSize    = 4 << 20
 	PageSize      = 4096
 	LargePageSize = 2 << 20
+)
+
+// The system call counters at SyscallsAddr: one per Linux number below
+// SyscallSlotNet, one for the network component's private calls, one for
+// every other number.
+const (
+	SyscallSlots     = 1024
+	SyscallSlotNet   = SyscallSlots - 2
+	SyscallSlotOther = SyscallSlots - 1
 )
 
 // Hypercalls. The guest stores the arguments in the hypercall page and writes

@@ -93,6 +93,9 @@ func writeMetrics(w io.Writer, image string, s machine.Stats) {
 	for _, c := range sortedKeys(s.Hypercalls) {
 		mw.put("unigo_hypercalls_total", "counter", "Hypercalls the guest made, by call.", float64(s.Hypercalls[c]), "call", c)
 	}
+	for _, c := range sortedKeys(s.Syscalls) {
+		mw.put("unigo_guest_syscalls_total", "counter", "System calls the guest's program (and its network component, as unigo_net) made, by call.", float64(s.Syscalls[c]), "call", c)
+	}
 	for _, k := range sortedKeys(s.Interrupts) {
 		mw.put("unigo_interrupts_injected_total", "counter", "Interrupts injected into the guest, by kind.", float64(s.Interrupts[k]), "kind", k)
 	}

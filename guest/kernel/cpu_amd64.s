@@ -158,6 +158,7 @@ TEXT ·syscallEntry(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	SP, AX
 	SUBQ	$8, SP
 	MOVQ	AX, 0(SP)
+	CALL	·countSyscall(SB) // apart from syscall's nosplit chains
 	CALL	·syscall(SB)
 	ADDQ	$8, SP
 	CMPB	·fullReturn(SB), $0

@@ -363,7 +363,10 @@ func lazyFault(va uintptr) bool {
 	if framesAvail() < eagerReserve {
 		around = pageSize
 	}
-	for i := 0; i < nlazy; i++ {
+	for i := range lazy { // not i < nlazy: the range bounds i, so no bounds check in trap context
+		if i == nlazy {
+			break
+		}
 		r := &lazy[i]
 		if va >= r.start && va < r.end {
 			start := max(va&^(around-1), r.start)

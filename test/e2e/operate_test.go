@@ -410,6 +410,14 @@ func TestMetrics(t *testing.T) {
 		if after["unigo_guest_memory_touched_bytes"] > after["unigo_guest_memory_bytes"] || after["unigo_guest_memory_bytes"] != 128<<20 {
 			t.Errorf("memory touched %v of %v", after["unigo_guest_memory_touched_bytes"], after["unigo_guest_memory_bytes"])
 		}
+		// Each request is at least a read and a write by the server and a
+		// receive and a send by the network component.
+		for _, k := range []string{`unigo_guest_syscalls_total{call="read"}`, `unigo_guest_syscalls_total{call="write"}`,
+			`unigo_guest_syscalls_total{call="unigo_net"}`} {
+			if d := after[k] - before[k]; d < n {
+				t.Errorf("%s grew by %v over %d requests, want at least %d", k, d, n, n)
+			}
+		}
 		if after["unigo_uptime_seconds"] <= before["unigo_uptime_seconds"] {
 			t.Errorf("uptime went from %v to %v", before["unigo_uptime_seconds"], after["unigo_uptime_seconds"])
 		}

@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"unigo.dev/unigo/abi"
+	"unigo.dev/unigo/abi/linux"
 	"unigo.dev/unigo/vmm/kvm"
 )
 
@@ -42,6 +43,7 @@ type Stats struct {
 	VCPUTime   time.Duration     // CPU time of the vCPU thread: guest and monitor work on it
 	Exits      map[string]uint64 // VM exits by reason (kvm.ExitName, lower case, without KVM_EXIT_)
 	Hypercalls map[string]uint64 // by name
+	Syscalls   map[string]uint64 // the guest's system calls, by name: the kernel counts them (abi.SyscallsAddr)
 	Interrupts map[string]uint64 // injected, by kind: timer, device
 	MemSize    uint64            // bytes of guest RAM
 	MemTouched uint64            // bytes of it the host has backed: pages the guest touched
@@ -94,6 +96,7 @@ func (m *Machine) Stats() Stats {
 	for nr, name := range hcallNames {
 		s.Hypercalls[name] = m.stats.hcalls[nr].Load()
 	}
+	s.Syscalls = m.syscallCounts()
 	if m.net != nil {
 		c := &m.net.Counters
 		s.Net = &NetStats{RxFrames: c.RxFrames.Load(), RxBytes: c.RxBytes.Load(), TxFrames: c.TxFrames.Load(), TxBytes: c.TxBytes.Load()}
@@ -112,6 +115,34 @@ func (m *Machine) Stats() Stats {
 		s.Shares = append(s.Shares, ShareStats{Path: m.cfg.Shares[i].Path, Requests: c.Requests.Load(), BytesIn: c.BytesIn.Load(), BytesOut: c.BytesOut.Load()})
 	}
 	return s
+}
+
+// syscallCounts reads the kernel's system call counters, the nonzero ones by
+// name: a Linux call's, "unigo_net" for the network component's private
+// calls, "other" for numbers Linux does not have.
+func (m *Machine) syscallCounts() map[string]uint64 {
+	b, err := m.mem.Slice(abi.SyscallsAddr, abi.SyscallSlots*8)
+	if err != nil {
+		return nil
+	}
+	counts := map[string]uint64{}
+	for slot := range abi.SyscallSlots {
+		n := atomic.LoadUint64((*uint64)(unsafe.Pointer(&b[slot*8]))) // the vCPU may be counting
+		if n == 0 {
+			continue
+		}
+		name := "other"
+		switch {
+		case slot == abi.SyscallSlotNet:
+			name = "unigo_net"
+		case slot < linux.NumSyscalls && linux.SyscallNames[slot] != "":
+			name = linux.SyscallNames[slot]
+		case slot < abi.SyscallSlotNet:
+			name = strconv.Itoa(slot)
+		}
+		counts[name] += n
+	}
+	return counts
 }
 
 // threadCPU is the CPU time thread tid of this process has had: the first

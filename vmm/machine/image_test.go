@@ -3,6 +3,7 @@ package machine
 import (
 	"encoding/binary"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -127,6 +128,42 @@ func TestTranslate(t *testing.T) {
 		pa, err := m.Translate(abi.PML4Addr, c.va)
 		if (err == nil) != c.ok || (c.ok && pa != c.pa) {
 			t.Errorf("Translate(%#x) = %#x, %v; want %#x ok=%v", c.va, pa, err, c.pa, c.ok)
+		}
+	}
+}
+
+// TestImageROM checks which images get their read-only segments mapped
+// outside RAM: Go's layout does; a read-only segment with zeroed bytes, a
+// writable one in the read-only part's last page, or an image not read from
+// a file does not.
+func TestImageROM(t *testing.T) {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	text := Segment{Addr: 0x400000, Off: 0, FileSize: 0x1000, MemSize: 0x1000}
+	rodata := Segment{Addr: 0x401000, Off: 0x1000, FileSize: 0x800, MemSize: 0x800}
+	data := Segment{Addr: 0x402000, Off: 0x2000, FileSize: 0x100, MemSize: 0x5000, Writable: true}
+	for _, c := range []struct {
+		name       string
+		segs       []Segment
+		noFile     bool
+		start, end uint64
+	}{
+		{"Go's layout", []Segment{text, rodata, data}, false, 0x400000, 0x402000},
+		{"read-only only", []Segment{text, rodata}, false, 0x400000, 0x402000},
+		{"zeroed read-only bytes", []Segment{text, {Addr: 0x401000, Off: 0x1000, FileSize: 0x800, MemSize: 0x1000}, data}, false, 0, 0},
+		{"writable in the last page", []Segment{text, rodata, {Addr: 0x401800, Off: 0x1800, FileSize: 0x100, MemSize: 0x100, Writable: true}}, false, 0, 0},
+		{"writable first", []Segment{data, text}, false, 0, 0},
+		{"not from a file", []Segment{text, rodata, data}, true, 0, 0},
+	} {
+		img := &Image{Segments: c.segs, file: f}
+		if c.noFile {
+			img.file = nil
+		}
+		if s, e := img.ROM(); s != c.start || e != c.end {
+			t.Errorf("%s: ROM() = [%#x, %#x), want [%#x, %#x)", c.name, s, e, c.start, c.end)
 		}
 	}
 }

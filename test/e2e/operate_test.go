@@ -418,6 +418,18 @@ func TestMetrics(t *testing.T) {
 				t.Errorf("%s grew by %v over %d requests, want at least %d", k, d, n, n)
 			}
 		}
+		// The monitor's own small HTTP responder: other paths and methods.
+		for _, c := range []struct {
+			method, path string
+			want         int
+		}{{"GET", "/", 404}, {"POST", "/metrics", 405}, {"HEAD", "/metrics", 200}} {
+			req, _ := http.NewRequest(c.method, fmt.Sprintf("http://127.0.0.1:%d%s", mport, c.path), nil)
+			if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != c.want {
+				t.Errorf("%s %s: %v %v, want status %d", c.method, c.path, resp, err, c.want)
+			} else {
+				resp.Body.Close()
+			}
+		}
 		if after["unigo_uptime_seconds"] <= before["unigo_uptime_seconds"] {
 			t.Errorf("uptime went from %v to %v", before["unigo_uptime_seconds"], after["unigo_uptime_seconds"])
 		}

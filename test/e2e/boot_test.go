@@ -124,6 +124,15 @@ func TestSmallMemory(t *testing.T) {
 	expect(t, run(t, "run", "-m", "6M", image(t, "examples/hello")), 0, "hello\n")
 }
 
+// TestLargestMemory boots hello and httpd with the most RAM there is (-m
+// 3072M, up to the doorbell): the ROM and the BSS hole would push RAM past
+// the doorbell, so the monitor leaves them out there.
+func TestLargestMemory(t *testing.T) {
+	needKVM(t)
+	expect(t, run(t, "run", "-m", "3072M", image(t, "examples/hello")), 0, "hello\n")
+	expect(t, run(t, "run", "-m", "3072M", image(t, "bigbss"), "--", "4"), 0, "touched 4 MiB")
+}
+
 // TestManyThreads runs 40 threads at once, each taking timer interrupts on
 // its own kernel stack, which the kernel takes from RAM as a thread is made.
 func TestManyThreads(t *testing.T) {

@@ -148,6 +148,14 @@ func (m *Machine) setup() (err error) {
 	if m.sys.CheckExtension(kvm.CapReadonlyMem) > 0 {
 		rs, re = m.img.ROM()
 	}
+	// RAM continues above the gaps, and must end below the doorbell: in a
+	// guest that large, the gaps go (the ROM first) and RAM holds the image.
+	if m.cfg.MemSize+(re-rs)+(he-hs) > abi.MaxMemSize {
+		rs, re = 0, 0
+	}
+	if m.cfg.MemSize+(he-hs) > abi.MaxMemSize {
+		hs, he = 0, 0
+	}
 	if m.mem, err = newMemory(m.cfg.MemSize, rs, re, hs, he); err != nil {
 		return err
 	}

@@ -17,10 +17,7 @@ func TestMemoryHole(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.free()
-	for _, c := range []struct {
-		gpa, n uint64
-		off    int64 // offset in m.b, -1 for an error
-	}{
+	checkSlices(t, m, []sliceCase{
 		{0x1000, 8, 0x1000},
 		{2*mib - 8, 8, 2*mib - 8},
 		{2*mib - 4, 8, -1}, // runs into the hole
@@ -30,24 +27,7 @@ func TestMemoryHole(t *testing.T) {
 		{12*mib - 8, 8, 8*mib - 8},
 		{12*mib - 4, 8, -1}, // past the end of RAM
 		{^uint64(0) - 3, 8, -1},
-	} {
-		b, err := m.Slice(c.gpa, c.n)
-		if c.off < 0 {
-			if err == nil {
-				t.Errorf("Slice(%#x, %d) = no error, want one", c.gpa, c.n)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("Slice(%#x, %d): %v", c.gpa, c.n, err)
-			continue
-		}
-		b[0] = 0x5a
-		if m.b[c.off] != 0x5a {
-			t.Errorf("Slice(%#x, %d) is not at offset %#x of RAM", c.gpa, c.n, c.off)
-		}
-		m.b[c.off] = 0
-	}
+	})
 	if got := m.Map(); len(got) != 2 || got[1].Addr != 6*mib || got[1].Size != 6*mib {
 		t.Errorf("Map() = %+v", got)
 	}
@@ -63,10 +43,7 @@ func TestMemoryROM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.free()
-	for _, c := range []struct {
-		gpa, n uint64
-		off    int64 // offset in m.b, -1 for an error
-	}{
+	checkSlices(t, m, []sliceCase{
 		{mib - 8, 8, mib - 8},
 		{mib - 4, 8, -1}, // runs into the ROM
 		{mib, 1, -1},     // the ROM is not RAM
@@ -76,24 +53,7 @@ func TestMemoryROM(t *testing.T) {
 		{6 * mib, 8, 3 * mib},
 		{11*mib - 8, 8, 8*mib - 8},
 		{11*mib - 4, 8, -1},
-	} {
-		b, err := m.Slice(c.gpa, c.n)
-		if c.off < 0 {
-			if err == nil {
-				t.Errorf("Slice(%#x, %d) = no error, want one", c.gpa, c.n)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("Slice(%#x, %d): %v", c.gpa, c.n, err)
-			continue
-		}
-		b[0] = 0x5a
-		if m.b[c.off] != 0x5a {
-			t.Errorf("Slice(%#x, %d) is not at offset %#x of RAM", c.gpa, c.n, c.off)
-		}
-		m.b[c.off] = 0
-	}
+	})
 	at, rom := m.ROM()
 	if at != mib || len(rom) != mib {
 		t.Fatalf("ROM() = %#x, %d bytes", at, len(rom))
@@ -119,5 +79,34 @@ func TestMemoryROM(t *testing.T) {
 	}
 	if m.Top() != 11*mib {
 		t.Errorf("Top() = %#x", m.Top())
+	}
+}
+
+// sliceCase is a Slice call and where its bytes must be: an offset in RAM
+// (m.b), or -1 for an error.
+type sliceCase struct {
+	gpa, n uint64
+	off    int64
+}
+
+func checkSlices(t *testing.T, m *Memory, cases []sliceCase) {
+	t.Helper()
+	for _, c := range cases {
+		b, err := m.Slice(c.gpa, c.n)
+		if c.off < 0 {
+			if err == nil {
+				t.Errorf("Slice(%#x, %d) = no error, want one", c.gpa, c.n)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("Slice(%#x, %d): %v", c.gpa, c.n, err)
+			continue
+		}
+		b[0] = 0x5a
+		if m.b[c.off] != 0x5a {
+			t.Errorf("Slice(%#x, %d) is not at offset %#x of RAM", c.gpa, c.n, c.off)
+		}
+		m.b[c.off] = 0
 	}
 }

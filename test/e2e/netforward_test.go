@@ -266,3 +266,42 @@ func TestNetPCI(t *testing.T) {
 }
 
 func sha256Sum(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
+
+// TestNetSmallMemory serves 64 keep-alive connections, 50 requests each,
+// from httpd in 18 MiB of guest RAM: the connections' small rings, the
+// kernel's memory taken as needed and the image's read-only part outside
+// RAM are what let it (it needed 50 MiB before).
+func TestNetSmallMemory(t *testing.T) {
+	needKVM(t)
+	port := freePort(t)
+	cmd, _, stderr := startInstance(t, "run", "-m", "18M", "-p", fmt.Sprintf("%d:80", port), image(t, "examples/httpd"))
+	defer cmd.Process.Kill()
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	waitHTTP(t, url, stderr)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}
+	const conns, each = 64, 50
+	errs := make(chan error, conns)
+	for i := range conns {
+		go func() {
+			for j := range each {
+				resp, err := client.Get(fmt.Sprintf("%sc%d/%d", url, i, j))
+				if err != nil {
+					errs <- err
+					return
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if want := fmt.Sprintf("hello from unigo: /c%d/%d\n", i, j); err != nil || string(body) != want {
+					errs <- fmt.Errorf("request %d/%d: %q, %v; want %q", i, j, body, err, want)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Fatalf("%v\nstderr:\n%s", err, tail(stderr.String()))
+		}
+	}
+}

@@ -42,11 +42,16 @@ func ktabInit() {
 	sockets = (*[maxSockets]socket)(kptr(ktabAddr(ktabSockets)))
 	epollRegs = (*[maxEpollRegs]epollReg)(kptr(ktabAddr(ktabEpoll)))
 	p9nodes = (*[maxP9Nodes]p9node)(kptr(ktabAddr(ktabP9nodes)))
-	if unsafe.Sizeof(*tnodes) > ktabStride || unsafe.Sizeof(*sockets) > ktabStride ||
-		unsafe.Sizeof(*epollRegs) > ktabStride || unsafe.Sizeof(*p9nodes) > ktabStride {
-		fatal("a kernel table is larger than its window")
-	}
 }
+
+// Each table fits its window: the constants underflow, a build error, if
+// one does not.
+const (
+	_ = ktabStride - unsafe.Sizeof([maxTnodes]tnode{})
+	_ = ktabStride - unsafe.Sizeof([maxSockets]socket{})
+	_ = ktabStride - unsafe.Sizeof([maxEpollRegs]epollReg{})
+	_ = ktabStride - unsafe.Sizeof([maxP9Nodes]p9node{})
+)
 
 //go:nosplit
 func ktabAddr(k int) uintptr { return ktabBase + uintptr(k)*ktabStride }

@@ -122,8 +122,8 @@ func (m *Memory) Slice(gpa, n uint64) ([]byte, error) {
 
 // Code returns the n bytes at gpa in RAM or in the ROM, where the debugger
 // reads and patches code (the monitor's view of the ROM is writable; the
-// guest's is not). Only the debugger and crash reports use it: devices get
-// Slice, so no guest-chosen DMA address reaches the ROM.
+// guest's is not). Only the debugger uses it: devices get Slice, so no
+// guest-chosen DMA address reaches the ROM.
 func (m *Memory) Code(gpa, n uint64) ([]byte, error) {
 	if r := m.rom; gpa >= r.start && gpa < r.end {
 		if n > r.end-gpa {

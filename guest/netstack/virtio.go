@@ -272,8 +272,39 @@ func (d *virtioNet) recycle(id uint16) {
 	q.publish(idx + 1)
 }
 
-// transmit sends one frame; it reports false when every descriptor is busy.
+// transmit sends one frame at once; it reports false when every descriptor
+// is busy.
 func (d *virtioNet) transmit(frame [][]byte) bool {
+	if !d.put(frame) {
+		return false
+	}
+	d.kick()
+	return true
+}
+
+// send puts frame in the transmit ring, waiting for a descriptor when every
+// one is busy. Then the device first hears of the frames already put; the
+// first failure cleared the ring's no-interrupt flag, and a second look
+// catches what the device returned before it saw that; then the driver
+// waits for its interrupt.
+func (d *virtioNet) send(frame [][]byte) {
+	for !d.put(frame) {
+		d.kick()
+		if d.put(frame) {
+			return
+		}
+		<-d.txq
+	}
+}
+
+// kick tells the device of the frames put since the last kick (§2.7.13.3:
+// one notification may cover many buffers). Each is a VM exit, so the
+// transmit goroutine puts every frame that is waiting before it kicks.
+func (d *virtioNet) kick() { d.t.notify(1) }
+
+// put places one frame in the transmit ring without telling the device; it
+// reports false when every descriptor is busy.
+func (d *virtioNet) put(frame [][]byte) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	q := &d.tx
@@ -304,6 +335,5 @@ func (d *virtioNet) transmit(frame [][]byte) bool {
 	idx := q.availIdx()
 	q.avail[2+idx%queueSize] = id
 	q.publish(idx + 1)
-	d.t.notify(1)
 	return true
 }

@@ -128,8 +128,17 @@ func (c *VCPU) ptr(req uintptr, p unsafe.Pointer, what string) error {
 
 // RunOnce enters the guest until the next exit. EINTR (a signal reached the
 // thread) is returned, not retried, so the caller can stop.
+//
+// It is a raw system call: the vCPU's thread keeps its P (the Go runtime's
+// processor) while the guest runs. Through syscall.Syscall the runtime's
+// sysmon takes the P away from every KVM_RUN that lasts 20 µs while the
+// other goroutines are busy, and the thread has to win one back at each
+// exit: under a network load that cost the process 18% of its CPU
+// (BENCHMARKS.md, HTTP). The runtime still preempts the thread, since its
+// preemption signal ends KVM_RUN; the caller runs with GOMAXPROCS ≥ 2 so
+// that the monitor's other goroutines have a P meanwhile.
 func (c *VCPU) RunOnce() error {
-	_, _, e := syscall.Syscall(syscall.SYS_IOCTL, c.fd, kvmRun, 0)
+	_, _, e := syscall.RawSyscall(syscall.SYS_IOCTL, c.fd, kvmRun, 0)
 	if e != 0 {
 		return e
 	}

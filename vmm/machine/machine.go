@@ -329,6 +329,11 @@ func (e *ExitError) Error() string { return e.Report }
 func (m *Machine) Run() (int, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	// The vCPU's thread keeps its P in the guest (kvm.VCPU.RunOnce): the
+	// ticker, the devices and the network need another one.
+	if runtime.GOMAXPROCS(0) < 2 {
+		runtime.GOMAXPROCS(2)
+	}
 	tsc, err := m.cpu.GetMSR(msrTSC)
 	if err != nil {
 		return 0, err

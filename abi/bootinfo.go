@@ -30,6 +30,7 @@ const (
 	BootFlagDebug    = 1 << 0 // report unimplemented system calls through HcUnimplemented
 	BootFlagDebugger = 1 << 1 // a debugger is attached: user #BP and #DB, and CsDebugStop, go to HcDebug
 	BootFlagKvmclock = 1 << 2 // KVM keeps a kvmclock at KvmclockAddr
+	BootFlagIRQEvent = 1 << 3 // the network device's interrupt is an event per batch of used buffers: no InterruptACK needed
 )
 
 // Memory map entry types, as in the e820 map (ACPI 6.5 §15).

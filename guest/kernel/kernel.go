@@ -147,6 +147,7 @@ func kinit(bootInfo uintptr) uintptr {
 	}
 	debug = load64(bootInfo+abi.BiFlags)&abi.BootFlagDebug != 0
 	debugger = !pvh && load64(bootInfo+abi.BiFlags)&abi.BootFlagDebugger != 0
+	irqEvents = !pvh && load64(bootInfo+abi.BiFlags)&abi.BootFlagIRQEvent != 0
 	if !pvh {
 		cmdlineDevices(uintptr(load64(bootInfo + abi.BiCmdline)))
 	}

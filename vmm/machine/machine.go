@@ -294,6 +294,7 @@ func (m *Machine) writeBootInfo() error {
 	if m.cfg.Debugger != nil {
 		bi.Flags |= abi.BootFlagDebugger
 	}
+	bi.Flags |= abi.BootFlagIRQEvent // vmm/virtio.Net
 	// kvmclock: KVM fills the area in at the vCPU's first entry; the
 	// kernel takes the TSC frequency from it.
 	if m.kvmclock && m.cpu.SetMSR(msrKVMSystemTimeNew, abi.KvmclockAddr|1) == nil {
@@ -357,14 +358,15 @@ func (m *Machine) Run() (int, error) {
 		// has completed the MMIO instruction that exited; the interrupt
 		// goes in on the next round. Should KVM run the guest anyway, its
 		// exit is handled as any other.
-		complete := ioPending && (pending || m.devPending.Load()) && m.softIntr()
+		devSeen := m.devPending.Load()
+		complete := ioPending && (pending || devSeen) && m.softIntr()
 		ioPending = false
 		if complete {
 			// A signal pending at entry: KVM completes the instruction,
 			// then exits for the signal (api.rst 5, KVM_EXIT_MMIO). This
 			// KVM does not honour immediate_exit so reliably.
 			syscall.Tgkill(m.pid, m.tid, syscall.SIGURG)
-		} else if m.devPending.Load() {
+		} else if devSeen {
 			delivered, err := m.inject(abi.DeviceVector)
 			if err != nil {
 				return 0, m.crash(err.Error())
@@ -384,6 +386,11 @@ func (m *Machine) Run() (int, error) {
 			}
 		}
 		m.inRun.Store(true)
+		if !devSeen && m.devPending.Load() {
+			// Raised since the look above, before inRun: raiseDevice sent
+			// no signal, and it sends one per pending interrupt.
+			syscall.Tgkill(m.pid, m.tid, syscall.SIGURG)
+		}
 		err := m.cpu.RunOnce()
 		m.inRun.Store(false)
 		if err != nil {

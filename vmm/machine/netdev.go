@@ -44,8 +44,13 @@ func (m *Machine) startNet() error {
 
 // raiseDevice makes the device's interrupt pending and gets the vCPU to
 // take it: out of KVM_RUN with a signal, or out of a halt. Any goroutine.
+// While one is pending, more raises add nothing: the devices raise an event
+// per batch of used buffers (vmm/virtio.Net), and a signal each would be a
+// VM exit each.
 func (m *Machine) raiseDevice() {
-	m.devPending.Store(true)
+	if m.devPending.Swap(true) {
+		return
+	}
 	select {
 	case m.wake <- struct{}{}:
 	default:

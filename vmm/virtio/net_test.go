@@ -36,10 +36,15 @@ func setup(t testing.TB, mem ram, num uint32) (*Net, *[][]byte, *error) {
 
 // setupWith is setup with the driver accepting features.
 func setupWith(t testing.TB, mem ram, num uint32, features uint64) (*Net, *[][]byte, *error) {
+	return setupRaising(t, mem, num, features, func() {})
+}
+
+// setupRaising is setupWith with raise called for each interrupt.
+func setupRaising(t testing.TB, mem ram, num uint32, features uint64, raise func()) (*Net, *[][]byte, *error) {
 	var sent [][]byte
 	var failed error
 	d := NewNet(mem, [6]byte{2, 0, 0, 0, 0, 1}, func(f []byte) { sent = append(sent, append([]byte(nil), f...)) },
-		func() {}, func(err error) { failed = err })
+		raise, func(err error) { failed = err })
 	d.Write(regStatus, 1|2)
 	for sel := uint32(0); sel < 2; sel++ {
 		d.Write(regDeviceFeatSel, sel)
@@ -122,6 +127,38 @@ func TestTransmitAndReceive(t *testing.T) {
 	d.Receive(frame) // no buffer left: dropped, not an error
 	if d.Dropped != 1 || *failed != nil {
 		t.Errorf("dropped %d, failure %v", d.Dropped, *failed)
+	}
+}
+
+// TestInterruptPerBatch checks that the interrupt is an event for each
+// batch of used buffers, acknowledged or not (the contract of
+// abi.BootFlagIRQEvent), that none comes while the driver asks for none,
+// and that InterruptStatus and InterruptACK still work as the spec says.
+func TestInterruptPerBatch(t *testing.T) {
+	mem := make(ram, 0x10000)
+	raised := 0
+	d, _, failed := setupRaising(t, mem, 8, 0, func() { raised++ })
+	for i := range 3 {
+		putDesc(mem, 0, i, bufAt+uint64(i)*0x200, 0x200, descWrite, 0)
+		offer(mem, 0, uint16(i))
+	}
+	frame := []byte("a frame")
+	d.Receive(frame)
+	d.Receive(frame) // not acknowledged: raised again all the same
+	if raised != 2 || *failed != nil {
+		t.Fatalf("raised %d times for two frames (failure %v), want 2", raised, *failed)
+	}
+	if d.Read(regIntStatus, 4)&1 == 0 {
+		t.Error("InterruptStatus clear before the acknowledgement")
+	}
+	d.Write(regIntACK, 1)
+	if d.Read(regIntStatus, 4)&1 != 0 {
+		t.Error("InterruptStatus set after the acknowledgement")
+	}
+	binary.LittleEndian.PutUint16(mem[driverAt:], availNoInterrupt) // the driver is emptying the ring
+	d.Receive(frame)
+	if raised != 2 {
+		t.Errorf("raised while the driver asked for no interrupts")
 	}
 }
 

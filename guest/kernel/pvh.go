@@ -135,10 +135,15 @@ func lapicTimerStart() {
 	lapicWrite(LAPIC_TDCR, TDCR_DIV1)
 	lapicWrite(LAPIC_LVTT, LVT_MASKED|abi.TimerVector)
 	lapicWrite(LAPIC_TICR, 0xffffffff)
+	// Counted over a fifth of a tick: every boot waits for it, and the
+	// TSC's clock makes even that short a count good to a fraction of a
+	// percent, more than a tick needs (the clocks do not depend on it).
 	t0 := nanotime()
-	for nanotime()-t0 < 10_000_000 {
+	for nanotime()-t0 < 2_000_000 {
 	}
-	perTick := 0xffffffff - lapicRead(LAPIC_TCCR) // counts in 10 ms, the tick
+	n := 0xffffffff - lapicRead(LAPIC_TCCR)
+	t1 := nanotime()
+	perTick := uint32(uint64(n) * 10_000_000 / uint64(t1-t0)) // counts in 10 ms, the tick
 	if perTick == 0 {
 		return // no working local APIC: no timer, as before
 	}

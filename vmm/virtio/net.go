@@ -31,8 +31,10 @@ type Net struct {
 	raise func()             // interrupt the guest
 	fail  func(error)        // the device stopped
 
-	fence   uint32 // for the memory barrier in Receive
-	Dropped uint64 // frames received with no buffer to put them in, or sent malformed
+	fence     uint32   // for the memory barrier in Receive
+	held      [][]byte // frames waiting for receive buffers, in order
+	heldBytes int
+	Dropped   uint64 // frames received past maxHeld, or too big for the buffers given, or sent malformed
 
 	Counters NetCounters
 
@@ -67,11 +69,20 @@ func (d *Net) Write(off uint64, v uint32) {
 			d.stop(err)
 		}
 	}
+	if off == regStatus && v == 0 {
+		d.held, d.heldBytes = nil, 0 // a reset
+	}
 	var frames [][]byte
 	var err error
 	raise := false
 	if notify == 1 && d.live() {
 		frames, raise, err = d.transmitLocked()
+	}
+	if notify == 0 && d.live() && d.q[0].ready {
+		// New receive buffers, asked for while frames are held.
+		var put bool
+		put, err = d.flushLocked(&d.q[0])
+		raise = err == nil && put && d.interruptLocked(&d.q[0])
 	}
 	d.mu.Unlock()
 	for _, f := range frames {
@@ -140,7 +151,12 @@ func (d *Net) transmitLocked() ([][]byte, bool, error) {
 }
 
 // Receive puts a frame from the network into the guest's next receive
-// buffer; with none free, the frame is dropped, as a NIC does.
+// buffer. With none free it holds the frame, up to maxHeld bytes, and asks
+// the driver to notify it of new buffers; past that it drops the frame, as
+// a NIC with a full queue does. The network here is mostly this process's
+// own (usernet), where a dropped frame would only cost a TCP
+// retransmission later: a 100 MiB echo through -p took 2.0 s with drops,
+// 1.4 s with holding.
 func (d *Net) Receive(frame []byte) {
 	d.mu.Lock()
 	q := &d.q[0]
@@ -148,23 +164,92 @@ func (d *Net) Receive(frame []byte) {
 		d.mu.Unlock()
 		return
 	}
-	err := d.receiveLocked(q, frame)
-	raise := err == nil && d.intStatus&1 != 0
-	if raise {
-		// The used index must be visible before the flags are read, or a
-		// driver that just re-enabled interrupts and looked would be missed
-		// (x86 may reorder a store with a later load; a locked add orders them).
-		atomic.AddUint32(&d.fence, 0)
-		if flags, ferr := d.u16(q.driver); ferr == nil && flags&availNoInterrupt != 0 {
-			raise = false // the driver is emptying the ring and will look again
-			d.intStatus &^= 1
+	put, err := d.flushLocked(q) // what is held goes first, in order
+	if err == nil {
+		ok := false
+		if len(d.held) == 0 {
+			ok, err = d.receiveLocked(q, frame)
+			put = put || ok
+		}
+		if err == nil && !ok {
+			err = d.holdLocked(q, append([]byte(nil), frame...)) // the caller's buffer is reused
 		}
 	}
+	raise := err == nil && put && d.interruptLocked(q)
 	d.mu.Unlock()
 	d.after(err, raise)
 }
 
-func (d *Net) receiveLocked(q *queue, frame []byte) error {
+// maxHeld bounds the bytes of frames the device holds for want of receive
+// buffers: some 2,700 full-sized frames, more than a TCP window of the
+// guest's.
+const maxHeld = 4 << 20
+
+// holdLocked keeps frame until the driver gives buffers. The first frame
+// held clears VIRTQ_USED_F_NO_NOTIFY (§2.7.10), so that the driver
+// notifies queue 0 when it gives buffers back, and then looks again at the
+// available ring for buffers given before the driver could see the flag.
+func (d *Net) holdLocked(q *queue, frame []byte) error {
+	if d.heldBytes+len(frame) > maxHeld {
+		d.Dropped++
+		return nil
+	}
+	d.held = append(d.held, frame)
+	d.heldBytes += len(frame)
+	if len(d.held) > 1 {
+		return nil
+	}
+	if err := d.putU16(q.device, 0); err != nil {
+		return d.stop(err)
+	}
+	atomic.AddUint32(&d.fence, 0) // the flag before the available index
+	_, err := d.flushLocked(q)
+	return err
+}
+
+// flushLocked puts held frames into the buffers the driver gave, in order,
+// and reports whether it put any. With none left held, the device again
+// needs no notification of new buffers.
+func (d *Net) flushLocked(q *queue) (bool, error) {
+	if len(d.held) == 0 {
+		return false, nil
+	}
+	put := false
+	for len(d.held) > 0 {
+		ok, err := d.receiveLocked(q, d.held[0])
+		if err != nil || !ok {
+			return put, err
+		}
+		put = true
+		d.heldBytes -= len(d.held[0])
+		d.held[0] = nil
+		d.held = d.held[1:]
+	}
+	d.held = nil
+	if err := d.putU16(q.device, usedNoNotify); err != nil {
+		return put, d.stop(err)
+	}
+	return put, nil
+}
+
+// interruptLocked reports whether the driver wants to hear of the frames
+// just put: not while it empties the ring (VIRTQ_AVAIL_F_NO_INTERRUPT).
+func (d *Net) interruptLocked(q *queue) bool {
+	// The used index must be visible before the flags are read, or a
+	// driver that just re-enabled interrupts and looked would be missed
+	// (x86 may reorder a store with a later load; a locked add orders them).
+	atomic.AddUint32(&d.fence, 0)
+	if flags, err := d.u16(q.driver); err == nil && flags&availNoInterrupt != 0 {
+		d.intStatus &^= 1
+		return false // the driver is emptying the ring and will look again
+	}
+	return true
+}
+
+// receiveLocked puts frame into the driver's next buffers and reports
+// whether it took the frame (it drops one that does not fit whole); false
+// when the driver has given no buffer.
+func (d *Net) receiveLocked(q *queue, frame []byte) (bool, error) {
 	var hdr [netHdrLen]byte
 	if d.ValidChecksums && d.driver&featGuestCSUM != 0 {
 		hdr[0] = hdrDataValid
@@ -182,14 +267,14 @@ func (d *Net) receiveLocked(q *queue, frame []byte) error {
 		}
 		head, ok, err := d.pop(q)
 		if err != nil {
-			return d.stop(err)
+			return false, d.stop(err)
 		}
 		if !ok {
 			break
 		}
 		bufs, err := d.chain(q, head, true, maxFrame)
 		if err != nil {
-			return d.stop(err)
+			return false, d.stop(err)
 		}
 		k := 0
 		for _, b := range bufs {
@@ -202,8 +287,7 @@ func (d *Net) receiveLocked(q *queue, frame []byte) error {
 		nb, n = nb+1, n+k
 	}
 	if nb == 0 {
-		d.Dropped++
-		return nil
+		return false, nil
 	}
 	if n < len(src) {
 		d.Dropped++ // no room for the whole frame: the buffers go back empty
@@ -214,12 +298,12 @@ func (d *Net) receiveLocked(q *queue, frame []byte) error {
 		putAt(first, 10, []byte{byte(nb), byte(nb >> 8)}) // num_buffers
 	}
 	if err := d.pushAll(q, heads[:nb], lens[:nb]); err != nil {
-		return d.stop(err)
+		return false, d.stop(err)
 	}
 	d.Counters.RxFrames.Add(1)
 	d.Counters.RxBytes.Add(uint64(len(frame)))
 	d.intStatus |= 1
-	return nil
+	return true, nil
 }
 
 // putAt writes b at offset off of the bytes bufs hold in turn.

@@ -124,9 +124,51 @@ func TestTransmitAndReceive(t *testing.T) {
 	if got := mem[bufAt+0x800+netHdrLen : bufAt+0x800+netHdrLen+len(frame)]; !bytes.Equal(got, frame) {
 		t.Errorf("received %q", got)
 	}
-	d.Receive(frame) // no buffer left: dropped, not an error
-	if d.Dropped != 1 || *failed != nil {
-		t.Errorf("dropped %d, failure %v", d.Dropped, *failed)
+	d.Receive(frame) // no buffer left: held, not an error
+	if d.Dropped != 0 || len(d.held) != 1 || *failed != nil {
+		t.Errorf("dropped %d, held %d, failure %v", d.Dropped, len(d.held), *failed)
+	}
+}
+
+// TestReceiveHolds checks that frames that find no receive buffer wait, in
+// order, for the driver's next buffers: the device asks to be notified of
+// them (VIRTQ_USED_F_NO_NOTIFY clear) and puts the frames at the notify;
+// past maxHeld bytes it drops.
+func TestReceiveHolds(t *testing.T) {
+	mem := make(ram, 0x10000)
+	raised := 0
+	d, _, failed := setupRaising(t, mem, 8, 0, func() { raised++ })
+	usedFlags := func() uint16 { return binary.LittleEndian.Uint16(mem[deviceAt:]) }
+	if usedFlags()&usedNoNotify == 0 {
+		t.Fatal("the device asks to hear of receive buffers while it holds nothing")
+	}
+	putDesc(mem, 0, 0, bufAt, 0x200, descWrite, 0)
+	offer(mem, 0, 0)
+	for _, f := range []string{"first", "second", "third"} {
+		d.Receive([]byte(f))
+	}
+	if len(d.held) != 2 || usedFlags()&usedNoNotify != 0 || raised != 1 {
+		t.Fatalf("held %d frames, used flags %#x, raised %d: want 2 held, notifications asked for, 1 interrupt", len(d.held), usedFlags(), raised)
+	}
+	for i := 1; i <= 2; i++ {
+		putDesc(mem, 0, i, bufAt+uint64(i)*0x200, 0x200, descWrite, 0)
+		offer(mem, 0, uint16(i))
+	}
+	d.Write(regQueueNotify, 0)
+	for i, f := range []string{"first", "second", "third"} {
+		if got := string(mem[bufAt+i*0x200+netHdrLen : bufAt+i*0x200+netHdrLen+len(f)]); got != f {
+			t.Errorf("buffer %d holds %q, want %q", i, got, f)
+		}
+	}
+	if len(d.held) != 0 || usedFlags()&usedNoNotify == 0 || raised != 2 || *failed != nil {
+		t.Errorf("after the notify: held %d, used flags %#x, raised %d, failure %v", len(d.held), usedFlags(), raised, *failed)
+	}
+	big := make([]byte, 60000)
+	for range maxHeld/len(big) + 2 {
+		d.Receive(big)
+	}
+	if d.Dropped == 0 || d.heldBytes > maxHeld {
+		t.Errorf("held %d bytes, dropped %d: want at most %d held and the rest dropped", d.heldBytes, d.Dropped, maxHeld)
 	}
 }
 

@@ -358,7 +358,7 @@ func (m *Machine) Run() (int, error) {
 		// has completed the MMIO instruction that exited; the interrupt
 		// goes in on the next round. Should KVM run the guest anyway, its
 		// exit is handled as any other.
-		devSeen := m.devPending.Load()
+		devSeen, wasIO := m.devPending.Load(), ioPending
 		complete := ioPending && (pending || devSeen) && m.softIntr()
 		ioPending = false
 		if complete {
@@ -386,10 +386,15 @@ func (m *Machine) Run() (int, error) {
 			}
 		}
 		m.inRun.Store(true)
-		if !devSeen && m.devPending.Load() {
+		if !devSeen && !wasIO && m.devPending.Load() {
 			// Raised since the look above, before inRun: raiseDevice sent
-			// no signal, and it sends one per pending interrupt.
-			syscall.Tgkill(m.pid, m.tid, syscall.SIGURG)
+			// no signal (it sends one per pending interrupt), so take it
+			// now rather than at the next exit. (A signal to this thread
+			// would not do: Go takes it on the way out of tgkill, before
+			// KVM_RUN.) After an MMIO exit KVM must complete the
+			// instruction first; the interrupt then waits for the next exit.
+			m.inRun.Store(false)
+			continue
 		}
 		err := m.cpu.RunOnce()
 		m.inRun.Store(false)

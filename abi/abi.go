@@ -47,33 +47,37 @@ const (
 //	0x0040_0000  the image (the Go linker's default base), then free RAM to MemSize
 //	0xc000_0000  hypercall doorbell: no RAM behind it, so a write exits to the monitor
 const (
-	BootInfoAddr  = 0x1000
-	HcPageAddr    = 0x2000
-	PML4Addr      = 0x3000
-	PDPTAddr      = 0x4000
-	PDAddr        = 0x5000 // four pages, one per GiB
-	PT0Addr       = 0x9000
-	PTROMAddr     = 0xa000 // two pages
-	SyscallsAddr  = 0xc000 // SyscallSlots u64 counters: the kernel counts each system call, the monitor reads them
-	StringsAddr   = 0x10000
-	StringsSize   = 0x10000
-	HcBufAddr     = 0x20000
-	HcBufSize     = 0x10000
-	FreeLowAddr   = 0x100000
-	ImageMinAddr  = 0x100000
-	DoorbellAddr  = 0xc0000000
-	VirtioNetAddr = 0xc0001000   // the own monitor's virtio-mmio network device, one page
-	VirtioNetIRQ  = 5            // its interrupt line, as the command line names it (delivered as DeviceVector)
-	Virtio9pAddr  = 0xc0002000   // the own monitor's virtio-mmio 9P devices, a page each from here
-	Virtio9pIRQ   = 6            // the first one's line (the driver polls; it is never raised)
-	MaxShares     = 8            // host directory shares (unigo run -v)
-	VirtioBlkAddr = 0xc000a000   // the own monitor's virtio-mmio block devices, a page each from here
-	VirtioBlkIRQ  = 14           // the first one's line (the driver polls; it is never raised)
-	MaxDisks      = 4            // block devices (unigo run --disk): /dev/vda to /dev/vdd
-	MaxMemSize    = DoorbellAddr // RAM ends below the doorbell
-	MinMemSize    = 4 << 20
-	PageSize      = 4096
-	LargePageSize = 2 << 20
+	BootInfoAddr    = 0x1000
+	HcPageAddr      = 0x2000
+	PML4Addr        = 0x3000
+	PDPTAddr        = 0x4000
+	PDAddr          = 0x5000 // four pages, one per GiB
+	PT0Addr         = 0x9000
+	PTROMAddr       = 0xa000 // two pages
+	SyscallsAddr    = 0xc000 // SyscallSlots u64 counters: the kernel counts each system call, the monitor reads them
+	StringsAddr     = 0x10000
+	StringsSize     = 0x10000
+	HcBufAddr       = 0x20000
+	HcBufSize       = 0x10000
+	FreeLowAddr     = 0x100000
+	ImageMinAddr    = 0x100000
+	DoorbellAddr    = 0xc0000000
+	VirtioNetAddr   = 0xc0001000   // the own monitor's virtio-mmio network device, one page
+	VirtioNetIRQ    = 5            // its interrupt line, as the command line names it (delivered as DeviceVector)
+	Virtio9pAddr    = 0xc0002000   // the own monitor's virtio-mmio 9P devices, a page each from here
+	Virtio9pIRQ     = 6            // the first one's line (the driver polls; it is never raised)
+	MaxShares       = 8            // host directory shares (unigo run -v)
+	VirtioBlkAddr   = 0xc000a000   // the own monitor's virtio-mmio block devices, a page each from here
+	VirtioBlkIRQ    = 14           // the first one's line (the driver polls; it is never raised)
+	MaxDisks        = 4            // block devices (unigo run --disk): /dev/vda to /dev/vdd
+	VirtioVsockAddr = 0xc000e000   // the own monitor's virtio-mmio socket device (forwarded TCP connections), one page
+	VirtioVsockIRQ  = 18           // its line, as the command line names it (delivered as DeviceVector, as the network's)
+	VsockHostCID    = 2            // VMADDR_CID_HOST: the monitor's end of the socket device
+	VsockGuestCID   = 3            // the guest's context ID, in the device's configuration
+	MaxMemSize      = DoorbellAddr // RAM ends below the doorbell
+	MinMemSize      = 4 << 20
+	PageSize        = 4096
+	LargePageSize   = 2 << 20
 )
 
 // The system call counters at SyscallsAddr: one per Linux number below

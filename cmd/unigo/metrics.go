@@ -154,6 +154,9 @@ func writeMetrics(w io.Writer, image string, s machine.Stats) {
 		mw.put("unigo_network_receive_frames_total", "counter", "Ethernet frames the guest received.", float64(n.RxFrames))
 		mw.put("unigo_network_transmit_bytes_total", "counter", "Bytes of the Ethernet frames the guest sent.", float64(n.TxBytes))
 		mw.put("unigo_network_transmit_frames_total", "counter", "Ethernet frames the guest sent.", float64(n.TxFrames))
+		mw.put("unigo_network_streams_total", "counter", "Forwarded TCP connections (-p) the socket device carried to the guest's sockets, past both TCP/IP stacks.", float64(n.Streams))
+		mw.put("unigo_network_stream_receive_bytes_total", "counter", "Bytes of forwarded connections the guest received through the socket device.", float64(n.StreamRxBytes))
+		mw.put("unigo_network_stream_transmit_bytes_total", "counter", "Bytes of forwarded connections the guest sent through the socket device.", float64(n.StreamTxBytes))
 	}
 	// A family's samples go together, as the format wants.
 	disk := []struct {

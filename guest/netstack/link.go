@@ -54,7 +54,7 @@ func netConfig() map[string]string {
 // startEth brings up eth0 if there is a virtio-net device.
 func startEth() error {
 	cfg := netConfig()
-	t, err := findVirtioNet()
+	t, err := findVirtio(virtioNetDeviceID)
 	if err != nil {
 		return err
 	}
@@ -208,8 +208,13 @@ func (h *frameHold) release(inject func([]byte)) {
 	h.frames = nil
 }
 
-// ethAddr is eth0's address as configure last set it.
-var ethAddr netip.Prefix
+// ethAddr is eth0's address as configure last set it, and ethGateway its
+// router: the peer of connections the socket device brings (the host's
+// end, as usernet's gateway would be).
+var (
+	ethAddr    netip.Prefix
+	ethGateway netip.Addr
+)
 
 // configure gives eth0 l's address and routes, and tells the kernel (for
 // netlink, bind and /etc/resolv.conf).
@@ -226,6 +231,7 @@ func configure(l lease) error {
 		}
 		ethAddr = l.addr
 	}
+	ethGateway = l.router
 	sub, err := tcpip.NewSubnet(tcpip.AddrFrom4(l.addr.Masked().Addr().As4()), tcpip.MaskFromBytes(maskBytes(l.addr.Bits())))
 	if err != nil {
 		return err

@@ -107,6 +107,9 @@ func start() error {
 		return fmt.Errorf("attach to the kernel: %v", e)
 	}
 	go dispatch(os.NewFile(efd, "unigo-net-doorbell"))
+	if err := startVsock(); err != nil {
+		os.Stderr.WriteString("unigo: network: socket device: " + err.Error() + "\n")
+	}
 	return startEth()
 }
 

@@ -23,12 +23,21 @@ import (
 	"unigo.dev/unigo/guest/kernel"
 )
 
+// stream is a connection's byte stream: a netstack TCP connection
+// (*gonet.TCPConn), or one the socket device brought (*vsockConn).
+type stream interface {
+	io.ReadWriteCloser
+	CloseWrite() error
+}
+
 // sock is the component's side of one kernel socket.
 type sock struct {
 	id      uint32
 	ep      tcpip.Endpoint // the netstack endpoint, for options
 	ln      tcpip.Endpoint // a listener's endpoint
-	conn    *gonet.TCPConn
+	lnAddr  kernel.NetAddr // a listener's address
+	lnIPv4  bool           // a listener takes IPv4 peers
+	conn    stream
 	udp     *gonet.UDPConn
 	rx, tx  []byte        // the kernel's rings for this socket: kept alive here
 	kick    chan struct{} // the writer has work: data, a shutdown or a close
@@ -69,6 +78,10 @@ func command(id, ops uint32) {
 		if dev != nil && ops&kernel.NetOpIRQ != 0 {
 			signal(dev.irq)
 			signal(dev.txq)
+		}
+		if vsdev != nil && ops&kernel.NetOpIRQ != 0 {
+			signal(vsdev.irq)
+			signal(vsdev.txq)
 		}
 		return
 	}
@@ -207,11 +220,54 @@ func (s *sock) listen() {
 		os.Stderr.WriteString("unigo: network: listen: " + err.Error() + "\n")
 		return
 	}
+	v6, v6only := family(s.id)
 	s.mu.Lock()
 	s.ln, s.ep = ep, ep
+	s.lnAddr, s.lnIPv4 = local, v6 != ipv6.ProtocolNumber || !v6only
 	s.mu.Unlock()
 	s.applyOpts() // accepted endpoints inherit them
 	go s.accept(ep, &wq)
+}
+
+// acceptStream queues a connection the socket device brought, from the
+// gateway's port peer to eth0's port port, on the listening socket that
+// would have taken it had it come by TCP/IP: bound to port on eth0's IPv4
+// address or the wildcard, taking IPv4 peers. It returns that new socket,
+// or nil.
+func acceptStream(port, peer uint16) *sock {
+	if !ethAddr.IsValid() {
+		return nil
+	}
+	mapped := netip.AddrFrom16(ethAddr.Addr().As16()) // the kernel's form: IPv4-mapped
+	mu.Lock()
+	var ln *sock
+	for _, s := range socks {
+		s.mu.Lock()
+		a := netip.AddrFrom16(s.lnAddr.Addr)
+		if s.ln != nil && !s.closing && s.lnIPv4 && s.lnAddr.Port == port && (a.Unmap().IsUnspecified() || a == mapped) {
+			ln = s
+		}
+		s.mu.Unlock()
+		if ln != nil {
+			break
+		}
+	}
+	mu.Unlock()
+	if ln == nil {
+		return nil
+	}
+	ends := [2]kernel.NetAddr{{Addr: mapped.As16(), Port: port}, {Addr: ethGateway.As16(), Port: peer}}
+	rx, tx := make([]byte, ringMin), make([]byte, ringMin)
+	id, _, e := syscall.Syscall6(kernel.SysNetAccepted, uintptr(ln.id), uintptr(unsafe.Pointer(&ends)),
+		uintptr(unsafe.Pointer(&rx[0])), uintptr(unsafe.Pointer(&tx[0])), ringMin, 0)
+	if e != 0 {
+		return nil // the backlog is full or the listener went away
+	}
+	c := lookup(uint32(id))
+	c.mu.Lock()
+	c.rx, c.tx = rx, tx
+	c.mu.Unlock()
+	return c
 }
 
 // accept takes the listener's connections and queues them in the kernel for
@@ -347,7 +403,7 @@ func (s *sock) dial() (*gonet.TCPConn, error) {
 }
 
 // run starts the connection's reader and writer.
-func (s *sock) run(c *gonet.TCPConn) {
+func (s *sock) run(c stream) {
 	s.mu.Lock()
 	s.conn, s.dialing = c, false
 	closing := s.closing
@@ -362,7 +418,7 @@ func (s *sock) run(c *gonet.TCPConn) {
 
 // read moves received bytes into the kernel's receive ring, growing it
 // when it is found full. Its buffer is as large as the ring.
-func (s *sock) read(c *gonet.TCPConn, done chan struct{}) {
+func (s *sock) read(c stream, done chan struct{}) {
 	defer close(done)
 	buf := make([]byte, len(s.rx))
 	for {
@@ -405,7 +461,7 @@ func (s *sock) read(c *gonet.TCPConn, done chan struct{}) {
 // write sends what the program put in the send ring, then shuts down or
 // closes the connection when the program asked. A ring found full is
 // grown; the buffer is as large as the ring.
-func (s *sock) write(c *gonet.TCPConn, readDone chan struct{}) {
+func (s *sock) write(c stream, readDone chan struct{}) {
 	buf := make([]byte, len(s.tx))
 	shutDone := false
 	for range s.kick {

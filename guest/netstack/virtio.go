@@ -45,10 +45,12 @@ const (
 // virtq is one split virtqueue with a buffer per descriptor.
 type virtq struct {
 	index    uint32
+	num      uint16   // descriptors
+	size     uintptr  // bytes per buffer
 	desc     []uint64 // 2 words per descriptor: addr; len | flags<<32 | next<<48
-	avail    []uint16 // flags, idx, ring[queueSize]
+	avail    []uint16 // flags, idx, ring[num]
 	used     []uint32 // flags|idx<<16, then {id, len} pairs
-	bufs     uintptr  // physical address of queueSize buffers of bufSize
+	bufs     uintptr  // physical address of num buffers of size bytes
 	lastUsed uint16
 	free     []uint16 // descriptors not in the device's hands (tx)
 	flags    uint16   // the avail ring's flags (VIRTQ_AVAIL_F_NO_INTERRUPT)
@@ -95,15 +97,15 @@ func dma(n uintptr) (uintptr, error) {
 	return a, nil
 }
 
-// findVirtioNet returns the transport of the first virtio network device,
-// or nil.
-func findVirtioNet() (transport, error) {
+// findVirtio returns the transport of the first virtio device of type id
+// (§5: 1 network, 19 socket), or nil.
+func findVirtio(id uint64) (transport, error) {
 	for i := uintptr(0); ; i++ {
 		var v [4]uint64
 		if _, _, e := syscall.RawSyscall(kernel.SysNetDevice, i, uintptr(unsafe.Pointer(&v)), 0); e != 0 {
 			return nil, nil
 		}
-		if v[3] != virtioNetDeviceID {
+		if v[3] != id {
 			continue
 		}
 		if v[1] == kernel.NetTransportPCI {
@@ -149,7 +151,7 @@ func newVirtioNet(t transport) (*virtioNet, error) {
 	}
 	d.mac = tcpip.LinkAddress(mac)
 	for i, q := range []*virtq{&d.rx, &d.tx} {
-		if err := d.setupQueue(q, uint32(i)); err != nil {
+		if err := q.setup(t, uint32(i), queueSize, bufSize); err != nil {
 			return nil, err
 		}
 	}
@@ -175,26 +177,28 @@ func newVirtioNet(t transport) (*virtioNet, error) {
 	return d, nil
 }
 
-func (d *virtioNet) setupQueue(q *virtq, index uint32) error {
+// setup gives queue index of t num descriptors (at most 256: the tables
+// take a page each), each with a buffer of size bytes.
+func (q *virtq) setup(t transport, index uint32, num uint16, size uintptr) error {
 	mem, err := dma(3 * 4096)
 	if err != nil {
 		return err
 	}
-	bufs, err := dma(queueSize * bufSize)
+	bufs, err := dma(uintptr(num) * size)
 	if err != nil {
 		return err
 	}
-	q.index, q.bufs = index, bufs
-	q.desc = unsafe.Slice((*uint64)(physPtr(mem)), 2*queueSize)
-	q.avail = unsafe.Slice((*uint16)(physPtr(mem+4096)), 3+queueSize)
-	q.used = unsafe.Slice((*uint32)(physPtr(mem+8192)), 1+2*queueSize)
-	return d.t.queue(index, queueSize, mem, mem+4096, mem+8192)
+	q.index, q.num, q.size, q.bufs = index, num, size, bufs
+	q.desc = unsafe.Slice((*uint64)(physPtr(mem)), 2*int(num))
+	q.avail = unsafe.Slice((*uint16)(physPtr(mem+4096)), 3+int(num))
+	q.used = unsafe.Slice((*uint32)(physPtr(mem+8192)), 1+2*int(num))
+	return t.queue(index, uint32(num), mem, mem+4096, mem+8192)
 }
 
 func (q *virtq) usedIdx() uint16 { return uint16(atomic.LoadUint32(&q.used[0]) >> 16) }
 
 func (q *virtq) buf(id uint16) []byte {
-	return unsafe.Slice((*byte)(physPtr(q.bufs+uintptr(id)*bufSize)), bufSize)
+	return unsafe.Slice((*byte)(physPtr(q.bufs+uintptr(id)*q.size)), q.size)
 }
 
 // receive hands each frame the device filled to deliver, then gives the
@@ -265,10 +269,12 @@ func completeChecksum(hdr *[netHdrLen]byte, frame []byte) []byte {
 }
 
 // recycle gives receive buffer id back to the device.
-func (d *virtioNet) recycle(id uint16) {
-	q := &d.rx
+func (d *virtioNet) recycle(id uint16) { d.rx.give(id) }
+
+// give makes descriptor id available to the device.
+func (q *virtq) give(id uint16) {
 	idx := q.availIdx()
-	q.avail[2+idx%queueSize] = id
+	q.avail[2+idx%q.num] = id
 	q.publish(idx + 1)
 }
 

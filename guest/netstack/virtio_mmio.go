@@ -43,7 +43,7 @@ func newMMIOTransport(base, irq uintptr) (*mmioTransport, error) {
 	return t, nil
 }
 
-func (t *mmioTransport) String() string { return fmt.Sprintf("virtio-net at %#x", t.base) }
+func (t *mmioTransport) String() string { return fmt.Sprintf("virtio-mmio device at %#x", t.base) }
 
 func (t *mmioTransport) read(off uintptr) uint32 {
 	return atomic.LoadUint32((*uint32)(physPtr(t.base + off)))

@@ -54,7 +54,7 @@ type pciTransport struct {
 }
 
 func (t *pciTransport) String() string {
-	return fmt.Sprintf("virtio-net at PCI %02x:%02x.%d", t.bdf>>8, t.bdf>>3&31, t.bdf&7)
+	return fmt.Sprintf("virtio device at PCI %02x:%02x.%d", t.bdf>>8, t.bdf>>3&31, t.bdf&7)
 }
 
 func (t *pciTransport) cfg32(off uintptr) uint32 {

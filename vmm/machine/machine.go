@@ -53,6 +53,7 @@ type Machine struct {
 	pid, tid int // the vCPU thread, for kicks
 
 	net        *virtio.Net
+	vsock      []*virtio.Vsock // the socket device for forwarded TCP connections, if -p gives any
 	shares     []*virtio.P9
 	disks      []*virtio.Blk
 	devPending atomic.Bool   // the device raised its interrupt
@@ -110,6 +111,9 @@ func New(img *Image, cfg Config) (*Machine, error) {
 	m := &Machine{cfg: cfg, img: img, sys: sys, reported: map[uint64]bool{}, wake: make(chan struct{}, 1)}
 	if cfg.Net != nil {
 		m.cfg.Cmdline = strings.TrimSpace(virtioNetWord + " " + m.cfg.Cmdline)
+	}
+	if wantsStreams(cfg.Net) {
+		m.cfg.Cmdline = vsockWord + " " + m.cfg.Cmdline
 	}
 	if len(cfg.Shares) > abi.MaxShares {
 		return nil, fmt.Errorf("%d shares; at most %d", len(cfg.Shares), abi.MaxShares)
@@ -414,7 +418,7 @@ func (m *Machine) Run() (int, error) {
 				m.deviceMMIO(mm)
 				continue
 			}
-			if pageMMIO(mm, abi.Virtio9pAddr, m.shares) || pageMMIO(mm, abi.VirtioBlkAddr, m.disks) {
+			if pageMMIO(mm, abi.Virtio9pAddr, m.shares) || pageMMIO(mm, abi.VirtioBlkAddr, m.disks) || pageMMIO(mm, abi.VirtioVsockAddr, m.vsock) {
 				continue
 			}
 			if at, rom := m.mem.ROM(); mm.IsWrite != 0 && mm.PhysAddr >= at && mm.PhysAddr-at < uint64(len(rom)) {

@@ -3,6 +3,7 @@ package machine
 import (
 	"encoding/binary"
 	"fmt"
+	"net"
 	"syscall"
 
 	"unigo.dev/unigo/abi"
@@ -23,6 +24,30 @@ type NetBackend interface {
 // checksums (an in-process network), so the guest need not check them.
 type validChecksums interface{ ChecksumsValid() bool }
 
+// streamBackend is a NetBackend that forwards host TCP ports into the guest
+// (vmm/usernet with -p): the monitor gives the guest a socket device
+// (virtio-vsock) too, and the backend hands it each connection it accepts,
+// which then reaches the guest's listening socket with no TCP/IP stack on
+// either side.
+type streamBackend interface {
+	// StreamPorts reports whether the backend forwards TCP ports.
+	StreamPorts() bool
+	// SetStreams gives the backend the device's Connect: connect asks the
+	// guest to accept c on guestPort, and reports false when the guest's
+	// driver is not up (an image without one): then the backend forwards
+	// c itself.
+	SetStreams(connect func(guestPort int, c net.Conn) bool)
+}
+
+// wantsStreams reports whether the machine gets a socket device.
+func wantsStreams(b NetBackend) bool {
+	sb, ok := b.(streamBackend)
+	return ok && sb.StreamPorts()
+}
+
+// vsockWord names the socket device on the kernel command line.
+var vsockWord = fmt.Sprintf("virtio_mmio.device=4K@%#x:%d", abi.VirtioVsockAddr, abi.VirtioVsockIRQ)
+
 // guestMAC is the guest's Ethernet address (a locally administered one, as
 // QEMU's default).
 var guestMAC = [6]byte{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}
@@ -38,6 +63,13 @@ func (m *Machine) startNet() error {
 	})
 	if v, ok := m.cfg.Net.(validChecksums); ok {
 		m.net.ValidChecksums = v.ChecksumsValid()
+	}
+	if wantsStreams(m.cfg.Net) {
+		d := virtio.NewVsock(m.mem, abi.VsockGuestCID, m.raiseDevice, func(err error) {
+			fmt.Fprintf(m.cfg.Stderr, "unigo: %v\n", err)
+		})
+		m.vsock = []*virtio.Vsock{d}
+		m.cfg.Net.(streamBackend).SetStreams(func(port int, c net.Conn) bool { return d.Connect(uint32(port), c) })
 	}
 	return m.cfg.Net.Start(m.net.Receive)
 }

@@ -52,8 +52,12 @@ type Stats struct {
 	Shares     []ShareStats
 }
 
-// NetStats count the guest's network device's frames and bytes.
-type NetStats struct{ RxFrames, RxBytes, TxFrames, TxBytes uint64 }
+// NetStats count the guest's network device's frames and bytes, and the
+// forwarded connections its socket device carried, with their bytes.
+type NetStats struct {
+	RxFrames, RxBytes, TxFrames, TxBytes  uint64
+	Streams, StreamRxBytes, StreamTxBytes uint64
+}
 
 // DiskStats count one block device's requests and bytes.
 type DiskStats struct {
@@ -100,6 +104,9 @@ func (m *Machine) Stats() Stats {
 	if m.net != nil {
 		c := &m.net.Counters
 		s.Net = &NetStats{RxFrames: c.RxFrames.Load(), RxBytes: c.RxBytes.Load(), TxFrames: c.TxFrames.Load(), TxBytes: c.TxBytes.Load()}
+		for _, v := range m.vsock {
+			s.Net.Streams, s.Net.StreamRxBytes, s.Net.StreamTxBytes = v.Counters.Conns.Load(), v.Counters.RxBytes.Load(), v.Counters.TxBytes.Load()
+		}
 	}
 	for i, d := range m.disks {
 		name := "vd" + string(rune('a'+i))

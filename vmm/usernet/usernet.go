@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/buffer"
@@ -72,6 +73,7 @@ type Network struct {
 	in       chan []byte   // frames from the guest, for inject
 	upOnce   sync.Once
 	deliver  func(frame []byte) // to the guest
+	streams  atomic.Pointer[func(guestPort int, c net.Conn) bool]
 }
 
 // quiet drops netstack's log lines.
@@ -205,6 +207,26 @@ func (n *Network) Close() {
 	})
 }
 
+// StreamPorts reports whether a TCP port is forwarded: the monitor then
+// gives the guest a socket device for them (see SetStreams).
+func (n *Network) StreamPorts() bool {
+	for _, f := range n.forwards {
+		if f.Proto != "udp" {
+			return true
+		}
+	}
+	return false
+}
+
+// SetStreams gives the network the monitor's way to hand a forwarded
+// connection straight to the guest's socket (vmm/virtio.Vsock): no
+// netstack on either side, where otherwise the gateway's would speak TCP
+// to the guest's. It reports false when the guest has no driver for it;
+// the gateway then forwards the connection itself.
+func (n *Network) SetStreams(connect func(guestPort int, c net.Conn) bool) {
+	n.streams.Store(&connect)
+}
+
 // serve forwards the connections to a host port into the guest.
 func (n *Network) serve(ln net.Listener, f Forward) {
 	// Connections wait in the host's backlog until the guest's interface is
@@ -214,6 +236,9 @@ func (n *Network) serve(ln net.Listener, f Forward) {
 		c, err := ln.Accept()
 		if err != nil {
 			return
+		}
+		if connect := n.streams.Load(); connect != nil && (*connect)(f.Guest, c) {
+			continue
 		}
 		go func() {
 			g, err := gonet.DialTCP(n.st, tcpip.FullAddress{NIC: nic, Addr: guestIP, Port: uint16(f.Guest)}, ipv4.ProtocolNumber)

@@ -211,10 +211,19 @@ func (h *frameHold) release(inject func([]byte)) {
 // ethAddr is eth0's address as configure last set it, and ethGateway its
 // router: the peer of connections the socket device brings (the host's
 // end, as usernet's gateway would be).
+// ethMu guards them for readers on other goroutines (ethLease).
 var (
+	ethMu      sync.Mutex
 	ethAddr    netip.Prefix
 	ethGateway netip.Addr
 )
+
+// ethLease returns eth0's address and router.
+func ethLease() (netip.Prefix, netip.Addr) {
+	ethMu.Lock()
+	defer ethMu.Unlock()
+	return ethAddr, ethGateway
+}
 
 // configure gives eth0 l's address and routes, and tells the kernel (for
 // netlink, bind and /etc/resolv.conf).
@@ -229,9 +238,13 @@ func configure(l lease) error {
 		}, stack.AddressProperties{}); err != nil {
 			return fmt.Errorf("address eth0: %s", err)
 		}
+		ethMu.Lock()
 		ethAddr = l.addr
+		ethMu.Unlock()
 	}
+	ethMu.Lock()
 	ethGateway = l.router
+	ethMu.Unlock()
 	sub, err := tcpip.NewSubnet(tcpip.AddrFrom4(l.addr.Masked().Addr().As4()), tcpip.MaskFromBytes(maskBytes(l.addr.Bits())))
 	if err != nil {
 		return err

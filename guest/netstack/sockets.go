@@ -235,10 +235,11 @@ func (s *sock) listen() {
 // address or the wildcard, taking IPv4 peers. It returns that new socket,
 // or nil.
 func acceptStream(port, peer uint16) *sock {
-	if !ethAddr.IsValid() {
+	addr, gw := ethLease()
+	if !addr.IsValid() {
 		return nil
 	}
-	mapped := netip.AddrFrom16(ethAddr.Addr().As16()) // the kernel's form: IPv4-mapped
+	mapped := netip.AddrFrom16(addr.Addr().As16()) // the kernel's form: IPv4-mapped
 	mu.Lock()
 	var ln *sock
 	for _, s := range socks {
@@ -256,7 +257,7 @@ func acceptStream(port, peer uint16) *sock {
 	if ln == nil {
 		return nil
 	}
-	ends := [2]kernel.NetAddr{{Addr: mapped.As16(), Port: port}, {Addr: ethGateway.As16(), Port: peer}}
+	ends := [2]kernel.NetAddr{{Addr: mapped.As16(), Port: port}, {Addr: gw.As16(), Port: peer}}
 	rx, tx := make([]byte, ringMin), make([]byte, ringMin)
 	id, _, e := syscall.Syscall6(kernel.SysNetAccepted, uintptr(ln.id), uintptr(unsafe.Pointer(&ends)),
 		uintptr(unsafe.Pointer(&rx[0])), uintptr(unsafe.Pointer(&tx[0])), ringMin, 0)

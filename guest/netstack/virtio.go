@@ -314,15 +314,33 @@ func (d *virtioNet) put(frame [][]byte) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	q := &d.tx
-	for q.lastUsed != q.usedIdx() { // reclaim what the device sent
-		e := q.lastUsed % queueSize
+	id, ok := q.takeFree()
+	if !ok {
+		return false
+	}
+	b := q.buf(id)
+	clear(b[:netHdrLen])
+	n := netHdrLen
+	for _, s := range frame {
+		n += copy(b[n:], s)
+	}
+	q.post(id, n)
+	return true
+}
+
+// takeFree reclaims the descriptors the device used and takes a free one
+// (a transmit ring); with none free it asks the device to interrupt when
+// it hands some back.
+func (q *virtq) takeFree() (uint16, bool) {
+	for q.lastUsed != q.usedIdx() {
+		e := q.lastUsed % q.num
 		q.free = append(q.free, uint16(q.used[1+2*e]))
 		q.lastUsed++
 	}
 	if len(q.free) == 0 {
 		q.flags = 0 // interrupt when the device hands descriptors back
 		q.publish(q.availIdx())
-		return false
+		return 0, false
 	}
 	if q.flags == 0 {
 		q.flags = 1
@@ -330,16 +348,12 @@ func (d *virtioNet) put(frame [][]byte) bool {
 	}
 	id := q.free[len(q.free)-1]
 	q.free = q.free[:len(q.free)-1]
-	b := q.buf(id)
-	clear(b[:netHdrLen])
-	n := netHdrLen
-	for _, s := range frame {
-		n += copy(b[n:], s)
-	}
-	q.desc[2*id] = uint64(q.bufs) + uint64(id)*bufSize
+	return id, true
+}
+
+// post hands descriptor id, its buffer holding n bytes, to the device.
+func (q *virtq) post(id uint16, n int) {
+	q.desc[2*id] = uint64(q.bufs) + uint64(id)*uint64(q.size)
 	q.desc[2*id+1] = uint64(n)
-	idx := q.availIdx()
-	q.avail[2+idx%queueSize] = id
-	q.publish(idx + 1)
-	return true
+	q.give(id)
 }

@@ -267,22 +267,10 @@ func (d *vsockDev) accept(port, peer, alloc, fwd uint32, exists bool) {
 // and reports false when every descriptor is busy.
 func (d *vsockDev) putLocked(c *vsockConn, op uint16, flags uint32, data []byte) bool {
 	q := &d.tx
-	for q.lastUsed != q.usedIdx() { // reclaim what the device took
-		e := q.lastUsed % q.num
-		q.free = append(q.free, uint16(q.used[1+2*e]))
-		q.lastUsed++
-	}
-	if len(q.free) == 0 {
-		q.flags = 0 // interrupt when the device hands descriptors back
-		q.publish(q.availIdx())
+	id, ok := q.takeFree()
+	if !ok {
 		return false
 	}
-	if q.flags == 0 {
-		q.flags = 1
-		q.publish(q.availIdx())
-	}
-	id := q.free[len(q.free)-1]
-	q.free = q.free[:len(q.free)-1]
 	b := q.buf(id)
 	le := binary.LittleEndian
 	le.PutUint64(b, d.cid)
@@ -297,9 +285,7 @@ func (d *vsockDev) putLocked(c *vsockConn, op uint16, flags uint32, data []byte)
 	le.PutUint32(b[40:], c.fwdCnt)
 	c.advFwd = c.fwdCnt
 	copy(b[vsockHdrLen:], data)
-	q.desc[2*id] = uint64(q.bufs) + uint64(id)*uint64(q.size)
-	q.desc[2*id+1] = uint64(vsockHdrLen + len(data))
-	q.give(id)
+	q.post(id, vsockHdrLen+len(data))
 	return true
 }
 

@@ -257,12 +257,18 @@ func acceptStream(port, peer uint16) *sock {
 	if ln == nil {
 		return nil
 	}
-	ends := [2]kernel.NetAddr{{Addr: mapped.As16(), Port: port}, {Addr: gw.As16(), Port: peer}}
+	return ln.queueAccepted([2]kernel.NetAddr{{Addr: mapped.As16(), Port: port}, {Addr: gw.As16(), Port: peer}})
+}
+
+// queueAccepted queues a new connection with local and remote addresses
+// ends, and its first rings, on listener s for accept4, and returns its
+// socket; nil when the backlog is full or the listener went away.
+func (s *sock) queueAccepted(ends [2]kernel.NetAddr) *sock {
 	rx, tx := make([]byte, ringMin), make([]byte, ringMin)
-	id, _, e := syscall.Syscall6(kernel.SysNetAccepted, uintptr(ln.id), uintptr(unsafe.Pointer(&ends)),
+	id, _, e := syscall.Syscall6(kernel.SysNetAccepted, uintptr(s.id), uintptr(unsafe.Pointer(&ends)),
 		uintptr(unsafe.Pointer(&rx[0])), uintptr(unsafe.Pointer(&tx[0])), ringMin, 0)
 	if e != 0 {
-		return nil // the backlog is full or the listener went away
+		return nil
 	}
 	c := lookup(uint32(id))
 	c.mu.Lock()
@@ -291,17 +297,13 @@ func (s *sock) accept(ep tcpip.Endpoint, wq *waiter.Queue) {
 			return // closed
 		}
 		tc := gonet.NewTCPConn(nwq, n)
-		ends := [2]kernel.NetAddr{kernelAddr(tc.LocalAddr()), kernelAddr(tc.RemoteAddr())}
-		rx, tx := make([]byte, ringMin), make([]byte, ringMin)
-		id, _, e := syscall.Syscall6(kernel.SysNetAccepted, uintptr(s.id), uintptr(unsafe.Pointer(&ends)),
-			uintptr(unsafe.Pointer(&rx[0])), uintptr(unsafe.Pointer(&tx[0])), ringMin, 0)
-		if e != 0 {
+		c := s.queueAccepted([2]kernel.NetAddr{kernelAddr(tc.LocalAddr()), kernelAddr(tc.RemoteAddr())})
+		if c == nil {
 			tc.Close() // the backlog is full or the listener went away
 			continue
 		}
-		c := lookup(uint32(id))
 		c.mu.Lock()
-		c.rx, c.tx, c.ep = rx, tx, n
+		c.ep = n
 		c.mu.Unlock()
 		c.applyOpts() // what the program set since accept4, if it was that quick
 		c.run(tc)

@@ -110,14 +110,6 @@ func NewVsock(mem Memory, cid uint64, raise func(), fail func(error)) *Vsock {
 	return d
 }
 
-// Live reports whether a driver has set the device up, so that Connect
-// can reach the guest.
-func (d *Vsock) Live() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.live() && d.q[0].ready && d.q[1].ready
-}
-
 // Connect asks the guest to accept sock on guest port port, and reports
 // whether the device took it: not before a driver set the device up. The
 // device owns sock from then on and closes it when the connection ends; a

@@ -359,18 +359,19 @@ func (m *Machine) Run() (int, error) {
 			pending, lastTick = true, now
 		}
 		// A soft interrupt rewrites registers, which must wait until KVM
-		// has completed the MMIO instruction that exited; the interrupt
-		// goes in on the next round. Should KVM run the guest anyway, its
-		// exit is handled as any other.
+		// has completed the MMIO instruction that exited (api.rst 5,
+		// KVM_EXIT_MMIO): KVM does that only on the next entry, so the
+		// interrupt waits for the exit after it. Neither way of making that
+		// entry exit at once works here: this KVM left instructions half
+		// done with immediate_exit, and a signal the thread sends itself is
+		// taken by Go on the way out of tgkill, before KVM_RUN.
 		devSeen, wasIO := m.devPending.Load(), ioPending
-		complete := ioPending && (pending || devSeen) && m.softIntr()
+		deferred := ioPending && m.softIntr()
 		ioPending = false
-		if complete {
-			// A signal pending at entry: KVM completes the instruction,
-			// then exits for the signal (api.rst 5, KVM_EXIT_MMIO). This
-			// KVM does not honour immediate_exit so reliably.
-			syscall.Tgkill(m.pid, m.tid, syscall.SIGURG)
-		} else if devSeen {
+		switch {
+		case deferred:
+			// The timer's or the device's interrupt stays pending.
+		case devSeen:
 			delivered, err := m.inject(abi.DeviceVector)
 			if err != nil {
 				return 0, m.crash(err.Error())
@@ -379,7 +380,7 @@ func (m *Machine) Run() (int, error) {
 				m.devPending.Store(false)
 				m.stats.injected[1].Add(1)
 			}
-		} else if pending {
+		case pending:
 			delivered, err := m.inject(abi.TimerVector)
 			if err != nil {
 				return 0, m.crash(err.Error())

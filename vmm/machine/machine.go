@@ -366,7 +366,7 @@ func (m *Machine) Run() (int, error) {
 		// done with immediate_exit, and a signal the thread sends itself is
 		// taken by Go on the way out of tgkill, before KVM_RUN.
 		devSeen, wasIO := m.devPending.Load(), ioPending
-		deferred := ioPending && m.softIntr()
+		deferred := ioPending && (pending || devSeen) && m.softIntr()
 		ioPending = false
 		switch {
 		case deferred:

@@ -85,6 +85,8 @@ const (
 	SysNetIface6                       // (*[16]byte, prefix) → 0: an IPv6 address of eth0, for netlink and bind
 	SysNetOpts                         // (sock, *NetOpts) → 0: the options the program set
 	SysNetGrow                         // (sock, NetRingRx or NetRingTx, buf, size) → 0: that ring moves to buf, its bytes copied over
+	SysNetRxv                          // (*[n]NetXfer, n) → 0: SysNetRx for each entry, Done and Had written back
+	SysNetTxv                          // (*[n]NetXfer, n) → 0: SysNetTx for each entry, Done and Had written back
 	sysNetEnd
 )
 
@@ -142,6 +144,18 @@ const (
 	dgramHdr = 2 + netAddrSize
 	maxDgram = 65507 // IPv4's largest UDP payload
 )
+
+// NetXfer is one entry of SysNetRxv or SysNetTxv: Len bytes at Buf for
+// socket Sock's receive ring, or room for Len bytes of its send ring. The
+// kernel writes back Done, the bytes moved, and Had, the bytes the ring
+// held before; an entry naming no socket moves nothing.
+type NetXfer struct {
+	Sock uint32
+	Done uint32
+	Buf  uint64
+	Len  uint32
+	Had  uint32
+}
 
 // NetCommand is one entry of SysNetCommands.
 type NetCommand struct {

@@ -42,6 +42,8 @@ func sysNet(nr uintptr, f *trapFrame) uintptr {
 		return netIface6(f.arg(0), f.arg(1))
 	case SysNetGrow:
 		return netGrow(f.arg(0), f.arg(1), f.arg(2), f.arg(3))
+	case SysNetRxv, SysNetTxv:
+		return netXfer(f.arg(0), f.arg(1), nr == SysNetRxv)
 	}
 	s := f.arg(0)
 	k := sockAt(s)
@@ -198,6 +200,47 @@ func netGrow(s, which, buf, size uintptr) uintptr {
 	ringCopy(g, buf, live, false)
 	*g = ring{buf: buf, size: uint64(size), w: uint64(live)}
 	sockChanged(int(s))
+	return 0
+}
+
+// netXfer moves bytes between the component's buffers and the rings of the
+// sockets n NetXfer entries at buf name: into receive rings (in) or out of
+// send rings. One call serves every connection a batch of the socket
+// device's packets touched, where SysNetRx and SysNetTx cost one each. Not
+// inlined: it keeps sysNet's frame small.
+//
+//go:nosplit
+//go:noinline
+func netXfer(buf, n uintptr, in bool) uintptr {
+	const size = unsafe.Sizeof(NetXfer{})
+	if n > maxSockets {
+		return errno(linux.EINVAL)
+	}
+	if !userRange(buf, n*size) {
+		return errno(linux.EFAULT)
+	}
+	for i := uintptr(0); i < n; i++ {
+		var x NetXfer
+		memmove(uintptr(unsafe.Pointer(&x)), buf+i*size, size)
+		x.Done, x.Had = 0, 0
+		k := sockAt(uintptr(x.Sock))
+		if k != nil && userRange(uintptr(x.Buf), uintptr(x.Len)) {
+			g, c := &k.tx, uint64(0)
+			if in {
+				g = &k.rx
+				c = min(uint64(x.Len), g.size-(g.w-g.r))
+			} else {
+				c = min(uint64(x.Len), g.w-g.r)
+			}
+			x.Had = uint32(g.w - g.r)
+			if c > 0 {
+				ringCopy(g, uintptr(x.Buf), uintptr(c), in)
+				sockChanged(int(x.Sock))
+			}
+			x.Done = uint32(c)
+		}
+		memmove(buf+i*size, uintptr(unsafe.Pointer(&x)), size)
+	}
 	return 0
 }
 

@@ -138,6 +138,11 @@ func dispatch(doorbell *os.File) {
 				for _, c := range cmds[:n] {
 					command(c.Sock, c.Ops)
 				}
+				if len(direct) > 0 {
+					vsdev.sendDirect(direct)
+					clear(direct)
+					direct = direct[:0]
+				}
 				if n < uintptr(len(cmds)) {
 					return false // all taken, the doorbell quiet: wait for its next ring
 				}

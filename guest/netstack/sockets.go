@@ -38,15 +38,17 @@ type sock struct {
 	lnAddr  kernel.NetAddr // a listener's address
 	lnIPv4  bool           // a listener takes IPv4 peers
 	conn    stream
+	vsock   *vsockConn // conn, when the socket device brought it
 	udp     *gonet.UDPConn
 	rx, tx  []byte        // the kernel's rings for this socket: kept alive here
 	kick    chan struct{} // the writer has work: data, a shutdown or a close
 	room    chan struct{} // the receive ring has room again
 	closed  chan struct{} // closed when the program closed the socket
 	mu      sync.Mutex
-	shut    bool // NetOpShutdown seen
-	closing bool // NetOpClose seen
-	dialing bool // a connect is under way
+	txMu    sync.Mutex // held by whoever takes bytes out of the send ring: write, or sendDirect
+	shut    bool       // NetOpShutdown seen
+	closing bool       // NetOpClose seen
+	dialing bool       // a connect is under way
 }
 
 var (
@@ -71,6 +73,10 @@ func signal(c chan struct{}) {
 	default:
 	}
 }
+
+// direct collects the sockets of one round of commands whose data the
+// socket device sends at once (sendDirect); the dispatcher's only.
+var direct []*sock
 
 // command acts on the kernel's NetOp bits for socket id.
 func command(id, ops uint32) {
@@ -113,9 +119,14 @@ func command(id, ops uint32) {
 		s.closing = true
 		close(s.closed)
 	}
-	busy, ln := s.conn != nil || s.dialing || s.udp != nil, s.ln
+	busy, ln, vs := s.conn != nil || s.dialing || s.udp != nil, s.ln, s.vsock
 	s.mu.Unlock()
-	if ops&(kernel.NetOpTx|kernel.NetOpShutdown|kernel.NetOpClose) != 0 {
+	switch {
+	case ops&(kernel.NetOpShutdown|kernel.NetOpClose) != 0:
+		signal(s.kick)
+	case ops&kernel.NetOpTx != 0 && vs != nil:
+		direct = append(direct, s)
+	case ops&kernel.NetOpTx != 0:
 		signal(s.kick)
 	}
 	if closing && !busy {
@@ -409,6 +420,7 @@ func (s *sock) dial() (*gonet.TCPConn, error) {
 func (s *sock) run(c stream) {
 	s.mu.Lock()
 	s.conn, s.dialing = c, false
+	s.vsock, _ = c.(*vsockConn)
 	closing := s.closing
 	s.mu.Unlock()
 	done := make(chan struct{})
@@ -465,9 +477,13 @@ func (s *sock) read(c stream, done chan struct{}) {
 // closes the connection when the program asked. A ring found full is
 // grown; the buffer is as large as the ring.
 func (s *sock) write(c stream, readDone chan struct{}) {
-	buf := make([]byte, len(s.tx))
+	var buf []byte
 	shutDone := false
 	for range s.kick {
+		s.txMu.Lock()
+		if len(buf) < len(s.tx) { // sendDirect may have grown the ring
+			buf = make([]byte, len(s.tx))
+		}
 		for {
 			n, _, e := syscall.RawSyscall(kernel.SysNetTx, uintptr(s.id), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
 			if e != 0 || n == 0 {
@@ -486,6 +502,7 @@ func (s *sock) write(c stream, readDone chan struct{}) {
 				break
 			}
 		}
+		s.txMu.Unlock()
 		s.mu.Lock()
 		shut, closing := s.shut, s.closing
 		s.mu.Unlock()

@@ -9,6 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
+
+	"unigo.dev/unigo/guest/kernel"
 )
 
 // A virtio-vsock driver (virtio 1.2 §5.10) for the own monitor's socket
@@ -57,13 +60,22 @@ type vsockDev struct {
 	irq        chan struct{}         // an interrupt: packets received
 	txq        chan struct{}         // an interrupt: transmit descriptors free
 	kicks      chan struct{}         // packets were put: the kicker notifies
+	pend       []*vsockConn          // connections the packets being taken brought bytes for (deliver)
+	xfer       []kernel.NetXfer      // deliver's and sendDirect's entries
+	xconn      []*vsockConn
+	xsock      []*sock
+	xdesc      []uint16
+	updates    []*vsockConn
 }
 
 // vsockConn is one connection; its fields are the device's lock's.
 type vsockConn struct {
 	d           *vsockDev
 	local, peer uint32
-	rq          []byte // received, not yet read
+	sid         uint32 // the kernel's socket
+	rq          []byte // received, not yet in the kernel's receive ring
+	held        bool   // the reader goroutine holds bytes it has not put in the ring yet
+	pend        bool   // in d.pend
 	peerShut    uint32 // SHUTDOWN flags the host sent
 	reset       bool   // the host reset the connection
 	closed      bool   // Close was called
@@ -172,9 +184,63 @@ func (d *vsockDev) receive() {
 		q.flags = 0
 		q.publish(q.availIdx())
 	}
+	d.deliver()
 	if n > 0 && atomic.LoadUint32(&q.used[0])&1 == 0 { // VIRTQ_USED_F_NO_NOTIFY clear: it waits for buffers
 		d.t.notify(0)
 	}
+}
+
+// deliver puts the bytes the packets just taken brought into the kernel's
+// receive rings, with one system call for all their connections (a batch
+// under load holds many). What a ring does not take is left to the
+// connection's reader goroutine (sock.read), which grows the ring or waits
+// for room; so are the bytes of a connection whose reader holds some it
+// has not put in the ring yet, which must go first.
+func (d *vsockDev) deliver() {
+	d.mu.Lock()
+	x, cs := d.xfer[:0], d.xconn[:0]
+	for _, c := range d.pend {
+		c.pend = false
+		switch {
+		case c.closed || len(c.rq) == 0:
+		case c.held:
+			signal(c.readable)
+		default:
+			x = append(x, kernel.NetXfer{Sock: c.sid, Buf: uint64(uintptr(unsafe.Pointer(&c.rq[0]))), Len: uint32(len(c.rq))})
+			cs = append(cs, c)
+		}
+	}
+	d.pend = d.pend[:0]
+	if len(x) > 0 {
+		syscall.RawSyscall(kernel.SysNetRxv, uintptr(unsafe.Pointer(&x[0])), uintptr(len(x)), 0)
+	}
+	up := d.updates[:0]
+	for i, c := range cs {
+		k := x[i].Done
+		c.consumed(k)
+		if c.fwdCnt-c.advFwd >= vsockBufAlloc/4 && !c.reset {
+			up = append(up, c)
+		}
+		if len(c.rq) > 0 {
+			signal(c.readable)
+		}
+		cs[i] = nil
+	}
+	d.xfer, d.xconn, d.updates = x, cs, up
+	d.mu.Unlock()
+	for i, c := range up {
+		d.control(c, vsOpCreditUpdate, 0)
+		up[i] = nil
+	}
+}
+
+// consumed drops the first n bytes of c's received ones, which went to the
+// kernel's ring. Under the device's lock.
+func (c *vsockConn) consumed(n uint32) {
+	if c.rq = c.rq[n:]; len(c.rq) == 0 {
+		c.rq = nil
+	}
+	c.fwdCnt += n
 }
 
 // packet acts on one packet from the device.
@@ -217,7 +283,10 @@ func (d *vsockDev) packet(b []byte) {
 			answer = vsOpRst // past the credit given
 		default:
 			c.rq = append(c.rq, data...)
-			signal(c.readable)
+			if !c.pend {
+				c.pend = true
+				d.pend = append(d.pend, c)
+			}
 		}
 	case vsOpShutdown:
 		c.peerShut |= flags & (vsShutRcv | vsShutSend)
@@ -257,6 +326,7 @@ func (d *vsockDev) accept(port, peer, alloc, fwd uint32, exists bool) {
 		return
 	}
 	d.mu.Lock()
+	c.sid = s.id
 	d.conns[uint64(port)<<32|uint64(peer)] = c
 	d.mu.Unlock()
 	d.control(c, vsOpResponse, 0)
@@ -272,21 +342,83 @@ func (d *vsockDev) putLocked(c *vsockConn, op uint16, flags uint32, data []byte)
 		return false
 	}
 	b := q.buf(id)
+	copy(b[vsockHdrLen:], data)
+	d.postLocked(c, id, op, flags, len(data))
+	return true
+}
+
+// postLocked puts the header of c's packet in transmit buffer id, whose n
+// bytes of payload are in place, and gives it to the device.
+func (d *vsockDev) postLocked(c *vsockConn, id, op uint16, flags uint32, n int) {
+	b := d.tx.buf(id)
 	le := binary.LittleEndian
 	le.PutUint64(b, d.cid)
 	le.PutUint64(b[8:], vsockHostCID)
 	le.PutUint32(b[16:], c.local)
 	le.PutUint32(b[20:], c.peer)
-	le.PutUint32(b[24:], uint32(len(data)))
+	le.PutUint32(b[24:], uint32(n))
 	le.PutUint16(b[28:], vsockTypeStrm)
 	le.PutUint16(b[30:], op)
 	le.PutUint32(b[32:], flags)
 	le.PutUint32(b[36:], vsockBufAlloc)
 	le.PutUint32(b[40:], c.fwdCnt)
 	c.advFwd = c.fwdCnt
-	copy(b[vsockHdrLen:], data)
-	q.post(id, vsockHdrLen+len(data))
-	return true
+	d.tx.post(id, vsockHdrLen+n)
+}
+
+// sendDirect sends what the program wrote on these sockets' connections,
+// with one system call for all that copies each send ring's bytes into a
+// transmit buffer (one per connection). A connection whose writer
+// goroutine (sock.write) is busy, that has no credit or closes, or when no
+// buffer is free, is left to that writer, as is what a buffer did not
+// take; a send ring found full is grown, as the writer would.
+func (d *vsockDev) sendDirect(ss []*sock) {
+	d.mu.Lock()
+	x, cs, socks, ids := d.xfer[:0], d.xconn[:0], d.xsock[:0], d.xdesc[:0]
+	for _, s := range ss {
+		c := s.vsock
+		inflight := c.txCnt - c.peerFwd
+		if c.closed || c.reset || c.wshut || c.peerShut&vsShutRcv != 0 || inflight >= c.peerAlloc || !s.txMu.TryLock() {
+			signal(s.kick)
+			continue
+		}
+		id, ok := d.tx.takeFree()
+		if !ok {
+			s.txMu.Unlock()
+			signal(s.kick)
+			continue
+		}
+		b := d.tx.buf(id)
+		x = append(x, kernel.NetXfer{Sock: s.id, Buf: uint64(uintptr(unsafe.Pointer(&b[vsockHdrLen]))), Len: uint32(min(c.peerAlloc-inflight, vsockMaxData))})
+		cs, socks, ids = append(cs, c), append(socks, s), append(ids, id)
+	}
+	if len(x) > 0 {
+		syscall.RawSyscall(kernel.SysNetTxv, uintptr(unsafe.Pointer(&x[0])), uintptr(len(x)), 0)
+	}
+	sent := false
+	for i, c := range cs {
+		s, k := socks[i], x[i].Done
+		if k == 0 {
+			d.tx.free = append(d.tx.free, ids[i])
+		} else {
+			d.postLocked(c, ids[i], vsOpRW, 0, int(k))
+			c.txCnt += k
+			sent = true
+		}
+		if x[i].Had == uint32(len(s.tx)) {
+			s.grow(kernel.NetRingTx) // found full: the writer's buffer follows (sock.write)
+		}
+		if x[i].Had > k {
+			signal(s.kick)
+		}
+		s.txMu.Unlock()
+		cs[i], socks[i] = nil, nil
+	}
+	d.xfer, d.xconn, d.xsock, d.xdesc = x, cs, socks, ids
+	d.mu.Unlock()
+	if sent {
+		signal(d.kicks)
+	}
 }
 
 // room waits until the transmit ring has a free descriptor: the device
@@ -323,12 +455,11 @@ func (c *vsockConn) Read(b []byte) (int, error) {
 	d := c.d
 	for {
 		d.mu.Lock()
+		c.held = false // the reader is back for more: what it took is in the ring
 		if len(c.rq) > 0 {
 			n := copy(b, c.rq)
-			if c.rq = c.rq[n:]; len(c.rq) == 0 {
-				c.rq = nil
-			}
-			c.fwdCnt += uint32(n)
+			c.consumed(uint32(n))
+			c.held = true
 			update := c.fwdCnt-c.advFwd >= vsockBufAlloc/4 && !c.reset
 			d.mu.Unlock()
 			if update {

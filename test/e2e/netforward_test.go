@@ -10,6 +10,7 @@ import (
 	"math/rand"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -320,5 +321,55 @@ func TestNetSmallMemory(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatalf("%v\nstderr:\n%s", err, tail(stderr.String()))
 		}
+	}
+}
+
+// TestNetEarlyClient connects through -p before the program listens (it
+// sleeps a second first): the connection waits for the listener and gets
+// the answer, where it used to be reset. A forwarded port the program
+// never listens on is closed once that wait is over, not left hanging.
+func TestNetEarlyClient(t *testing.T) {
+	needKVM(t)
+	port, unused := freePort(t), freePort(t)
+	cmd, out, stderr := startInstance(t, "run", "-p", fmt.Sprintf("%d:80", port), "-p", fmt.Sprintf("%d:81", unused),
+		image(t, "slowlisten"), "--", "1s")
+	defer cmd.Process.Kill()
+	listening := make(chan time.Time, 1)
+	go func() {
+		if line, _ := out.ReadString('\n'); line == "listening\n" {
+			listening <- time.Now()
+		}
+		close(listening)
+	}()
+	dial := func(p int) (net.Conn, time.Time) {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err == nil {
+				return c, time.Now()
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("dial the forwarded port %d: %v; stderr:\n%s", p, err, stderr.String())
+			}
+		}
+	}
+	c, at := dial(port)
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	b, err := io.ReadAll(c)
+	if string(b) != "ready\n" || err != nil {
+		t.Fatalf("the early client read %q, %v; want ready; stderr:\n%s", b, err, stderr.String())
+	}
+	l, ok := <-listening
+	if !ok {
+		t.Fatalf("the program did not say it listens; stderr:\n%s", stderr.String())
+	}
+	if !at.Before(l) {
+		t.Fatalf("the client connected %v after the program listened: the test did not test the wait", at.Sub(l))
+	}
+	u, _ := dial(unused)
+	defer u.Close()
+	u.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if n, err := u.Read(make([]byte, 1)); n > 0 || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a port nothing listens on: read %d bytes, %v; want the close", n, err)
 	}
 }

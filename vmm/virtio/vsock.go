@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
+	"time"
 )
 
 // The socket device (virtio 1.2 §5.10, virtio-vsock): stream connections
@@ -44,6 +45,13 @@ const (
 	// buffers. Data is bounded by the guest's credit; a guest that asks
 	// for answers (CREDIT_REQUEST) without ever giving buffers is not.
 	vsockMaxOut = 1 << 16
+	// A request the guest refuses on a port where it has not yet accepted
+	// a connection is asked again, every vsockRetry, for vsockHold: the
+	// program may still be starting, and its client should get the answer
+	// once it listens rather than a reset (a port it has served refuses at
+	// once, as Linux does).
+	vsockHold  = 2 * time.Second
+	vsockRetry = 2 * time.Millisecond
 )
 
 // Vsock is a virtio-vsock device whose connections the host starts
@@ -60,6 +68,7 @@ type Vsock struct {
 	out      []vpacket         // packets for the guest, waiting for receive buffers, in order
 	conns    map[uint32]*vconn // by the host's port
 	nextPort uint32
+	served   map[uint32]bool // guest ports where the guest accepted a connection
 
 	Counters VsockCounters
 }
@@ -86,9 +95,10 @@ type vpacket struct {
 type vconn struct {
 	host, guest uint32 // ports
 	sock        net.Conn
-	open        bool   // the guest answered the request
-	dead        bool   // reset or closed: the goroutines stop
-	peerAlloc   uint32 // the guest's buf_alloc and fwd_cnt, from its latest packet
+	open        bool      // the guest answered the request
+	asked       time.Time // when the first request went to the guest
+	dead        bool      // reset or closed: the goroutines stop
+	peerAlloc   uint32    // the guest's buf_alloc and fwd_cnt, from its latest packet
 	peerFwd     uint32
 	txCnt       uint32        // bytes sent to the guest
 	rxCnt       uint32        // bytes received from the guest
@@ -103,7 +113,7 @@ type vconn struct {
 // NewVsock returns a device for the guest with context ID cid; raise
 // interrupts the guest, fail reports a device that stopped.
 func NewVsock(mem Memory, cid uint64, raise func(), fail func(error)) *Vsock {
-	d := &Vsock{guestCID: cid, raise: raise, fail: fail, conns: map[uint32]*vconn{}, nextPort: 1024}
+	d := &Vsock{guestCID: cid, raise: raise, fail: fail, conns: map[uint32]*vconn{}, nextPort: 1024, served: map[uint32]bool{}}
 	cfg := make([]byte, 8) // struct virtio_vsock_config: le64 guest_cid
 	binary.LittleEndian.PutUint64(cfg, cid)
 	d.transport = transport{mem: mem, name: "virtio-vsock", id: vsockDeviceID, offered: vsockOffered, config: cfg, q: make([]queue, 3)} // 0 receive, 1 transmit, 2 event
@@ -125,13 +135,25 @@ func (d *Vsock) Connect(port uint32, sock net.Conn) bool {
 		d.mu.Unlock()
 		return false
 	}
-	c := &vconn{host: hp, guest: port, sock: sock, credit: make(chan struct{}, 1), work: make(chan struct{}, 1)}
+	c := &vconn{host: hp, guest: port, sock: sock, asked: time.Now(), credit: make(chan struct{}, 1), work: make(chan struct{}, 1)}
 	d.conns[hp] = c
 	raise, err := d.queueLocked(vpacket{c: c, op: opRequest})
 	d.mu.Unlock()
 	go d.write(c)
 	d.after(err, raise)
 	return true
+}
+
+// askAgain sends c's request to the guest once more (vsockHold).
+func (d *Vsock) askAgain(c *vconn) {
+	d.mu.Lock()
+	if c.dead || d.conns[c.host] != c || !d.live() || !d.q[0].ready {
+		d.mu.Unlock()
+		return
+	}
+	raise, err := d.queueLocked(vpacket{c: c, op: opRequest})
+	d.mu.Unlock()
+	d.after(err, raise)
 }
 
 // portLocked picks the host's port of a new connection, which the guest
@@ -428,10 +450,15 @@ func (d *Vsock) packetLocked(pkt []byte) (bool, *vconn, error) {
 	case opResponse:
 		if !c.open {
 			c.open = true
+			d.served[c.guest] = true
 			d.Counters.Conns.Add(1)
 			return false, c, nil
 		}
 	case opRst:
+		if !c.open && !d.served[c.guest] && time.Since(c.asked) < vsockHold {
+			time.AfterFunc(vsockRetry, func() { d.askAgain(c) })
+			break
+		}
 		d.endLocked(c)
 	case opShutdown:
 		c.guestShut |= h.flags & (shutRcv | shutSend)

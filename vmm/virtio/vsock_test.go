@@ -229,3 +229,75 @@ func TestVsockNotLive(t *testing.T) {
 		t.Fatal("Connect took a connection with no driver")
 	}
 }
+
+// TestVsockHold checks that a request the guest refuses on a port it has
+// not served is asked again until the guest accepts it, and that once the
+// guest has served the port a refusal ends the connection at once.
+func TestVsockHold(t *testing.T) {
+	v := newVsockDriver(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dial := func() (client, server net.Conn) {
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		server, err = ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return client, server
+	}
+	v.refill()
+	client, server := dial()
+	defer client.Close()
+	if !v.d.Connect(80, server) {
+		t.Fatal("Connect refused a live device")
+	}
+	for i := range 3 { // nothing listens yet: refused three times
+		if h, _ := v.recv(); h.op != opRequest {
+			t.Fatalf("packet %d: op %d, want a request", i, h.op)
+		}
+		v.send(opRst, 0, 0, 0, nil)
+		v.refill()
+	}
+	if h, _ := v.recv(); h.op != opRequest {
+		t.Fatalf("op %d after three refusals, want the request again", h.op)
+	}
+	v.send(opResponse, 0, 4096, 0, nil)
+	client.Write([]byte("hi"))
+	if h, data := v.recv(); h.op != opRW || string(data) != "hi" {
+		t.Fatalf("op %d %q, want the client's bytes", h.op, data)
+	}
+	v.send(opRst, 0, 4096, 2, nil) // the guest ends it
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := client.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the client read past the guest's reset")
+	}
+
+	// Port 80 has been served: a refusal now is final.
+	client2, server2 := dial()
+	defer client2.Close()
+	if !v.d.Connect(80, server2) {
+		t.Fatal("Connect refused a live device")
+	}
+	v.refill()
+	if h, _ := v.recv(); h.op != opRequest {
+		t.Fatalf("op %d, want a request", h.op)
+	}
+	v.send(opRst, 0, 0, 0, nil)
+	client2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := client2.Read(make([]byte, 1)); err == nil || n > 0 {
+		t.Fatalf("the client read %d bytes, %v; want the close", n, err)
+	}
+	time.Sleep(3 * vsockRetry)
+	v.d.mu.Lock()
+	asked := binary.LittleEndian.Uint16(v.mem[deviceAt+2:]) != v.lastUsed
+	v.d.mu.Unlock()
+	if asked || v.failed != nil {
+		t.Fatalf("asked again after a final refusal (%v)", v.failed)
+	}
+}

@@ -232,7 +232,8 @@ func checkEcho(t *testing.T, size int, after func(), flags ...string) {
 	var err error
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if c, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			// A forward accepted before the guest listens closes at once.
+			// A probe byte: the echo once the guest listens (a forward
+			// waits for that up to 2 s; the probe gives up sooner and retries).
 			c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 			if _, err = c.Write([]byte("x")); err == nil {
 				var b [1]byte

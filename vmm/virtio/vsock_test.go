@@ -301,3 +301,62 @@ func TestVsockHold(t *testing.T) {
 		t.Fatalf("asked again after a final refusal (%v)", v.failed)
 	}
 }
+
+// FuzzVsockPackets feeds the socket device packets made of fuzz input, on
+// a connection it offered and on ports it did not, then a transmit ring
+// whose descriptors are fuzz input: it must never panic, and it either
+// goes on or stops with an error.
+func FuzzVsockPackets(f *testing.F) {
+	f.Add([]byte{opResponse, 0x10, 1, 0, opRW, 0x10, 1, 2, 'h', 'i', opCreditRequest, 0, 1, 0,
+		opShutdown, 3, 1, 0, opRst, 0, 1, 0, opRequest, 0, 0, 0}, []byte{})
+	f.Add([]byte{opRst, 0, 1, 0, opResponse, 0, 1, 0, opRW, 0x80, 1, 1, 'x'}, bytes.Repeat([]byte{0x10, 0x90, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 1, 0}, 8))
+	f.Fuzz(func(t *testing.T, pkts, ring []byte) {
+		v := newVsockDriver(t)
+		defer v.d.Write(regStatus, 0) // a reset ends the connection and its goroutines
+		client, server := net.Pipe()
+		defer client.Close()
+		go io.Copy(io.Discard, client)
+		v.refill()
+		if !v.d.Connect(80, server) {
+			t.Fatal("Connect refused a live device")
+		}
+		host := v.hostPort()
+		le := binary.LittleEndian
+		// Each packet: op, flags (its credit; 0x80: a length that lies),
+		// where (bit 0: the connection's ports), payload length, payload.
+		for len(pkts) >= 4 && v.failed == nil {
+			op, fl, where, n := pkts[0], pkts[1], pkts[2], int(pkts[3])
+			pkts = pkts[4:]
+			n = min(n, len(pkts))
+			data := pkts[:n]
+			pkts = pkts[n:]
+			var h [vsockHdrLen]byte
+			le.PutUint64(h[0:], 3)
+			le.PutUint64(h[8:], 2)
+			src, dst := uint32(80), host
+			if where&1 == 0 {
+				src, dst = uint32(where), uint32(where)<<8|uint32(fl)
+			}
+			le.PutUint32(h[16:], src)
+			le.PutUint32(h[20:], dst)
+			claimed := uint32(n)
+			if fl&0x80 != 0 {
+				claimed++
+			}
+			le.PutUint32(h[24:], claimed)
+			le.PutUint16(h[28:], vsockTypeStream)
+			le.PutUint16(h[30:], uint16(op))
+			le.PutUint32(h[32:], uint32(fl&3))
+			le.PutUint32(h[36:], uint32(fl&0x7f)<<8)
+			le.PutUint32(h[40:], uint32(where)<<4)
+			v.sendRaw(append(h[:], data...))
+			v.refill()
+		}
+		v.d.mu.Lock()
+		copy(v.mem[descAt+0x400:descAt+0x800], ring) // the transmit queue's descriptors
+		v.d.mu.Unlock()
+		offer(v.mem, 1, 0, 1, 2)
+		v.d.Write(regQueueNotify, 1)
+		v.refill()
+	})
+}

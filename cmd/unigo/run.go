@@ -115,7 +115,7 @@ func runFlags(o *runOpts) *flag.FlagSet {
 	fs.Var(&o.vols, "v", "share the host folder `HOSTDIR:GUESTDIR`[:ro] with the guest, read-write unless :ro,\nor mount a block volume FILE.img:GUESTDIR[:ro] (unigo volume create makes one)\n(repeatable; like docker run -v; GUESTDIR is a folder of the root such as /data)")
 	fs.Var(&o.disks, "disk", "give the guest the host `FILE`[:ro] as a raw block device, /dev/vda, /dev/vdb...\n(repeatable; its size must be a multiple of 512 bytes)")
 	fs.StringVar(&o.wd, "w", "", "the guest's working `directory` at start (default /), such as a -v folder")
-	fs.StringVar(&o.metrics, "metrics", "", "serve the instance's metrics (vCPU time, VM exits, memory touched, network and\ndisk bytes, uptime) in Prometheus's text format at http://`ADDR`/metrics, such as\n127.0.0.1:9100 (own monitor only)")
+	fs.StringVar(&o.metrics, "metrics", "", "serve the instance's metrics (vCPU time, VM exits, KVM's own vCPU counters,\nmemory touched, network and disk bytes, uptime) in Prometheus's text format at\nhttp://`ADDR`/metrics, such as 127.0.0.1:9100 (own monitor only)")
 	fs.StringVar(&o.gdb, "gdb", "", "wait for a debugger (gdb's target remote) at `ADDR`, such as 127.0.0.1:1234, with the\nguest stopped at runtime.main, before package initialization (own monitor only)")
 	fs.BoolVar(&o.detach, "d", false, "run in the background as an instance: print its name and return\n(unigo ps, logs, stop, kill and rm operate it)")
 	fs.StringVar(&o.name, "name", "", "the instance's `name` (default: the image's); without -d the instance runs in the\nforeground and its output also goes to its log")

@@ -430,6 +430,17 @@ func TestMetrics(t *testing.T) {
 				resp.Body.Close()
 			}
 		}
+		t.Run("kvm", func(t *testing.T) {
+			exits, pf := `unigo_kvm_vcpu_events_total{event="exits"}`, `unigo_kvm_vcpu_events_total{event="pf_taken"}`
+			if _, ok := after[exits]; !ok {
+				t.Skip("this KVM has no binary statistics (KVM_CAP_BINARY_STATS_FD, Linux 5.14)")
+			}
+			// Every request exits at least once (the device's notification),
+			// and the guest's first touches of its pages were KVM's faults.
+			if d := after[exits] - before[exits]; d < n || after[pf] <= 0 {
+				t.Errorf("KVM counted %v exits over %d requests and %v page faults in all", d, n, after[pf])
+			}
+		})
 		if after["unigo_uptime_seconds"] <= before["unigo_uptime_seconds"] {
 			t.Errorf("uptime went from %v to %v", before["unigo_uptime_seconds"], after["unigo_uptime_seconds"])
 		}

@@ -204,6 +204,9 @@ const MemReadonly = 1 << 1
 // CapReadonlyMem is KVM_CAP_READONLY_MEM, for CheckExtension.
 const CapReadonlyMem = 31
 
+// CapBinaryStatsFD is KVM_CAP_BINARY_STATS_FD (VCPU.OpenStats).
+const CapBinaryStatsFD = 203
+
 // SetMemory maps host memory mem at guest-physical gpa in slot, with flags
 // (0 or MemReadonly).
 func (vm *VM) SetMemory(slot uint32, gpa uint64, mem []byte, flags uint32) error {

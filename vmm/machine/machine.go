@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -59,6 +60,10 @@ type Machine struct {
 	devPending atomic.Bool   // the device raised its interrupt
 	wake       chan struct{} // ends a halt early: the device has work
 	stats      counters
+	kvmStats   struct {
+		once sync.Once
+		s    *kvm.Stats // nil where KVM has none
+	}
 
 	kvmclock  bool   // KVM offers kvmclock (CPUID 0x40000001)
 	entryStop uint64 // the monitor's breakpoint at the runtime's entry, until hit
@@ -312,6 +317,9 @@ func (m *Machine) writeBootInfo() error {
 
 // Close releases the VM and its memory.
 func (m *Machine) Close() {
+	if m.kvmStats.s != nil {
+		m.kvmStats.s.Close()
+	}
 	if m.cpu != nil {
 		m.cpu.Close()
 	}

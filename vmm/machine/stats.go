@@ -45,6 +45,7 @@ type Stats struct {
 	Hypercalls map[string]uint64 // by name
 	Syscalls   map[string]uint64 // the guest's system calls, by name: the kernel counts them (abi.SyscallsAddr)
 	Interrupts map[string]uint64 // injected, by kind: timer, device
+	KVM        map[string]uint64 // KVM's own counters of the vCPU's events, by its names (exits, pf_taken...); nil where it has none
 	MemSize    uint64            // bytes of guest RAM
 	MemTouched uint64            // bytes of it the host has backed: pages the guest touched
 	Net        *NetStats         // nil without a network device
@@ -101,6 +102,7 @@ func (m *Machine) Stats() Stats {
 		s.Hypercalls[name] = m.stats.hcalls[nr].Load()
 	}
 	s.Syscalls = m.syscallCounts()
+	s.KVM = m.kvmEvents()
 	if m.net != nil {
 		c := &m.net.Counters
 		s.Net = &NetStats{RxFrames: c.RxFrames.Load(), RxBytes: c.RxBytes.Load(), TxFrames: c.TxFrames.Load(), TxBytes: c.TxBytes.Load()}
@@ -122,6 +124,22 @@ func (m *Machine) Stats() Stats {
 		s.Shares = append(s.Shares, ShareStats{Path: m.cfg.Shares[i].Path, Requests: c.Requests.Load(), BytesIn: c.BytesIn.Load(), BytesOut: c.BytesOut.Load()})
 	}
 	return s
+}
+
+// kvmEvents reads KVM's counters of the vCPU (kvm.Stats), opened at the
+// first look: only metrics ask.
+func (m *Machine) kvmEvents() map[string]uint64 {
+	k := &m.kvmStats
+	k.once.Do(func() {
+		if m.cpu != nil {
+			k.s, _ = m.cpu.OpenStats() // an older KVM has none: no such metrics
+		}
+	})
+	if k.s == nil {
+		return nil
+	}
+	e, _ := k.s.Events()
+	return e
 }
 
 // syscallCounts reads the kernel's system call counters, the nonzero ones by

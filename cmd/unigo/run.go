@@ -35,6 +35,7 @@ type runOpts struct {
 	vols  listFlag // -v HOSTDIR:GUESTDIR[:ro], -v FILE.img:GUESTDIR[:ro]
 	wd    string   // -w: the guest's first working directory
 	disks listFlag // --disk FILE[:ro]
+	share bool     // --share-image: no private copy of the image's huge pages
 
 	metrics string // --metrics ADDR: serve Prometheus metrics
 	gdb     string // --gdb ADDR: wait for a debugger there
@@ -115,6 +116,7 @@ func runFlags(o *runOpts) *flag.FlagSet {
 	fs.Var(&o.vols, "v", "share the host folder `HOSTDIR:GUESTDIR`[:ro] with the guest, read-write unless :ro,\nor mount a block volume FILE.img:GUESTDIR[:ro] (unigo volume create makes one)\n(repeatable; like docker run -v; GUESTDIR is a folder of the root such as /data)")
 	fs.Var(&o.disks, "disk", "give the guest the host `FILE`[:ro] as a raw block device, /dev/vda, /dev/vdb...\n(repeatable; its size must be a multiple of 512 bytes)")
 	fs.StringVar(&o.wd, "w", "", "the guest's working `directory` at start (default /), such as a -v folder")
+	fs.BoolVar(&o.share, "share-image", false, "own monitor: map all of the image's code and read-only data from its file, shared by\nevery instance, rather than copying the 2 MiB pages of it into this instance's huge\npages: ~8 MiB less host memory an instance for httpd, a slower start (BENCHMARKS.md)")
 	fs.StringVar(&o.metrics, "metrics", "", "serve the instance's metrics (vCPU time, VM exits, KVM's own vCPU counters,\nmemory touched, network and disk bytes, uptime) in Prometheus's text format at\nhttp://`ADDR`/metrics, such as 127.0.0.1:9100 (own monitor only)")
 	fs.StringVar(&o.gdb, "gdb", "", "wait for a debugger (gdb's target remote) at `ADDR`, such as 127.0.0.1:1234, with the\nguest stopped at runtime.main, before package initialization (own monitor only)")
 	fs.BoolVar(&o.detach, "d", false, "run in the background as an instance: print its name and return\n(unigo ps, logs, stop, kill and rm operate it)")
@@ -331,7 +333,7 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 		return err
 	}
 	defer img.Close()
-	cfg := machine.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug, Cmdline: cwdWord, Stdout: o.stdout, Stderr: o.stderr}
+	cfg := machine.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug, Cmdline: cwdWord, Stdout: o.stdout, Stderr: o.stderr, ShareImage: o.share}
 	for _, v := range vols {
 		srv, err := p9.New(v.host, v.readOnly)
 		if err != nil {

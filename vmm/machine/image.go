@@ -160,8 +160,9 @@ func align4(n uint64) uint64 { return (n + 3) &^ 3 }
 // load puts the segments into guest memory: the read-only ones into the ROM
 // when there is one (Image.ROM), the others into RAM. Page-aligned segments
 // of an image file are mapped copy-on-write from the file, so loading copies
-// nothing and the guest faults in only the pages it touches; the rest is
-// copied. BSS stays as it is: guest memory is fresh, hence zero.
+// nothing and the guest faults in only the pages it touches, except in the
+// ROM's huge pages (Memory), which are copied; the rest is copied too. BSS
+// stays as it is: guest memory is fresh, hence zero.
 func (img *Image) load(m *Memory) error {
 	romAt, rom := m.ROM()
 	for _, s := range img.Segments {
@@ -171,11 +172,13 @@ func (img *Image) load(m *Memory) error {
 		}
 		var dst []byte
 		var err error
+		copied := [2]uint64{} // guest-physical range copied although it could be mapped
 		if rom != nil && s.Addr >= romAt && s.Addr-romAt < uint64(len(rom)) {
 			if size > uint64(len(rom))-(s.Addr-romAt) {
 				return fmt.Errorf("image segment [%#x, +%#x) runs past the read-only image", s.Addr, s.MemSize)
 			}
 			dst = rom[s.Addr-romAt : s.Addr-romAt+size]
+			copied = [2]uint64{m.hugeStart, m.hugeEnd}
 		} else {
 			dst, err = m.Slice(s.Addr, size)
 		}
@@ -185,14 +188,34 @@ func (img *Image) load(m *Memory) error {
 		mapped := uint64(0)
 		if img.file != nil && s.Addr%abi.PageSize == 0 && s.Off%abi.PageSize == 0 {
 			mapped = s.FileSize &^ (abi.PageSize - 1)
-			if mapped > 0 {
-				if err := mapFile(dst[:mapped], img.file, s.Off); err != nil {
-					return err
-				}
-			}
 		}
-		if _, err := img.src.ReadAt(dst[mapped:s.FileSize], int64(s.Off+mapped)); err != nil {
-			return fmt.Errorf("read image segment at %#x: %w", s.Addr, err)
+		// [s.Addr, end) of the segment's file bytes is mapped but for
+		// [cs, ce), a part of the huge pages; the rest of them is read.
+		end := s.Addr + mapped
+		cs, ce := min(max(copied[0], s.Addr), end), min(max(copied[1], s.Addr), end)
+		if ce <= cs {
+			cs, ce = end, end
+		}
+		put := func(from, to uint64, mapIt bool) error {
+			if to <= from {
+				return nil
+			}
+			b, off := dst[from-s.Addr:to-s.Addr], s.Off+from-s.Addr
+			if mapIt {
+				return mapFile(b, img.file, off)
+			}
+			if _, err := img.src.ReadAt(b, int64(off)); err != nil {
+				return fmt.Errorf("read image segment at %#x: %w", s.Addr, err)
+			}
+			return nil
+		}
+		for _, p := range []struct {
+			from, to uint64
+			mapIt    bool
+		}{{s.Addr, cs, true}, {cs, ce, false}, {ce, end, true}, {end, s.Addr + s.FileSize, false}} {
+			if err := put(p.from, p.to, p.mapIt); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -33,6 +33,11 @@ type Config struct {
 	Net     NetBackend // a network behind a virtio-net device; nil: no device
 	Shares  []Share    // host directories, each behind a virtio 9P device
 	Disks   []Disk     // host files, each behind a virtio-blk device
+	// ShareImage maps all of the image's read-only part from its file,
+	// shared with every instance, rather than copying the 2 MiB pages it
+	// fills into this instance's huge pages (Memory): less host memory, a
+	// slower start.
+	ShareImage bool
 	// Debugger, if set, takes the guest's breakpoints and steps; the guest
 	// first stops for it at runtime.main (firstUserPC).
 	Debugger Debugger
@@ -165,7 +170,7 @@ func (m *Machine) setup() (err error) {
 	if m.cfg.MemSize+(he-hs) > abi.MaxMemSize {
 		hs, he = 0, 0
 	}
-	if m.mem, err = newMemory(m.cfg.MemSize, rs, re, hs, he); err != nil {
+	if m.mem, err = newMemory(m.cfg.MemSize, rs, re, hs, he, !m.cfg.ShareImage && hostHugePages()); err != nil {
 		return err
 	}
 	if m.vm, err = m.sys.CreateVM(); err != nil {

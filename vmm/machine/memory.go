@@ -1,9 +1,12 @@
 package machine
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
+	"os"
 	"syscall"
+	"unsafe"
 
 	"unigo.dev/unigo/abi"
 )
@@ -16,10 +19,14 @@ import (
 // Guest-physical space has up to two gaps in RAM, in this order:
 //
 //   - The ROM, [rom.start, rom.end): the image's code and read-only data,
-//     mapped from the image file into a memory slot the guest cannot write
-//     (KVM_MEM_READONLY; a write exits, and the monitor reports it). It is not
-//     RAM: -m counts RAM only, and the pages are the host's page cache of the
-//     image, shared by every instance of it.
+//     in a memory slot the guest cannot write (KVM_MEM_READONLY; a write
+//     exits, and the monitor reports it). It is not RAM: -m counts RAM only.
+//     It is mapped from the image file, so its pages are the host's page
+//     cache of the image, shared by every instance of it; except, with a
+//     huge ROM, the 2 MiB pages it fills, [rom.hugeStart, rom.hugeEnd),
+//     which are copied into the instance's own transparent huge pages: KVM
+//     then maps each with one fault where the shared pages take one per 4
+//     KiB, each ~5-25 µs on a paging-based KVM (BENCHMARKS.md).
 //   - The hole, [hole.start, hole.end): where the image's largest zeroed
 //     objects lie (see Image.BSSHole). It has no memory at all: the guest
 //     kernel backs the pages the program touches with its own frames, so
@@ -32,6 +39,9 @@ type Memory struct {
 	b    []byte
 	rom  gap
 	hole gap
+
+	romRes             []byte // the ROM's reservation, which rom.b lies in
+	hugeStart, hugeEnd uint64 // the ROM's part in huge pages; empty without
 }
 
 // gap is a guest-physical range without RAM; empty if start == end.
@@ -44,8 +54,11 @@ func (g gap) size() uint64 { return g.end - g.start }
 
 // newMemory allocates size bytes of RAM with the ROM [romStart, romEnd) and
 // the hole [holeStart, holeEnd) as gaps (either may be empty). The ROM's
-// bytes are mapped by Image.load.
-func newMemory(size, romStart, romEnd, holeStart, holeEnd uint64) (*Memory, error) {
+// bytes are mapped or copied by Image.load; with hugeROM, the 2 MiB pages it
+// fills are reserved for copies in transparent huge pages, its host address
+// placed so that each lies in one host huge page, as KVM needs to map it so
+// (api.rst 4.35: the low bits of guest-physical and host address agree).
+func newMemory(size, romStart, romEnd, holeStart, holeEnd uint64, hugeROM bool) (*Memory, error) {
 	b, err := syscall.Mmap(-1, 0, int(size), syscall.PROT_READ|syscall.PROT_WRITE,
 		syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE)
 	if err != nil {
@@ -53,13 +66,28 @@ func newMemory(size, romStart, romEnd, holeStart, holeEnd uint64) (*Memory, erro
 	}
 	m := &Memory{b: b}
 	if romStart < romEnd && romStart < size {
-		rom, err := syscall.Mmap(-1, 0, int(romEnd-romStart), syscall.PROT_READ|syscall.PROT_WRITE,
+		const huge = abi.LargePageSize
+		hs, he := (romStart+huge-1)&^(huge-1), romEnd&^(huge-1)
+		if !hugeROM || he <= hs {
+			hs, he = 0, 0
+		}
+		n, extra := romEnd-romStart, uint64(0)
+		if he > hs {
+			extra = huge
+		}
+		res, err := syscall.Mmap(-1, 0, int(n+extra), syscall.PROT_READ|syscall.PROT_WRITE,
 			syscall.MAP_PRIVATE|syscall.MAP_ANONYMOUS|syscall.MAP_NORESERVE)
 		if err != nil {
 			syscall.Munmap(b)
 			return nil, fmt.Errorf("reserve the image's read-only memory: %w", err)
 		}
-		m.rom = gap{romStart, romEnd, rom}
+		off := uint64(0)
+		if he > hs {
+			off = (romStart - uint64(uintptr(unsafe.Pointer(&res[0])))) & (huge - 1)
+			// Only a hint: without huge pages the copy works, and is slower.
+			syscall.Madvise(res[off+hs-romStart:off+he-romStart], syscall.MADV_HUGEPAGE)
+		}
+		m.rom, m.romRes, m.hugeStart, m.hugeEnd = gap{romStart, romEnd, res[off : off+n : off+n]}, res, hs, he
 	}
 	if holeStart < holeEnd && holeStart < size+m.rom.size() && holeStart >= m.rom.end {
 		m.hole = gap{start: holeStart, end: holeEnd} // else the objects lie above RAM anyway: no room for one
@@ -67,10 +95,18 @@ func newMemory(size, romStart, romEnd, holeStart, holeEnd uint64) (*Memory, erro
 	return m, nil
 }
 
+// hostHugePages reports whether the host gives transparent huge pages to a
+// mapping that asks (MADV_HUGEPAGE): "always" or "madvise" in
+// /sys/kernel/mm/transparent_hugepage/enabled.
+func hostHugePages() bool {
+	b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
+	return err == nil && (bytes.Contains(b, []byte("[always]")) || bytes.Contains(b, []byte("[madvise]")))
+}
+
 func (m *Memory) free() {
 	syscall.Munmap(m.b)
-	if m.rom.b != nil {
-		syscall.Munmap(m.rom.b)
+	if m.romRes != nil {
+		syscall.Munmap(m.romRes)
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 // and [6 MiB, 12 MiB).
 func TestMemoryHole(t *testing.T) {
 	const mib = 1 << 20
-	m, err := newMemory(8*mib, 0, 0, 2*mib, 6*mib)
+	m, err := newMemory(8*mib, 0, 0, 2*mib, 6*mib, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestMemoryHole(t *testing.T) {
 // [0, 1 MiB), [2 MiB, 4 MiB) and [6 MiB, 11 MiB).
 func TestMemoryROM(t *testing.T) {
 	const mib = 1 << 20
-	m, err := newMemory(8*mib, 1*mib, 2*mib, 4*mib, 6*mib)
+	m, err := newMemory(8*mib, 1*mib, 2*mib, 4*mib, 6*mib, false)
 	if err != nil {
 		t.Fatal(err)
 	}

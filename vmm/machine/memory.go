@@ -23,7 +23,7 @@ import (
 //     exits, and the monitor reports it). It is not RAM: -m counts RAM only.
 //     It is mapped from the image file, so its pages are the host's page
 //     cache of the image, shared by every instance of it; except, with a
-//     huge ROM, the 2 MiB pages it fills, [rom.hugeStart, rom.hugeEnd),
+//     huge ROM, the 2 MiB pages it fills, [hugeStart, hugeEnd),
 //     which are copied into the instance's own transparent huge pages: KVM
 //     then maps each with one fault where the shared pages take one per 4
 //     KiB, each ~5-25 µs on a paging-based KVM (BENCHMARKS.md).

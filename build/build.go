@@ -139,7 +139,7 @@ func Build(o Options) error {
 	if err != nil {
 		return err
 	}
-	ldflags := strings.TrimSpace(o.LDFlags + " -E " + EntrySymbol + " " + reserveFlag())
+	ldflags := strings.TrimSpace(o.LDFlags + " -E " + EntrySymbol + " " + roundFlag() + " " + reserveFlag())
 	args := []string{"build", "-overlay", overlay, "-o", o.Output, "-ldflags", ldflags}
 	if o.Test {
 		args = []string{"test", "-c", "-overlay", overlay, "-o", o.Output, "-ldflags", ldflags}
@@ -197,6 +197,9 @@ func Build(o Options) error {
 		if err := again.Run(); err != nil {
 			return fmt.Errorf("go build %s: %w", o.Package, err)
 		}
+	}
+	if err := compact(o.Output); err != nil {
+		return fmt.Errorf("compact %s: %w", o.Output, err)
 	}
 	if err := writeNotes(o.Output, flags); err != nil {
 		return fmt.Errorf("mark %s as a Unigo image: %w", o.Output, err)

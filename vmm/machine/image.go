@@ -338,5 +338,15 @@ func (img *Image) ROM() (start, end uint64) {
 		}
 		end = (s.Addr + s.MemSize + abi.PageSize - 1) &^ (abi.PageSize - 1)
 	}
-	return start, end
+	// Where no segment follows in the ROM's last 2 MiB page (unigo build
+	// puts each segment on a 2 MiB boundary), the ROM takes the rest of it:
+	// the guest then maps the whole ROM with 2 MiB pages, and KVM each with
+	// one fault (Memory). RAM starts at the boundary.
+	up := (end + abi.LargePageSize - 1) &^ (abi.LargePageSize - 1)
+	for _, s := range img.Segments {
+		if s.Addr >= end && s.Addr < up {
+			return start, end
+		}
+	}
+	return start, up
 }

@@ -133,7 +133,8 @@ func TestTranslate(t *testing.T) {
 }
 
 // TestImageROM checks which images get their read-only segments mapped
-// outside RAM: Go's layout does; a read-only segment with zeroed bytes, a
+// outside RAM: Go's layout does, up to the 2 MiB boundary where no segment
+// lies before it; a read-only segment with zeroed bytes, a
 // writable one in the read-only part's last page, or an image not read from
 // a file does not.
 func TestImageROM(t *testing.T) {
@@ -152,7 +153,8 @@ func TestImageROM(t *testing.T) {
 		start, end uint64
 	}{
 		{"Go's layout", []Segment{text, rodata, data}, false, 0x400000, 0x402000},
-		{"read-only only", []Segment{text, rodata}, false, 0x400000, 0x402000},
+		{"read-only only: to the 2 MiB boundary", []Segment{text, rodata}, false, 0x400000, 0x600000},
+		{"unigo build's 2 MiB rounding", []Segment{text, {Addr: 0x600000, Off: 0x1000, FileSize: 0x800, MemSize: 0x800}, {Addr: 0x800000, Off: 0x2000, FileSize: 0x100, MemSize: 0x5000, Writable: true}}, false, 0x400000, 0x800000},
 		{"zeroed read-only bytes", []Segment{text, {Addr: 0x401000, Off: 0x1000, FileSize: 0x800, MemSize: 0x1000}, data}, false, 0, 0},
 		{"writable in the last page", []Segment{text, rodata, {Addr: 0x401800, Off: 0x1800, FileSize: 0x100, MemSize: 0x100, Writable: true}}, false, 0, 0},
 		{"writable first", []Segment{data, text}, false, 0, 0},

@@ -23,10 +23,11 @@ import (
 //     exits, and the monitor reports it). It is not RAM: -m counts RAM only.
 //     It is mapped from the image file, so its pages are the host's page
 //     cache of the image, shared by every instance of it; except, with a
-//     huge ROM, the 2 MiB pages it fills, [hugeStart, hugeEnd),
-//     which are copied into the instance's own transparent huge pages: KVM
-//     then maps each with one fault where the shared pages take one per 4
-//     KiB, each ~5-25 µs on a paging-based KVM (BENCHMARKS.md).
+//     huge ROM, the 2 MiB pages it fills, [hugeStart, hugeEnd) (all of
+//     them in an image unigo build linked: Image.ROM), which are copied
+//     into the instance's own transparent huge pages: KVM then maps each
+//     with one fault where the shared pages take one per 4 KiB, each ~5-25
+//     µs on a paging-based KVM (BENCHMARKS.md).
 //   - The hole, [hole.start, hole.end): where the image's largest zeroed
 //     objects lie (see Image.BSSHole). It has no memory at all: the guest
 //     kernel backs the pages the program touches with its own frames, so

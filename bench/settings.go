@@ -39,7 +39,7 @@ type programs struct {
 func build(dir, cache string) *programs {
 	p := &programs{dir: dir}
 	p.unigo = filepath.Join(dir, "unigo")
-	sh("go", "build", "-o", p.unigo, "./cmd/unigo")
+	static("-o", p.unigo, "./cmd/unigo") // as README.md installs it: without cgo, it starts sooner
 	p.helloImg = filepath.Join(dir, "hello.img")
 	p.httpdImg = filepath.Join(dir, "httpd.img")
 	sh(p.unigo, "build", "-o", p.helloImg, "./examples/hello")

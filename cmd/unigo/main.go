@@ -91,6 +91,9 @@ func main() {
 		err = cmdDlv(args)
 	case "version":
 		fmt.Printf("unigo %s (image ABI %d)\n", version(), abi.Version)
+		if withCgo() {
+			fmt.Println("built with cgo, which only makes it start later: CGO_ENABLED=0 go install ./cmd/unigo")
+		}
 	case "help", "-h", "-help", "--help":
 		help(args)
 	default:
@@ -136,6 +139,23 @@ func help(args []string) {
 		}
 	}
 	fmt.Print(usage)
+}
+
+// withCgo reports whether this unigo was built with cgo, which links it to
+// the C library (package net's resolver) for nothing unigo needs: loading
+// that and starting the runtime's threads through it take 1-4 ms of every
+// unigo run (BENCHMARKS.md).
+func withCgo() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "CGO_ENABLED" {
+			return s.Value == "1"
+		}
+	}
+	return false
 }
 
 func version() string {

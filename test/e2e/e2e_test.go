@@ -30,7 +30,9 @@ func TestMain(m *testing.M) {
 	}
 	tmpDir = dir
 	unigoBin = filepath.Join(dir, "unigo")
-	out, err := exec.Command("go", "build", "-o", unigoBin, "unigo.dev/unigo/cmd/unigo").CombinedOutput()
+	build := exec.Command("go", "build", "-o", unigoBin, "unigo.dev/unigo/cmd/unigo")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0") // as README.md installs it
+	out, err := build.CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build unigo: %v\n%s", err, out)
 		os.Exit(1)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -142,6 +143,11 @@ Files: the image's own (unigo build --files) are at /, read-only, and /tmp
 is a tmpfs in guest memory. -v shares a host folder at a folder of the
 root (9P; the guest cannot reach outside the folder), --disk gives a host
 file as a raw disk, /dev/vda (fsync reaches the host's disk).
+
+Start profiles: the first boot of an image file records which pages of
+guest memory it touched, in the user cache folder (unigo/profiles, a file
+per image path and -m; safe to delete); later boots have those pages
+backed before the guest starts, which starts them sooner.
 
 `)
 		fs.PrintDefaults()
@@ -334,6 +340,9 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 	}
 	defer img.Close()
 	cfg := machine.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug, Cmdline: cwdWord, Stdout: o.stdout, Stderr: o.stderr, ShareImage: o.share}
+	if tmp == "" { // an image file, which boots again; not a fresh build
+		cfg.Profile = startProfile(imgPath, mem)
+	}
 	for _, v := range vols {
 		srv, err := p9.New(v.host, v.readOnly)
 		if err != nil {
@@ -422,6 +431,22 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 	stop := forwardSignals(m.Signal, func() {})
 	defer stop()
 	return exitStatus(m.Run())
+}
+
+// startProfile is the file of the start profile (machine.Config.Profile) of
+// the image at imgPath booted with mem bytes of RAM: one per image path and
+// RAM size in the user cache folder; "" without one.
+func startProfile(imgPath string, mem uint64) string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	abs, err := filepath.Abs(imgPath)
+	if err != nil {
+		return ""
+	}
+	h := sha256.Sum256([]byte(abs))
+	return filepath.Join(dir, "unigo", "profiles", fmt.Sprintf("%x-%dM", h[:8], mem>>20))
 }
 
 // exitStatus turns a monitor's result into unigo's: the guest's status, or

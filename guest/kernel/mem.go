@@ -22,7 +22,15 @@ const (
 	pteUser     = 1 << 2
 	pteLarge    = 1 << 7
 	pteAddrMask = 0x000f_ffff_ffff_f000
-	pteUserRW   = ptePresent | pteWrite | pteUser
+	pteAccessed = 1 << 5
+	pteDirty    = 1 << 6
+	// User mappings are made accessed and dirty, as the CPU would mark
+	// them at the first touch: KVM's shadow MMU then also maps a page's
+	// neighbours in its page table at a fault, where their host pages are
+	// there already (Linux's arch/x86/kvm/mmu/paging_tmpl.h, prefetch_gpte,
+	// skips entries without the accessed bit), as the monitor's start
+	// profile makes them (vmm/machine/profile.go).
+	pteUserRW   = ptePresent | pteWrite | pteUser | pteAccessed | pteDirty
 	pteProtNone = 1 << 9 // software bit: a frame kept while PROT_NONE (P clear)
 
 	maxVMAs = 512

@@ -681,3 +681,50 @@ func TestReadOnlyImage(t *testing.T) {
 		t.Fatalf("exit %d, want 2 with Go's fault report:\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, tail(r.stderr))
 	}
 }
+
+// TestStartProfile boots an image three times with a cache folder of its
+// own: the first boot records the pages it touched, the second backs them
+// before it starts, and a damaged profile is recorded anew, with the
+// program's output the same each time.
+func TestStartProfile(t *testing.T) {
+	needKVM(t)
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	img := image(t, "examples/hello")
+	boot := func(want string) {
+		t.Helper()
+		r := run(t, "run", "--debug", img)
+		expect(t, r, 0, "hello\n")
+		if !strings.Contains(r.stderr, want) {
+			t.Fatalf("stderr should say %q:\n%s", want, r.stderr)
+		}
+	}
+	boot("recorded (<nil>)")
+	files, err := filepath.Glob(filepath.Join(cache, "unigo", "profiles", "*"))
+	if err != nil || len(files) != 1 {
+		t.Fatalf("profiles %v, %v; want one", files, err)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 128 MiB of RAM: a 40-byte header and a bit per 4 KiB page.
+	if len(b) != 40+128<<20/4096/8 {
+		t.Fatalf("profile of %d bytes", len(b))
+	}
+	set := 0
+	for _, v := range b[40:] {
+		for ; v != 0; v &= v - 1 {
+			set++
+		}
+	}
+	if set < 50 || set > 2000 {
+		t.Fatalf("profile of %d pages; hello touches a few hundred", set)
+	}
+	boot(fmt.Sprintf("%d pages backed before the boot (<nil>)", set))
+	if err := os.WriteFile(files[0], b[:100], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	boot("recording it again")
+	boot("pages backed before the boot (<nil>)")
+}

@@ -41,6 +41,10 @@ type Config struct {
 	// Debugger, if set, takes the guest's breakpoints and steps; the guest
 	// first stops for it at runtime.main (firstUserPC).
 	Debugger Debugger
+	// Profile, if set, is the file of the image's start profile: the guest
+	// RAM pages a boot touches, recorded at the first boot and backed before
+	// the later ones start (profile.go).
+	Profile string
 }
 
 // Machine is one VM running one image.
@@ -68,6 +72,11 @@ type Machine struct {
 	kvmStats   struct {
 		once sync.Once
 		s    *kvm.Stats // nil where KVM has none
+	}
+
+	profile struct {
+		key    profileKey
+		record bool // at the guest's exit or after profileAfter
 	}
 
 	kvmclock  bool   // KVM offers kvmclock (CPUID 0x40000001)
@@ -199,6 +208,7 @@ func (m *Machine) setup() (err error) {
 	if err := m.mem.buildPageTables(); err != nil {
 		return err
 	}
+	m.replayProfile()
 	if m.cpu, err = m.vm.CreateVCPU(0); err != nil {
 		return err
 	}
@@ -363,13 +373,18 @@ func (m *Machine) Run() (int, error) {
 	stop := m.startTicker()
 	defer stop()
 	lastTick := time.Now()
+	started := lastTick
 	pending := false
 	ioPending := false // the last exit was MMIO, not yet completed by KVM
 	for {
 		// The timer: one interrupt per tick, injected when the guest can
 		// take it (api.rst 4.16 and 5, request_interrupt_window).
-		if now := time.Now(); now.Sub(lastTick) >= tick {
+		now := time.Now()
+		if now.Sub(lastTick) >= tick {
 			pending, lastTick = true, now
+		}
+		if m.profile.record && now.Sub(started) >= profileAfter {
+			m.recordProfile()
 		}
 		// A soft interrupt rewrites registers, which must wait until KVM
 		// has completed the MMIO instruction that exited (api.rst 5,
@@ -451,6 +466,7 @@ func (m *Machine) Run() (int, error) {
 				return 0, m.crash(err.Error())
 			}
 			if done {
+				m.recordProfile()
 				return status, nil
 			}
 		case kvm.ExitIntr, kvm.ExitIRQWindowOpen:

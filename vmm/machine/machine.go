@@ -383,7 +383,7 @@ func (m *Machine) Run() (int, error) {
 		if now.Sub(lastTick) >= tick {
 			pending, lastTick = true, now
 		}
-		if m.profile.record && now.Sub(started) >= profileAfter {
+		if m.profile.record && (now.Sub(started) >= profileAfter || m.listened()) {
 			m.recordProfile()
 		}
 		// A soft interrupt rewrites registers, which must wait until KVM

@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"unigo.dev/unigo/abi"
+	"unigo.dev/unigo/abi/linux"
 )
 
 // A start profile is the set of guest RAM pages that a boot of an image
@@ -30,9 +31,18 @@ import (
 // A profile only ever changes how fast a boot is: one that is missing, for
 // another image file or another RAM size, or damaged, is recorded anew.
 
-// profileAfter is how long a guest that does not exit runs before its
-// profile is taken: long enough for a server's start.
+// profileAfter is how long a guest that neither exits nor listens runs
+// before its profile is taken: long enough for most starts. A server's ends
+// at its first listen(2) (listened), before any load it serves, whose pages
+// a later boot that serves none would back for nothing.
 const profileAfter = 500 * time.Millisecond
+
+// listened reports whether the program has called listen(2), by the count
+// the kernel keeps of it (abi.SyscallsAddr).
+func (m *Machine) listened() bool {
+	n, err := m.mem.U64(abi.SyscallsAddr + linux.SYS_LISTEN*8)
+	return err == nil && n > 0
+}
 
 // The file: profileMagic, then four little-endian uint64s (the image file's
 // size, modification time in ns and inode, the guest's RAM size), then one bit
@@ -124,7 +134,12 @@ func (m *Machine) recordProfile() {
 		return
 	}
 	m.profile.record = false
-	bits, err := m.mem.touched()
+	// The folder first: where it cannot be made, the page map is not read.
+	err := os.MkdirAll(filepath.Dir(m.cfg.Profile), 0o755)
+	var bits []byte
+	if err == nil {
+		bits, err = m.mem.touched()
+	}
 	if err == nil {
 		err = writeFileAtomic(m.cfg.Profile, encodeProfile(m.profile.key, bits))
 	}
@@ -137,9 +152,6 @@ func (m *Machine) recordProfile() {
 // writeFileAtomic writes b to path through a temporary file in its folder,
 // so that an instance reading it at the same time sees all of it or none.
 func writeFileAtomic(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
 	f, err := os.CreateTemp(filepath.Dir(path), ".profile-*")
 	if err != nil {
 		return err

@@ -145,9 +145,10 @@ root (9P; the guest cannot reach outside the folder), --disk gives a host
 file as a raw disk, /dev/vda (fsync reaches the host's disk).
 
 Start profiles: the first boot of an image file records which pages of
-guest memory it touched, in the user cache folder (unigo/profiles, a file
-per image path and -m; safe to delete); later boots have those pages
-backed before the guest starts, which starts them sooner.
+guest memory its start touched (to its exit, its first listen or 500 ms),
+in the user cache folder (unigo/profiles, a file per image path and -m;
+safe to delete); later boots have those pages backed before the guest
+starts, which starts them sooner.
 
 `)
 		fs.PrintDefaults()

@@ -17,8 +17,9 @@ import (
 
 // A start profile is the set of guest RAM pages that a boot of an image
 // touched. The monitor records it the first time the image boots, from the
-// host's view of guest memory (its page map) when the guest exits or after
-// profileAfter, whichever comes first, and replays it at later boots: before
+// host's view of guest memory (its page map) when the guest exits, when the
+// program first listens or after profileAfter, whichever comes first, and
+// replays it at later boots: before
 // the vCPU starts, it backs those pages on the host (MADV_POPULATE_WRITE).
 // KVM's fault on such a page then needs no host page allocation, and maps
 // the page's present neighbours in the same guest page table with it (the
@@ -26,7 +27,8 @@ import (
 // fewer faults, each cheaper, where each costs ~5-25 µs on a paging-based KVM
 // (BENCHMARKS.md). This is working-set prefetching, as REAP does for the
 // snapshots of serverless functions (Ustiugov et al., ASPLOS 2021). The pages
-// are those the guest touches anyway, so the instance costs no more memory.
+// are those the guest touches anyway, so the instance costs about the same
+// memory.
 //
 // A profile only ever changes how fast a boot is: one that is missing, for
 // another image file or another RAM size, or damaged, is recorded anew.

@@ -76,7 +76,7 @@ type Machine struct {
 
 	profile struct {
 		key    profileKey
-		record bool // at the guest's exit or after profileAfter
+		record bool // at the guest's exit, its first listen(2) or after profileAfter
 	}
 
 	kvmclock  bool   // KVM offers kvmclock (CPUID 0x40000001)

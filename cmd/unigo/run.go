@@ -117,7 +117,7 @@ func runFlags(o *runOpts) *flag.FlagSet {
 	fs.Var(&o.vols, "v", "share the host folder `HOSTDIR:GUESTDIR`[:ro] with the guest, read-write unless :ro,\nor mount a block volume FILE.img:GUESTDIR[:ro] (unigo volume create makes one)\n(repeatable; like docker run -v; GUESTDIR is a folder of the root such as /data)")
 	fs.Var(&o.disks, "disk", "give the guest the host `FILE`[:ro] as a raw block device, /dev/vda, /dev/vdb...\n(repeatable; its size must be a multiple of 512 bytes)")
 	fs.StringVar(&o.wd, "w", "", "the guest's working `directory` at start (default /), such as a -v folder")
-	fs.BoolVar(&o.share, "share-image", false, "own monitor: map all of the image's code and read-only data from its file, shared by\nevery instance, rather than copying the 2 MiB pages of it into this instance's huge\npages: ~8 MiB less host memory an instance for httpd, a slower start (BENCHMARKS.md)")
+	fs.BoolVar(&o.share, "share-image", false, "own monitor: map all of the image's code and read-only data from the image file itself,\nin 4 KiB pages, rather than from the ROM file its first boot writes (unigo/rom, in\n2 MiB pages, shared by every instance too) or from a copy: a slower start (BENCHMARKS.md)")
 	fs.StringVar(&o.metrics, "metrics", "", "serve the instance's metrics (vCPU time, VM exits, KVM's own vCPU counters,\nmemory touched, network and disk bytes, uptime) in Prometheus's text format at\nhttp://`ADDR`/metrics, such as 127.0.0.1:9100 (own monitor only)")
 	fs.StringVar(&o.gdb, "gdb", "", "wait for a debugger (gdb's target remote) at `ADDR`, such as 127.0.0.1:1234, with the\nguest stopped at runtime.main, before package initialization (own monitor only)")
 	fs.BoolVar(&o.detach, "d", false, "run in the background as an instance: print its name and return\n(unigo ps, logs, stop, kill and rm operate it)")
@@ -148,7 +148,9 @@ Start profiles: the first boot of an image file records which pages of
 guest memory its start touched (to its exit, its first listen or 500 ms),
 in the user cache folder (unigo/profiles, a file per image path and -m;
 safe to delete); later boots have those pages backed before the guest
-starts, which starts them sooner.
+starts, which starts them sooner. The first boot also writes the image's
+code and read-only data to unigo/rom in 2 MiB pages; later boots map that
+file, shared by all instances of the image (also safe to delete).
 
 `)
 		fs.PrintDefaults()
@@ -342,7 +344,7 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 	defer img.Close()
 	cfg := machine.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug, Cmdline: cwdWord, Stdout: o.stdout, Stderr: o.stderr, ShareImage: o.share}
 	if tmp == "" { // an image file, which boots again; not a fresh build
-		cfg.Profile = startProfile(imgPath, mem)
+		cfg.Profile, cfg.ROMFile = startCache(imgPath, mem)
 	}
 	for _, v := range vols {
 		srv, err := p9.New(v.host, v.readOnly)
@@ -434,20 +436,23 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 	return exitStatus(m.Run())
 }
 
-// startProfile is the file of the start profile (machine.Config.Profile) of
-// the image at imgPath booted with mem bytes of RAM: one per image path and
-// RAM size in the user cache folder; "" without one.
-func startProfile(imgPath string, mem uint64) string {
+// startCache returns where the monitor keeps what makes later boots of the
+// image at imgPath start sooner, in the user cache folder: the file of its
+// start profile with mem bytes of RAM (machine.Config.Profile), one per
+// image path and RAM size, and the prefix of its ROM file's name
+// (machine.Config.ROMFile), one per image path; "" without a cache folder.
+func startCache(imgPath string, mem uint64) (profile, rom string) {
 	dir, err := os.UserCacheDir()
 	if err != nil {
-		return ""
+		return "", ""
 	}
 	abs, err := filepath.Abs(imgPath)
 	if err != nil {
-		return ""
+		return "", ""
 	}
 	h := sha256.Sum256([]byte(abs))
-	return filepath.Join(dir, "unigo", "profiles", fmt.Sprintf("%x-%dM", h[:8], mem>>20))
+	return filepath.Join(dir, "unigo", "profiles", fmt.Sprintf("%x-%dM", h[:8], mem>>20)),
+		filepath.Join(dir, "unigo", "rom", fmt.Sprintf("%x", h[:8]))
 }
 
 // exitStatus turns a monitor's result into unigo's: the guest's status, or

@@ -682,10 +682,11 @@ func TestReadOnlyImage(t *testing.T) {
 	}
 }
 
-// TestStartProfile boots an image three times with a cache folder of its
-// own: the first boot records the pages it touched, the second backs them
-// before it starts, and a damaged profile is recorded anew, with the
-// program's output the same each time.
+// TestStartProfile boots an image with a cache folder of its own: the first
+// boot records the pages it touched and writes the image's ROM file, the
+// next back those pages before they start and map the ROM file, and a
+// damaged profile is recorded anew, with the program's output the same
+// each time.
 func TestStartProfile(t *testing.T) {
 	needKVM(t)
 	cache := t.TempDir()
@@ -700,6 +701,17 @@ func TestStartProfile(t *testing.T) {
 		}
 	}
 	boot("recorded (<nil>)")
+	// The first boot also wrote the image's ROM file, which the next maps
+	// (or left it empty where the host has no 2 MiB folios for it).
+	roms, err := filepath.Glob(filepath.Join(cache, "unigo", "rom", "*"))
+	if err != nil || len(roms) != 1 {
+		t.Fatalf("ROM files %v, %v; want one", roms, err)
+	}
+	romMapped := "ROM file " + roms[0] + ": mapped"
+	if fi, err := os.Stat(roms[0]); err != nil || fi.Size() == 0 {
+		t.Logf("the host keeps the ROM file in 4 KiB pages (%v): boots copy the ROM", err)
+		romMapped = "hello"
+	}
 	files, err := filepath.Glob(filepath.Join(cache, "unigo", "profiles", "*"))
 	if err != nil || len(files) != 1 {
 		t.Fatalf("profiles %v, %v; want one", files, err)
@@ -722,6 +734,7 @@ func TestStartProfile(t *testing.T) {
 		t.Fatalf("profile of %d pages; hello touches a few hundred", set)
 	}
 	boot(fmt.Sprintf("%d pages backed before the boot (<nil>)", set))
+	boot(romMapped)
 	if err := os.WriteFile(files[0], b[:100], 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,16 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build unigo: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	// The monitor's start profiles and ROM files go into a cache folder of
+	// the run's own, not the user's (each test image is a new path); Go's
+	// build cache stays where it is.
+	gocache, err := exec.Command("go", "env", "GOCACHE").Output()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go env GOCACHE: %v\n", err)
+		os.Exit(1)
+	}
+	os.Setenv("GOCACHE", strings.TrimSpace(string(gocache)))
+	os.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
 	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
 		noKVM = fmt.Sprintf("cannot boot images: %v", err)
 		fmt.Fprintln(os.Stderr, "e2e: KVM absent, tests skip:", noKVM)

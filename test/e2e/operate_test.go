@@ -524,18 +524,21 @@ func procStartOf(t *testing.T, pid int) uint64 {
 	return v
 }
 
-// TestHugeROM boots httpd, whose read-only image fills 2 MiB pages, with
-// those pages copied into the instance's huge pages (the default) and
-// shared from the image file (--share-image). Both must serve; the copy
-// must spare KVM most of the first-touch faults of the image's pages,
-// which KVM counts.
+// TestHugeROM boots httpd, whose read-only image fills 2 MiB pages, three
+// ways: with those pages copied into the instance's huge pages (its first
+// boot, which writes the image's ROM file), mapped from the ROM file (the
+// boots after it), and shared from the image file (--share-image). All
+// must serve; the first two must spare KVM most of the first-touch faults
+// of the image's pages, which KVM counts.
 func TestHugeROM(t *testing.T) {
 	needKVM(t)
 	if b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled"); err != nil || !strings.Contains(string(b), "[always]") && !strings.Contains(string(b), "[madvise]") {
 		t.Skipf("the host gives no transparent huge pages (%q, %v)", b, err)
 	}
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
 	faults := map[string]float64{}
-	for _, mode := range []string{"copy", "share"} {
+	for _, mode := range []string{"copy", "romfile", "share"} {
 		port, mport := freePort(t), freePort(t)
 		args := []string{"run", "--metrics", fmt.Sprintf("127.0.0.1:%d", mport), "-p", fmt.Sprintf("%d:80", port)}
 		if mode == "share" {
@@ -554,10 +557,22 @@ func TestHugeROM(t *testing.T) {
 			t.Skip("this KVM has no binary statistics (KVM_CAP_BINARY_STATS_FD, Linux 5.14)")
 		}
 		faults[mode] = v
+		if mode == "copy" {
+			roms, _ := filepath.Glob(filepath.Join(cache, "unigo", "rom", "*"))
+			if len(roms) != 1 {
+				t.Fatalf("the first boot left ROM files %v; want one", roms)
+			}
+			if fi, err := os.Stat(roms[0]); err != nil || fi.Size() == 0 {
+				t.Skipf("the host keeps the ROM file in 4 KiB pages (%v): later boots copy too", err)
+			}
+		}
 	}
 	// httpd's start touches ~1,300 of the image's 4 KiB pages, most of them
 	// in the 2 MiB pages that are copied.
-	if faults["copy"] > faults["share"]-500 {
-		t.Errorf("KVM took %v page faults with the image's huge pages copied, %v with them shared: want at least 500 fewer", faults["copy"], faults["share"])
+	t.Logf("KVM's page faults at the first answer: %v", faults)
+	for _, mode := range []string{"copy", "romfile"} {
+		if faults[mode] > faults["share"]-500 {
+			t.Errorf("KVM took %v page faults with the image's huge pages from the %s, %v with them shared from the image: want at least 500 fewer", faults[mode], mode, faults["share"])
+		}
 	}
 }

@@ -177,6 +177,9 @@ func (img *Image) load(m *Memory) error {
 			if size > uint64(len(rom))-(s.Addr-romAt) {
 				return fmt.Errorf("image segment [%#x, +%#x) runs past the read-only image", s.Addr, s.MemSize)
 			}
+			if m.romMapped {
+				continue // the ROM file holds it
+			}
 			dst = rom[s.Addr-romAt : s.Addr-romAt+size]
 			copied = [2]uint64{m.hugeStart, m.hugeEnd}
 		} else {

@@ -27,7 +27,9 @@ import (
 //     them in an image unigo build linked: Image.ROM), which are copied
 //     into the instance's own transparent huge pages: KVM then maps each
 //     with one fault where the shared pages take one per 4 KiB, each ~5-25
-//     µs on a paging-based KVM (BENCHMARKS.md).
+//     µs on a paging-based KVM (BENCHMARKS.md). A boot that has the image's
+//     ROM file maps all of the ROM from it instead (romMapped, romfile.go):
+//     shared pages, and 2 MiB ones.
 //   - The hole, [hole.start, hole.end): where the image's largest zeroed
 //     objects lie (see Image.BSSHole). It has no memory at all: the guest
 //     kernel backs the pages the program touches with its own frames, so
@@ -43,6 +45,7 @@ type Memory struct {
 
 	romRes             []byte // the ROM's reservation, which rom.b lies in
 	hugeStart, hugeEnd uint64 // the ROM's part in huge pages; empty without
+	romMapped          bool   // rom.b is the image's ROM file (romfile.go)
 }
 
 // gap is a guest-physical range without RAM; empty if start == end.

@@ -106,7 +106,7 @@ func (m *Machine) mapROMFile() bool {
 		return false
 	}
 	syscall.Madvise(rom, syscall.MADV_HUGEPAGE) // read the file in 2 MiB folios if it was evicted
-	madvise(rom, madvPopulateRead)
+	syscall.Madvise(rom, madvPopulateRead) // only a prefetch: KVM faults the rest in
 	m.touchROMFile()
 	if m.cfg.Debug {
 		fmt.Fprintf(m.cfg.Stderr, "unigo: ROM file %s: mapped\n", path)
@@ -212,7 +212,7 @@ func pmdMapped(f *os.File, n uint64) (bool, error) {
 		return false, err
 	}
 	syscall.Madvise(b, syscall.MADV_HUGEPAGE)
-	if err := madvise(b, madvPopulateRead); err != nil {
+	if err := syscall.Madvise(b, madvPopulateRead); err != nil {
 		return false, err
 	}
 	after, err := filePmdMapped()
@@ -231,14 +231,6 @@ func filePmdMapped() (uint64, error) {
 	}
 	line, _, _ := bytes.Cut(rest, []byte("kB"))
 	return strconv.ParseUint(string(bytes.TrimSpace(line)), 10, 64)
-}
-
-func madvise(b []byte, advice int) error {
-	_, _, e := syscall.Syscall(syscall.SYS_MADVISE, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(advice))
-	if e != 0 {
-		return e
-	}
-	return nil
 }
 
 // romFilesMax is how many bytes of ROM files a folder keeps at most, the

@@ -106,7 +106,7 @@ func (m *Machine) mapROMFile() bool {
 		return false
 	}
 	syscall.Madvise(rom, syscall.MADV_HUGEPAGE) // read the file in 2 MiB folios if it was evicted
-	syscall.Madvise(rom, madvPopulateRead) // only a prefetch: KVM faults the rest in
+	syscall.Madvise(rom, madvPopulateRead)      // only a prefetch: KVM faults the rest in
 	m.touchROMFile()
 	if m.cfg.Debug {
 		fmt.Fprintf(m.cfg.Stderr, "unigo: ROM file %s: mapped\n", path)

@@ -213,7 +213,9 @@ func (m *Machine) setup() (err error) {
 			return err
 		}
 	}
-	m.mem.romMapped = m.mapROMFile()
+	if m.mem.romMapped, err = m.mapROMFile(); err != nil {
+		return err
+	}
 	if err := m.img.load(m.mem); err != nil {
 		return err
 	}

@@ -70,40 +70,40 @@ const romFileVersion = 1
 const madvPopulateRead = 22
 
 // mapROMFile maps the image's ROM file over the ROM's reservation and
-// reports whether it did. Without one, it arms romFile.write.
-func (m *Machine) mapROMFile() bool {
+// reports whether it did. Without one, it arms romFile.write. It fails only
+// if the mapping did, which may have taken the reservation with it.
+func (m *Machine) mapROMFile() (bool, error) {
 	at, rom := m.mem.ROM()
 	if m.cfg.ROMFile == "" || rom == nil || m.mem.hugeEnd <= m.mem.hugeStart {
-		return false // no ROM, or no huge pages to gain
+		return false, nil // no ROM, or no huge pages to gain
 	}
 	path, ok := romFileName(m.cfg.ROMFile, m.img.file, at, at+uint64(len(rom)))
 	if !ok {
-		return false
+		return false, nil
 	}
 	m.romFile.path = path
 	f, err := os.Open(path)
 	if err != nil {
 		m.romFile.write = true
-		return false
+		return false, nil
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	switch {
 	case err != nil:
-		return false
+		return false, nil
 	case fi.Size() == 0: // the host keeps it in 4 KiB pages: copy
 		m.touchROMFile()
-		return false
+		return false, nil
 	case fi.Size() != int64(len(rom)):
 		m.romFile.write = true
-		return false
+		return false, nil
 	}
 	// Private and writable, as the image's pages are (Image.load): the
 	// guest cannot write (KVM_MEM_READONLY), and a breakpoint the monitor
 	// plants for a debugger stays this instance's own.
 	if err := mapFile(rom, f, 0); err != nil {
-		m.romFile.write = true // the reservation is still whole: mmap failed
-		return false
+		return false, fmt.Errorf("ROM file %s: %w (delete it, or boot with --share-image)", path, err)
 	}
 	syscall.Madvise(rom, syscall.MADV_HUGEPAGE) // read the file in 2 MiB folios if it was evicted
 	syscall.Madvise(rom, madvPopulateRead)      // only a prefetch: KVM faults the rest in
@@ -111,7 +111,7 @@ func (m *Machine) mapROMFile() bool {
 	if m.cfg.Debug {
 		fmt.Fprintf(m.cfg.Stderr, "unigo: ROM file %s: mapped\n", path)
 	}
-	return true
+	return true, nil
 }
 
 // touchROMFile marks the ROM file as in use, for pruneROMFiles.

@@ -49,7 +49,9 @@ func TestROMFile(t *testing.T) {
 		t.Cleanup(mem.free)
 		m := &Machine{cfg: Config{ROMFile: filepath.Join(dir, "rom", "app")}, mem: mem,
 			img: &Image{file: f, src: f, Segments: segs}}
-		mem.romMapped = m.mapROMFile()
+		if mem.romMapped, err = m.mapROMFile(); err != nil {
+			t.Fatal(err)
+		}
 		if err := m.img.load(mem); err != nil {
 			t.Fatal(err)
 		}

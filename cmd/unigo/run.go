@@ -150,7 +150,8 @@ in the user cache folder (unigo/profiles, a file per image path and -m;
 safe to delete); later boots have those pages backed before the guest
 starts, which starts them sooner. The first boot also writes the image's
 code and read-only data to unigo/rom in 2 MiB pages; later boots map that
-file, shared by all instances of the image (also safe to delete).
+file, shared by all instances of the image (also safe to delete). The
+CPUID leaves KVM supports are kept in unigo/cpuid, a file per host boot.
 
 `)
 		fs.PrintDefaults()
@@ -286,6 +287,11 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 		}
 		cwdWord = abi.CwdWordPrefix + o.wd
 	}
+	sigs := catchSignals(func() {
+		if tmp != "" {
+			os.RemoveAll(tmp)
+		}
+	})
 	switch o.vmm {
 	case "", "kvm":
 		if o.vmm == "" && qemu.Available() {
@@ -328,7 +334,7 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 			return err
 		}
 		started()
-		stop := forwardSignals(vm.Signal, func() {
+		stop := sigs.forward(vm.Signal, func() {
 			vm.Kill()
 			if tmp != "" {
 				os.RemoveAll(tmp)
@@ -345,6 +351,9 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 	cfg := machine.Config{MemSize: mem, Args: args, Env: o.env, Debug: o.debug, Cmdline: cwdWord, Stdout: o.stdout, Stderr: o.stderr, ShareImage: o.share}
 	if tmp == "" { // an image file, which boots again; not a fresh build
 		cfg.Profile, cfg.ROMFile = startCache(imgPath, mem)
+	}
+	if dir, err := os.UserCacheDir(); err == nil {
+		cfg.CPUIDCache = filepath.Join(dir, "unigo", "cpuid")
 	}
 	for _, v := range vols {
 		srv, err := p9.New(v.host, v.readOnly)
@@ -431,7 +440,7 @@ func boot(imgPath string, args []string, mem uint64, o runOpts, tmp string) erro
 			return err
 		}
 	}
-	stop := forwardSignals(m.Signal, func() {})
+	stop := sigs.forward(m.Signal, func() {})
 	defer stop()
 	return exitStatus(m.Run())
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os/exec"
@@ -45,6 +46,28 @@ func startDebuggee(t *testing.T, img string, args ...string) (*exec.Cmd, *string
 		}
 	}()
 	return cmd, stdout, stderr, addr
+}
+
+// TestSignalBeforeGuest sends SIGTERM to unigo run while it waits for a
+// debugger, before the guest runs: unigo catches the forwarded signals from
+// the start of a boot, and with no guest to take it ends as the signal would
+// end it, with 143.
+func TestSignalBeforeGuest(t *testing.T) {
+	needKVM(t)
+	cmd, stdout, _, _ := startDebuggee(t, image(t, "examples/hello"))
+	t0 := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 143 {
+		t.Fatalf("SIGTERM while waiting for a debugger: %v, want exit status 143", err)
+	}
+	if d := time.Since(t0); d > 5*time.Second {
+		t.Errorf("took %v to stop", d)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("the guest ran: %q", stdout)
+	}
 }
 
 // TestGDB debugs a guest with gdb in batch mode: breakpoints on main.main

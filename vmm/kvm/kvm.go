@@ -33,6 +33,7 @@ const (
 	kvmSetCPUID2           = 0x4008AE90
 	kvmGetTSCKHz           = 0xAEA3
 	kvmSetXCRs             = 0x4188AEA7
+	kvmEnableCap           = 0x4068AEA3
 )
 
 // APIVersion is the only KVM API version there is (api.rst §4.1).
@@ -151,16 +152,17 @@ type CPUIDEntry struct {
 	_                      [3]uint32
 }
 
-const maxCPUID = 256
+// MaxCPUID is how many leaves SupportedCPUID reads at most.
+const MaxCPUID = 256
 
 type cpuid2 struct {
 	Nent, _ uint32
-	Entries [maxCPUID]CPUIDEntry
+	Entries [MaxCPUID]CPUIDEntry
 }
 
 // SupportedCPUID returns the CPUID leaves KVM can offer a guest.
 func (s *System) SupportedCPUID() ([]CPUIDEntry, error) {
-	c := &cpuid2{Nent: maxCPUID}
+	c := &cpuid2{Nent: MaxCPUID}
 	if _, err := s.ioctl(kvmGetSupportedCPUID, uintptr(unsafe.Pointer(c))); err != nil {
 		return nil, fmt.Errorf("KVM_GET_SUPPORTED_CPUID: %w", err)
 	}
@@ -228,6 +230,28 @@ func (vm *VM) SetMemory(slot uint32, gpa uint64, mem []byte, flags uint32) error
 func (vm *VM) SetTSSAddr(gpa uint64) error {
 	if _, err := ioctl(vm.fd, kvmSetTSSAddr, uintptr(gpa)); err != nil {
 		return fmt.Errorf("KVM_SET_TSS_ADDR: %w", err)
+	}
+	return nil
+}
+
+// enableCap is struct kvm_enable_cap.
+type enableCap struct {
+	Cap, Flags uint32
+	Args       [4]uint64
+	_          [64]byte
+}
+
+// CapSplitIRQChip is KVM_CAP_SPLIT_IRQCHIP (VM.EnableCap): the local APIC in
+// the kernel, no PIC or I/O APIC; Args[0] is the I/O APIC routes to reserve.
+const CapSplitIRQChip = 121
+
+// EnableCap enables a VM capability with its arguments (KVM_ENABLE_CAP,
+// api.rst 4.37).
+func (vm *VM) EnableCap(cap uint32, args ...uint64) error {
+	c := enableCap{Cap: cap}
+	copy(c.Args[:], args)
+	if _, err := ioctl(vm.fd, kvmEnableCap, uintptr(unsafe.Pointer(&c))); err != nil {
+		return fmt.Errorf("KVM_ENABLE_CAP %d: %w", cap, err)
 	}
 	return nil
 }

@@ -167,8 +167,8 @@ func (c *VCPU) SetSregs(s *Sregs) error {
 
 // SetCPUID sets the CPUID leaves the guest sees.
 func (c *VCPU) SetCPUID(entries []CPUIDEntry) error {
-	if len(entries) > maxCPUID {
-		return fmt.Errorf("KVM_SET_CPUID2: %d entries, at most %d", len(entries), maxCPUID)
+	if len(entries) > MaxCPUID {
+		return fmt.Errorf("KVM_SET_CPUID2: %d entries, at most %d", len(entries), MaxCPUID)
 	}
 	cp := &cpuid2{Nent: uint32(len(entries))}
 	copy(cp.Entries[:], entries)

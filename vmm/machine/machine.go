@@ -50,6 +50,10 @@ type Config struct {
 	// the host keeps in 2 MiB folios, shared by the image's instances
 	// (romfile.go). Unused with ShareImage.
 	ROMFile string
+	// CPUIDCache, if set, is the folder where the CPUID leaves KVM
+	// supports are kept between boots, since asking KVM is slow on a
+	// nested host (cpuidcache.go).
+	CPUIDCache string
 }
 
 // Machine is one VM running one image.
@@ -196,6 +200,17 @@ func (m *Machine) setup() (err error) {
 	if m.vm, err = m.sys.CreateVM(); err != nil {
 		return err
 	}
+	// A vCPU without KVM's local APIC turns a static key on when it is
+	// created and off when it is destroyed (kvm_has_noapic_vcpu,
+	// arch/x86/kvm/lapic.c), and each turn rewrites KVM's code with IPIs to
+	// every host CPU: 0.1-0.3 ms of each start and each exit here while no
+	// other VM runs. A split irqchip (api.rst, KVM_CAP_SPLIT_IRQCHIP)
+	// gives the vCPU that local APIC and no PIC or I/O APIC, so
+	// KVM_INTERRUPT still injects the monitor's vectors, as ExtINT through
+	// LINT0, which KVM leaves unmasked on the boot CPU
+	// (KVM_X86_QUIRK_LINT0_REENABLED). The kernel never programs it here:
+	// only under PVH (pvh.go). A KVM without the capability goes on without.
+	m.vm.EnableCap(kvm.CapSplitIRQChip, 0)
 	// KVM on Intel wants three pages for its real-mode TSS; put them in the
 	// hole just below the doorbell, where there is no RAM.
 	if err := m.vm.SetTSSAddr(abi.DoorbellAddr - 0x4000); err != nil {
@@ -244,7 +259,7 @@ func (m *Machine) setup() (err error) {
 // XCR0 value to use: x87, SSE and AVX state where XSAVE offers them. Larger
 // state components (AVX-512, AMX) stay off, so the runtime does not use them.
 func (m *Machine) setCPUID() (uint64, error) {
-	ents, err := m.sys.SupportedCPUID()
+	ents, err := m.supportedCPUID()
 	if err != nil {
 		return 0, err
 	}
@@ -262,7 +277,24 @@ func (m *Machine) setCPUID() (uint64, error) {
 			m.kvmclock = e.Eax&(1<<3) != 0 // KVM_FEATURE_CLOCKSOURCE2
 		}
 	}
+	zeroAPICIDs(ents)
 	return xcr0, m.cpu.SetCPUID(ents)
+}
+
+// zeroAPICIDs gives the leaves that name the CPU they run on the vCPU's
+// APIC ID, 0: KVM reports the host CPU's that answered (SDM Vol. 2A, CPUID
+// leaves 01H EBX[31:24], 0BH and 1FH EDX; AMD's 8000_001EH EAX).
+func zeroAPICIDs(ents []kvm.CPUIDEntry) {
+	for i := range ents {
+		switch e := &ents[i]; e.Function {
+		case 1:
+			e.Ebx &^= 0xff << 24
+		case 0xb, 0x1f:
+			e.Edx = 0
+		case 0x8000001e:
+			e.Eax = 0
+		}
+	}
 }
 
 // Control-register and EFER bits (Intel SDM Vol. 3A §2.5, §2.2.1).

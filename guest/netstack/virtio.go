@@ -75,7 +75,10 @@ type transport interface {
 	queue(i, size uint32, desc, driver, device uintptr) error
 	notify(i uint32)
 	config(off uintptr) byte // the device-specific configuration (§5.1.4)
-	routeIRQ() error         // once the queues are set up
+	// config32 reads a 32-bit field of it, or half of a 64-bit one: the
+	// access width §4.1.3.1 and §4.2.2.2 ask for, one exit for four bytes.
+	config32(off uintptr) uint32
+	routeIRQ() error // once the queues are set up
 	String() string
 }
 

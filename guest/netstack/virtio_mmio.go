@@ -57,6 +57,8 @@ func (t *mmioTransport) notify(i uint32)    { t.write(mmioQueueNotify, i) }
 
 func (t *mmioTransport) config(off uintptr) byte { return *(*byte)(physPtr(t.base + mmioConfig + off)) }
 
+func (t *mmioTransport) config32(off uintptr) uint32 { return t.read(mmioConfig + off) }
+
 func (t *mmioTransport) features() uint64 {
 	t.write(mmioDeviceFeaturesSel, 0)
 	lo := uint64(t.read(mmioDeviceFeatures))

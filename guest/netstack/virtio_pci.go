@@ -198,6 +198,8 @@ func (t *pciTransport) notify(i uint32) { mmioWrite16(t.notifyQ[i&1], uint16(i))
 
 func (t *pciTransport) config(off uintptr) byte { return mmioRead8(t.device + off) }
 
+func (t *pciTransport) config32(off uintptr) uint32 { return mmioRead32(t.device + off) }
+
 // routeIRQ turns off configuration-change interrupts: the queues have
 // their vector, and the driver reads the configuration only at start.
 func (t *pciTransport) routeIRQ() error {

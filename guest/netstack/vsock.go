@@ -115,9 +115,7 @@ func startVsock() error {
 	if t.status()&statusFeaturesOK == 0 {
 		return fmt.Errorf("%v refused the features", t)
 	}
-	for i := uintptr(0); i < 8; i++ { // struct virtio_vsock_config: le64 guest_cid
-		d.cid |= uint64(t.config(i)) << (8 * i)
-	}
+	d.cid = uint64(t.config32(0)) | uint64(t.config32(4))<<32 // struct virtio_vsock_config: le64 guest_cid
 	if err := d.rx.setup(t, 0, vsockRxNum, vsockBufSize); err != nil {
 		return err
 	}

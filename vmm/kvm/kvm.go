@@ -180,13 +180,15 @@ func (s *System) CreateVM() (*VM, error) {
 		syscall.Close(int(fd))
 		return nil, fmt.Errorf("KVM_GET_VCPU_MMAP_SIZE: %w", err)
 	}
-	return &VM{fd: fd, runSize: int(runSize)}, nil
+	page, _ := s.ioctl(kvmCheckExtension, CapCoalescedMMIO)
+	return &VM{fd: fd, runSize: int(runSize), coalescedPage: int(page)}, nil
 }
 
 // VM is a KVM virtual machine.
 type VM struct {
-	fd      uintptr
-	runSize int
+	fd            uintptr
+	runSize       int
+	coalescedPage int // the vCPU mmap's page of the coalesced MMIO ring; 0: none
 }
 
 // Close releases the VM.

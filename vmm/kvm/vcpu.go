@@ -94,9 +94,10 @@ func (r *Run) FailEntryReason() uint64 { return *(*uint64)(unsafe.Pointer(&r.exi
 
 // VCPU is a virtual CPU.
 type VCPU struct {
-	fd  uintptr
-	Run *Run
-	mem []byte
+	fd   uintptr
+	Run  *Run
+	mem  []byte
+	ring *coalescedRing // nil without coalesced MMIO
 }
 
 // CreateVCPU creates vCPU id and maps its kvm_run structure.
@@ -110,7 +111,7 @@ func (vm *VM) CreateVCPU(id int) (*VCPU, error) {
 		syscall.Close(int(fd))
 		return nil, fmt.Errorf("mmap kvm_run: %w", err)
 	}
-	return &VCPU{fd: fd, Run: (*Run)(unsafe.Pointer(&mem[0])), mem: mem}, nil
+	return &VCPU{fd: fd, Run: (*Run)(unsafe.Pointer(&mem[0])), mem: mem, ring: coalescedRingOf(vm.coalescedPage, mem)}, nil
 }
 
 // Close releases the vCPU.

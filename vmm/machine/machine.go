@@ -68,8 +68,11 @@ type Machine struct {
 	// reported holds the system calls already reported as unimplemented.
 	reported map[uint64]bool
 	inRun    atomic.Bool // the vCPU thread is in KVM_RUN
-	ticker   *time.Ticker
-	pid, tid int // the vCPU thread, for kicks
+	// lateWrite applies a device register write KVM kept in its coalesced
+	// MMIO ring (coalesceLateWrites).
+	lateWrite func(*kvm.MMIO)
+	ticker    *time.Ticker
+	pid, tid  int // the vCPU thread, for kicks
 
 	net        *virtio.Net
 	vsock      []*virtio.Vsock // the socket device for forwarded TCP connections, if -p gives any
@@ -177,6 +180,7 @@ func New(img *Image, cfg Config) (*Machine, error) {
 			return nil, fmt.Errorf("network: %w", err)
 		}
 	}
+	m.coalesceLateWrites()
 	return m, nil
 }
 
@@ -492,6 +496,7 @@ func (m *Machine) Run() (int, error) {
 		}
 		err := m.cpu.RunOnce()
 		m.inRun.Store(false)
+		m.cpu.DrainCoalesced(m.lateWrite) // before the exit's own access
 		if err != nil {
 			if errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN) {
 				m.stats.exit(kvm.ExitIntr)
@@ -504,11 +509,7 @@ func (m *Machine) Run() (int, error) {
 		case kvm.ExitMMIO:
 			ioPending = true
 			mm := run.MMIO()
-			if m.net != nil && mm.PhysAddr >= abi.VirtioNetAddr && mm.PhysAddr < abi.VirtioNetAddr+abi.PageSize {
-				m.deviceMMIO(mm)
-				continue
-			}
-			if pageMMIO(mm, abi.Virtio9pAddr, m.shares) || pageMMIO(mm, abi.VirtioBlkAddr, m.disks) || pageMMIO(mm, abi.VirtioVsockAddr, m.vsock) {
+			if m.deviceAccess(mm) {
 				continue
 			}
 			if at, rom := m.mem.ROM(); mm.IsWrite != 0 && mm.PhysAddr >= at && mm.PhysAddr-at < uint64(len(rom)) {

@@ -14,6 +14,13 @@ import (
 	"sync"
 )
 
+// LateWrites are the register ranges, as offsets in a device's page, whose
+// writes a device may apply late, as long as it applies them before it
+// answers the next access: the feature and queue selectors, the driver's
+// features, and the queue's size and addresses (§4.2.2). A coalesced MMIO
+// zone can hold them, so that a driver's set-up costs fewer exits.
+var LateWrites = [][2]uint64{{regDeviceFeatSel, regDriverFeatSel + 4}, {regQueueSel, regQueueNum + 4}, {regQueueDescLo, regQueueDeviceHi + 4}}
+
 // Memory is guest memory as the monitor exposes it.
 type Memory interface {
 	Slice(gpa, n uint64) ([]byte, error)

@@ -81,10 +81,12 @@ const (
 )
 
 // The system call counters at SyscallsAddr: one per Linux number below
-// SyscallSlotNet, one for the network component's private calls, one for
-// every other number.
+// SyscallSlotGated, one for the network component's private calls, one for
+// every other number; and one of the calls that entered the kernel through a
+// gate by a jump (GatesSize), counted besides.
 const (
 	SyscallSlots     = 1024
+	SyscallSlotGated = SyscallSlots - 3
 	SyscallSlotNet   = SyscallSlots - 2
 	SyscallSlotOther = SyscallSlots - 1
 )
@@ -176,9 +178,20 @@ const (
 	//                    takes them with an exchange at each tick and after each halt
 	CsDebugStop = 64 // u64 set to 1 by the monitor to stop the guest for its debugger
 	//                  (BootFlagDebugger); taken as CsHostSignals is
+	CsViaGate = 72 // u64 set to 1 by a system-call gate that enters the kernel by a jump
+	//                (GatesSize); the kernel counts the call and clears it
 
-	CsFlagSoftIntr = 1 << 0 // deliver the timer by soft interrupts
+	// CsFlagSoftIntr: deliver the timer by soft interrupts. The kernel sets
+	// it at its first system call where the handler runs at RPL 3; from
+	// then on the system-call gates (GatesSize) enter it by a jump.
+	CsFlagSoftIntr = 1 << 0
 )
+
+// GatesSize is the room the kernel keeps in its code for system-call gates
+// (guest/kernel.syscallGates): unigo build moves each SYSCALL instruction of
+// an image into a gate there, which enters the kernel by a jump where its
+// handler runs at RPL 3 (CsFlagSoftIntr) and executes the SYSCALL elsewhere.
+const GatesSize = 4096
 
 // KvmclockAddr is where the own monitor has KVM keep the guest's kvmclock
 // (pvclock_vcpu_time_info, 32 bytes; MSR_KVM_SYSTEM_TIME_NEW in Linux's

@@ -47,6 +47,7 @@ type Options struct {
 	TrimPath bool      // -trimpath
 	Test     bool      // build the package's tests (go test -c) instead of a program
 	Files    []string  // --files SRC:DST: read-only files for the image's root
+	NoGates  bool      // leave the SYSCALL instructions in place (gates.go)
 	Verbose  io.Writer // if set, says what the build does
 }
 
@@ -200,6 +201,15 @@ func Build(o Options) error {
 	}
 	if err := compact(o.Output); err != nil {
 		return fmt.Errorf("compact %s: %w", o.Output, err)
+	}
+	if o.NoGates {
+		logf("system-call gates: none (--no-gates): every system call is a SYSCALL instruction")
+	} else {
+		st, err := rewriteSyscalls(o.Output)
+		if err != nil {
+			return fmt.Errorf("system-call gates in %s: %w (--no-gates builds without them)", o.Output, err)
+		}
+		logf("system-call gates: %s", st)
 	}
 	if err := writeNotes(o.Output, flags); err != nil {
 		return fmt.Errorf("mark %s as a Unigo image: %w", o.Output, err)

@@ -13,6 +13,7 @@ import (
 type buildOpts struct {
 	output, tags, ldflags string
 	verbose, trimpath     bool
+	noGates               bool
 	test                  bool     // build the package's tests
 	files                 listFlag // --files SRC:DST
 }
@@ -25,6 +26,7 @@ func buildFlags(o *buildOpts) *flag.FlagSet {
 	fs.StringVar(&o.ldflags, "ldflags", "", "linker `flags`, passed to go build before the kernel's own")
 	fs.BoolVar(&o.trimpath, "trimpath", false, "passed to go build")
 	fs.Var(&o.files, "files", "bake host files into the image, read-only: `SRC:DST` puts the file or folder SRC\nat path DST (repeatable; like ./public:/srv)")
+	fs.BoolVar(&o.noGates, "no-gates", false, "leave the program's SYSCALL instructions in place rather than move them into\nthe kernel's system-call gates, which enter the kernel by a jump on a paging-based\nKVM (ARCHITECTURE.md): slower system calls there; the same elsewhere")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: unigo build [flags] [package]
 
@@ -68,6 +70,7 @@ func doBuild(pkg string, o buildOpts) error {
 		TrimPath: o.trimpath,
 		Test:     o.test,
 		Files:    o.files,
+		NoGates:  o.noGates,
 	}
 	if o.verbose {
 		bo.Verbose = os.Stderr

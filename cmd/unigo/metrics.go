@@ -144,6 +144,7 @@ func writeMetrics(w io.Writer, image string, s machine.Stats) {
 	for _, c := range sortedKeys(s.Syscalls) {
 		mw.put("unigo_guest_syscalls_total", "counter", "System calls the guest's program (and its network component, as unigo_net) made, by call.", float64(s.Syscalls[c]), "call", c)
 	}
+	mw.put("unigo_guest_syscall_gates_total", "counter", "Of those system calls, the ones that entered the kernel through a system-call gate's jump rather than a SYSCALL instruction (unigo build --no-gates; paging-based KVM only).", float64(s.Gated))
 	for _, e := range sortedKeys(s.KVM) {
 		mw.put("unigo_kvm_vcpu_events_total", "counter", "KVM's own counters of the vCPU (KVM_GET_STATS_FD), by its names: exits, page faults it handled (pf_*), halts, emulated instructions.", float64(s.KVM[e]), "event", e)
 	}

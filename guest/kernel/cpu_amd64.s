@@ -114,8 +114,10 @@ TEXT ·start0(SB),NOSPLIT|NOFRAME,$0
 	JMP	_rt0_amd64_linux(SB)
 
 // func syscallEntry()
-// The LSTAR target. Trap context: interrupts are off (SFMASK), the user's RSP
-// is live. Saves the user registers in a trapFrame on the current thread's
+// The LSTAR target, and where a system-call gate jumps (gates.go) with RCX
+// and R11 set as SYSCALL sets them, having set abi.CsViaGate. Trap context: interrupts are off (SFMASK,
+// or the gate's POPFQ on a paging-based KVM, where they are off in user mode
+// too), the user's RSP is live. Saves the user registers in a trapFrame on the current thread's
 // kernel stack, switches FS to the thread's kernel TLS and calls syscall.
 // On a paging-based KVM this runs outside architectural ring 0 (CS has RPL 3);
 // handlerCPL records which, for sysexit.

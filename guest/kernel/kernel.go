@@ -139,6 +139,7 @@ var (
 //go:nosplit
 func kinit(bootInfo uintptr) uintptr {
 	pvhEntryAddr = pvhEntryPC()
+	gatesAt = gatesPC()
 	if pvhStartInfo != 0 {
 		bootInfo = pvhBootInfo(pvhStartInfo)
 	}

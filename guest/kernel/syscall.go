@@ -94,13 +94,18 @@ func countSyscall(f *trapFrame) {
 	}
 	nr := uintptr(f.rax)
 	slot := uintptr(abi.SyscallSlotOther)
-	if nr < abi.SyscallSlotNet {
+	if nr < abi.SyscallSlotGated {
 		slot = nr
 	} else if nr >= SysNetAttach && nr < sysNetEnd {
 		slot = abi.SyscallSlotNet
 	}
 	a := abi.SyscallsAddr + slot*8
 	store64(a, load64(a)+1)
+	if load64(abi.CPUStateAddr+abi.CsViaGate) != 0 {
+		store64(abi.CPUStateAddr+abi.CsViaGate, 0)
+		a = abi.SyscallsAddr + abi.SyscallSlotGated*8
+		store64(a, load64(a)+1)
+	}
 }
 
 //go:nosplit

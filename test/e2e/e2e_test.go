@@ -66,6 +66,25 @@ func needKVM(t *testing.T) {
 	}
 }
 
+// pagingKVM reports whether /dev/kvm is a paging-based KVM, such as PVM,
+// rather than hardware virtualization: the host CPU shows neither VT-x nor
+// AMD-V (prior-art §5).
+func pagingKVM(t *testing.T) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "flags") {
+			f := " " + l + " "
+			return !strings.Contains(f, " vmx ") && !strings.Contains(f, " svm ")
+		}
+	}
+	t.Fatal("/proc/cpuinfo has no flags line")
+	return false
+}
+
 var (
 	imagesMu sync.Mutex
 	images   = map[string]string{}

@@ -425,6 +425,19 @@ func TestMetrics(t *testing.T) {
 				t.Errorf("%s grew by %v over %d requests, want at least %d", k, d, n, n)
 			}
 		}
+		// The system-call gates (build/gates.go): on a paging-based KVM
+		// every system call after the first enters the kernel by a jump;
+		// with hardware virtualization each gate executes its SYSCALL.
+		var calls float64
+		for k, v := range after {
+			if strings.HasPrefix(k, "unigo_guest_syscalls_total{") {
+				calls += v - before[k]
+			}
+		}
+		gated := after["unigo_guest_syscall_gates_total"] - before["unigo_guest_syscall_gates_total"]
+		if paging := pagingKVM(t); paging && gated < calls*0.99 || !paging && gated != 0 {
+			t.Errorf("%v of %v system calls over %d requests came through a gate's jump (paging-based KVM: %v)", gated, calls, n, paging)
+		}
 		// The monitor's own small HTTP responder: other paths and methods.
 		for _, c := range []struct {
 			method, path string

@@ -44,6 +44,7 @@ type Stats struct {
 	Exits      map[string]uint64 // VM exits by reason (kvm.ExitName, lower case, without KVM_EXIT_)
 	Hypercalls map[string]uint64 // by name
 	Syscalls   map[string]uint64 // the guest's system calls, by name: the kernel counts them (abi.SyscallsAddr)
+	Gated      uint64            // of them, those that entered the kernel through a gate's jump (abi.GatesSize)
 	Interrupts map[string]uint64 // injected, by kind: timer, device
 	KVM        map[string]uint64 // KVM's own counters of the vCPU's events, by its names (exits, pf_taken...); nil where it has none
 	MemSize    uint64            // bytes of guest RAM
@@ -102,6 +103,8 @@ func (m *Machine) Stats() Stats {
 		s.Hypercalls[name] = m.stats.hcalls[nr].Load()
 	}
 	s.Syscalls = m.syscallCounts()
+	s.Gated = s.Syscalls[gatedName]
+	delete(s.Syscalls, gatedName)
 	s.KVM = m.kvmEvents()
 	if m.net != nil {
 		c := &m.net.Counters
@@ -142,6 +145,10 @@ func (m *Machine) kvmEvents() map[string]uint64 {
 	return e
 }
 
+// gatedName is the count of the calls that came through a gate's jump in
+// syscallCounts' answer, which Stats moves to Gated.
+const gatedName = " gated"
+
 // syscallCounts reads the kernel's system call counters, the nonzero ones by
 // name: a Linux call's, "unigo_net" for the network component's private
 // calls, "other" for numbers Linux does not have.
@@ -158,6 +165,8 @@ func (m *Machine) syscallCounts() map[string]uint64 {
 		}
 		name := "other"
 		switch {
+		case slot == abi.SyscallSlotGated:
+			name = gatedName
 		case slot == abi.SyscallSlotNet:
 			name = "unigo_net"
 		case slot < linux.NumSyscalls && linux.SyscallNames[slot] != "":

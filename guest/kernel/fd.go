@@ -1,6 +1,10 @@
 package kernel
 
-import "unsafe"
+import (
+	"unsafe"
+
+	"unigo.dev/unigo/abi/linux"
+)
 
 // The file-descriptor table. A descriptor names an open file description
 // (open(2)): dup(2) makes another descriptor for the same description, which
@@ -52,14 +56,27 @@ type fdEnt struct {
 //go:nosplit
 func uintptrOf(p *byte) uintptr { return uintptr(unsafe.Pointer(p)) }
 
+// The descriptor table and the open file descriptions. They are zeroed
+// data, set up by fdInit rather than by initializers: an initialized array
+// is file bytes in every image (descs alone is 40 KiB).
 var (
-	fdt   = [maxFiles]fdEnt{{d: 1}, {d: 2}, {d: 3}}
-	descs = [maxFiles]file{
-		{kind: fdConsole, refs: 1, flags: 0},
-		{kind: fdConsole, refs: 1, flags: 1},
-		{kind: fdConsole, refs: 1, flags: 1},
-	}
+	fdt   [maxFiles]fdEnt
+	descs [maxFiles]file
 )
+
+// fdInit opens stdin, stdout and stderr on the console. Called by kinit.
+//
+//go:nosplit
+func fdInit() {
+	for fd := range 3 {
+		flags := uint32(linux.O_WRONLY)
+		if fd == 0 {
+			flags = linux.O_RDONLY
+		}
+		descs[fd] = file{kind: fdConsole, refs: 1, flags: flags}
+		fdt[fd] = fdEnt{d: uint16(fd + 1)}
+	}
+}
 
 // getFile returns the description open as fd, or nil.
 //

@@ -163,6 +163,7 @@ func kinit(bootInfo uintptr) uintptr {
 	clockInit(load64(bootInfo+abi.BiWallNs), load64(bootInfo+abi.BiTSC), khz)
 	memInit(bootInfo, !pvh || pvhLowFree, pvh)
 	ktabInit()
+	fdInit()
 	tmpInit()
 	blkInit()
 	p9Mount()

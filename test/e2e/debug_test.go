@@ -97,7 +97,8 @@ func TestGDB(t *testing.T) {
 		"-ex", "continue",
 		img).CombinedOutput()
 	if err != nil {
-		t.Fatalf("gdb: %v\n%s", err, out)
+		cmd.Wait()
+		t.Fatalf("gdb: %v\n%s\nunigo run's stderr:\n%s", err, out, stderr)
 	}
 	cmd.Wait()
 	for _, want := range []string{

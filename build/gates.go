@@ -80,9 +80,9 @@ func gateImage(b []byte) (gateStats, error) {
 	if text == nil || pcln == nil || text.Type != elf.SHT_PROGBITS {
 		return gateStats{}, errors.New("no .text or .gopclntab section")
 	}
-	tab, err := pclnData(pcln)
+	tab, err := pcln.Data()
 	if err != nil {
-		return gateStats{}, err
+		return gateStats{}, fmt.Errorf(".gopclntab: %w", err)
 	}
 	t, err := gosym.NewTable(nil, gosym.NewLineTable(tab, text.Addr))
 	if err != nil {
@@ -103,8 +103,9 @@ func gateImage(b []byte) (gateStats, error) {
 			entry = fn.Entry
 		}
 	}
-	if room == nil || entry == 0 {
-		return gateStats{}, fmt.Errorf("the kernel has no %s or %s", gatesFunc, syscallEntryFunc)
+	inText := func(pc uint64) bool { return pc >= text.Addr && pc < text.Addr+text.Size }
+	if room == nil || !inText(room.Entry) || !inText(entry) || room.End <= room.Entry {
+		return gateStats{}, fmt.Errorf("the kernel has no %s or %s in .text", gatesFunc, syscallEntryFunc)
 	}
 	end := min(room.End, room.Entry+abi.GatesSize)
 	for _, c := range at(room.Entry)[:end-room.Entry] {
@@ -116,7 +117,12 @@ func gateImage(b []byte) (gateStats, error) {
 	var st gateStats
 	for i := range t.Funcs {
 		fn := &t.Funcs[i]
-		if fn == room || fn.End <= fn.Entry || fn.Entry < text.Addr || fn.End > text.Addr+text.Size {
+		if fn == room || fn.End <= fn.Entry || !inText(fn.Entry) || fn.End > text.Addr+text.Size {
+			continue
+		}
+		// FIPS 140 mode checks the module's code against a checksum taken
+		// at link time: its bytes must stay as linked.
+		if strings.HasPrefix(fn.Name, "crypto/internal/fips140") {
 			continue
 		}
 		body := at(fn.Entry)[:fn.End-fn.Entry]
@@ -140,15 +146,6 @@ func gateImage(b []byte) (gateStats, error) {
 	copy(at(room.Entry), w.out)
 	st.bytes = len(w.out)
 	return st, nil
-}
-
-// pclnData returns the bytes of the function table section.
-func pclnData(s *elf.Section) ([]byte, error) {
-	d, err := s.Data()
-	if err != nil {
-		return nil, fmt.Errorf(".gopclntab: %w", err)
-	}
-	return d, nil
 }
 
 func hasSyscallBytes(b []byte) bool {

@@ -46,9 +46,13 @@ type gateStats struct {
 	gated, left int      // SYSCALL instructions moved into gates, and left in place
 	why         []string // for each left: where and why
 	bytes       int      // of the room used
+	already     bool     // the image's gates were written by an earlier build
 }
 
 func (s gateStats) String() string {
+	if s.already {
+		return "in place already (an image go build left as it was)"
+	}
 	t := fmt.Sprintf("%d of %d SYSCALL instructions go through gates (%d bytes)", s.gated, s.gated+s.left, s.bytes)
 	if len(s.why) > 0 {
 		t += "; left in place: " + strings.Join(s.why, "; ")
@@ -64,60 +68,79 @@ func rewriteSyscalls(path string) (gateStats, error) {
 		return gateStats{}, err
 	}
 	st, err := gateImage(b)
-	if err != nil {
+	if err != nil || st.already {
 		return st, err
 	}
 	return st, os.WriteFile(path, b, 0o755)
 }
 
-// gateImage rewrites the ELF image in b in place.
-func gateImage(b []byte) (gateStats, error) {
+// imageText is an image's code and function table.
+type imageText struct {
+	addr  uint64 // of .text
+	code  []byte // .text's bytes, within the file's
+	funcs []gosym.Func
+}
+
+func (x *imageText) at(pc uint64) []byte { return x.code[pc-x.addr:] }
+func (x *imageText) inText(pc uint64) bool {
+	return pc >= x.addr && pc < x.addr+uint64(len(x.code))
+}
+
+// readText finds the code and function table of the ELF image in b.
+func readText(b []byte) (*imageText, error) {
 	f, err := elf.NewFile(bytes.NewReader(b))
 	if err != nil {
-		return gateStats{}, err
+		return nil, err
 	}
 	text, pcln := f.Section(".text"), f.Section(".gopclntab")
 	if text == nil || pcln == nil || text.Type != elf.SHT_PROGBITS {
-		return gateStats{}, errors.New("no .text or .gopclntab section")
+		return nil, errors.New("no .text or .gopclntab section")
 	}
 	tab, err := pcln.Data()
 	if err != nil {
-		return gateStats{}, fmt.Errorf(".gopclntab: %w", err)
+		return nil, fmt.Errorf(".gopclntab: %w", err)
 	}
 	t, err := gosym.NewTable(nil, gosym.NewLineTable(tab, text.Addr))
 	if err != nil {
-		return gateStats{}, fmt.Errorf("function table: %w", err)
+		return nil, fmt.Errorf("function table: %w", err)
 	}
 	if text.Offset+text.Size > uint64(len(b)) {
-		return gateStats{}, errors.New(".text lies outside the file")
+		return nil, errors.New(".text lies outside the file")
 	}
-	code := b[text.Offset : text.Offset+text.Size]
-	at := func(pc uint64) []byte { return code[pc-text.Addr:] }
+	return &imageText{addr: text.Addr, code: b[text.Offset : text.Offset+text.Size], funcs: t.Funcs}, nil
+}
+
+// gateImage rewrites the ELF image in b in place.
+func gateImage(b []byte) (gateStats, error) {
+	x, err := readText(b)
+	if err != nil {
+		return gateStats{}, err
+	}
+	at, inText := x.at, x.inText
 	var room *gosym.Func
 	var entry uint64
-	for i := range t.Funcs {
-		switch fn := &t.Funcs[i]; fn.Name {
+	for i := range x.funcs {
+		switch fn := &x.funcs[i]; fn.Name {
 		case gatesFunc:
 			room = fn
 		case syscallEntryFunc:
 			entry = fn.Entry
 		}
 	}
-	inText := func(pc uint64) bool { return pc >= text.Addr && pc < text.Addr+text.Size }
 	if room == nil || !inText(room.Entry) || !inText(entry) || room.End <= room.Entry {
 		return gateStats{}, fmt.Errorf("the kernel has no %s or %s in .text", gatesFunc, syscallEntryFunc)
 	}
 	end := min(room.End, room.Entry+abi.GatesSize)
-	for _, c := range at(room.Entry)[:end-room.Entry] {
-		if c != 0xcc {
-			return gateStats{}, errors.New("the gates are written already")
-		}
+	if !allPadding(at(room.Entry)[:end-room.Entry]) {
+		// An image this build gated before, which go build found up to
+		// date and left alone.
+		return gateStats{already: true}, nil
 	}
 	w := gateWriter{next: room.Entry, end: end, entry: entry}
 	var st gateStats
-	for i := range t.Funcs {
-		fn := &t.Funcs[i]
-		if fn == room || fn.End <= fn.Entry || !inText(fn.Entry) || fn.End > text.Addr+text.Size {
+	for i := range x.funcs {
+		fn := &x.funcs[i]
+		if fn == room || fn.End <= fn.Entry || !inText(fn.Entry) || !inText(fn.End-1) {
 			continue
 		}
 		// FIPS 140 mode checks the module's code against a checksum taken

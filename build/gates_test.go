@@ -1,7 +1,11 @@
 package build
 
 import (
+	"bytes"
 	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -148,6 +152,45 @@ func TestGateCode(t *testing.T) {
 		if c != 0xcc {
 			t.Errorf("the span's rest is %x, want INT3s", body[s.start-pc:s.end-pc])
 			break
+		}
+	}
+}
+
+// TestGateImageTwice builds hello, whose SYSCALLs the build has gated, and
+// gates the image again, as a build over an output go build left alone
+// would: the second pass finds the gates in place and changes nothing.
+func TestGateImageTwice(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command")
+	}
+	img := filepath.Join(t.TempDir(), "hello.img")
+	if err := Build(Options{Package: "../examples/hello", Output: img}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := rewriteSyscalls(img)
+	if err != nil || !st.already {
+		t.Fatalf("second pass: %v, %v; want the gates found in place", st, err)
+	}
+	after, _ := os.ReadFile(img)
+	if !bytes.Equal(before, after) {
+		t.Error("the second pass changed the image")
+	}
+	// No SYSCALL instruction is left outside the gates' room.
+	x, err := readText(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fn := range x.funcs {
+		if fn.Name == gatesFunc || fn.End <= fn.Entry {
+			continue
+		}
+		sites, _ := planFunc(fn.Entry, x.at(fn.Entry)[:fn.End-fn.Entry])
+		for _, s := range sites {
+			t.Errorf("a SYSCALL in %s at %#x", fn.Name, s.syscall)
 		}
 	}
 }

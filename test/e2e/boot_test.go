@@ -44,6 +44,34 @@ func TestRebuild(t *testing.T) {
 	expect(t, run(t, "run", img), 0, "hello\n")
 }
 
+// TestGates builds hello with and without the system-call gates
+// (build/gates.go): with them, -v says that every SYSCALL instruction went
+// into one, and a build over that image (which go build may leave alone)
+// keeps them; without them the image boots as well.
+func TestGates(t *testing.T) {
+	needKVM(t)
+	dir := t.TempDir()
+	gated := regexp.MustCompile(`system-call gates: (\d+) of (\d+) SYSCALL instructions go through gates|system-call gates: in place already`)
+	img := filepath.Join(dir, "hello.img")
+	for i := range 2 {
+		out, err := exec.Command(unigoBin, "build", "-v", "-o", img, "../../examples/hello").CombinedOutput()
+		if err != nil {
+			t.Fatalf("build %d: %v\n%s", i+1, err, out)
+		}
+		m := gated.FindSubmatch(out)
+		if m == nil || len(m[1]) > 0 && (string(m[1]) != string(m[2]) || len(m[1]) < 2) {
+			t.Fatalf("build %d -v says %q; want all of 10 or more SYSCALL instructions gated\n%s", i+1, m, out)
+		}
+		expect(t, run(t, "run", img), 0, "hello\n")
+	}
+	plain := filepath.Join(dir, "plain.img")
+	out, err := exec.Command(unigoBin, "build", "-v", "--no-gates", "-o", plain, "../../examples/hello").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "system-call gates: none") {
+		t.Fatalf("build --no-gates: %v\n%s", err, out)
+	}
+	expect(t, run(t, "run", plain), 0, "hello\n")
+}
+
 // TestRunPackage builds and boots in one step, from outside the module.
 func TestRunPackage(t *testing.T) {
 	needKVM(t)

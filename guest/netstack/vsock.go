@@ -424,9 +424,8 @@ func (d *vsockDev) sendDirect(ss []*sock) {
 }
 
 // room waits until the transmit ring has a free descriptor: the device
-// takes the ring's packets when notified (the own monitor's soon after the
-// notifying write, from an ioeventfd, or within it), and it interrupts once
-// it handed some back, since takeFree, finding none, asked it to.
+// takes the ring's packets when notified (the own monitor's, within the
+// notifying write), else it interrupts once it handed some back.
 func (d *vsockDev) room() {
 	d.t.notify(1)
 	d.mu.Lock()

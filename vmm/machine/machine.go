@@ -77,8 +77,6 @@ type Machine struct {
 	net        *virtio.Net
 	vsock      []*virtio.Vsock // the socket device for forwarded TCP connections, if -p gives any
 	shares     []*virtio.P9
-	eventFiles []*os.File     // ioeventfds (notifyByEvents), closed after the VM
-	eventsDone sync.WaitGroup // their goroutines, which touch guest memory
 	disks      []*virtio.Blk
 	devPending atomic.Bool   // the device raised its interrupt
 	wake       chan struct{} // ends a halt early: the device has work
@@ -408,10 +406,6 @@ func (m *Machine) Close() {
 	if m.vm != nil {
 		m.vm.Close()
 	}
-	for _, f := range m.eventFiles {
-		f.Close()
-	}
-	m.eventsDone.Wait() // before the memory they write goes
 	if m.mem != nil {
 		m.mem.free()
 	}

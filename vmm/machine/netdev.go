@@ -70,44 +70,8 @@ func (m *Machine) startNet() error {
 		})
 		m.vsock = []*virtio.Vsock{d}
 		m.cfg.Net.(streamBackend).SetStreams(func(port int, c net.Conn) bool { return d.Connect(uint32(port), c) })
-		m.notifyByEvents(abi.VirtioVsockAddr, d, 0, 1)
 	}
 	return m.cfg.Net.Start(m.net.Receive)
-}
-
-// notifyByEvents has KVM take the guest's notifications of queues qs of the
-// device whose registers are at base (its receive and transmit queues),
-// each through an ioeventfd read by a goroutine that hands it to the device,
-// rather than an exit each to the vCPU's loop: an exit to the monitor and
-// back into KVM_RUN is the costly part of a notification on this KVM
-// (BENCHMARKS.md), and the device's work then runs beside the guest. For a
-// device whose driver waits for used buffers by their interrupt (the socket
-// device's, guest/netstack/vsock.go); the polled queues of the 9P and block
-// drivers want their answer within the notifying write. A KVM without
-// ioeventfds keeps the exits.
-func (m *Machine) notifyByEvents(base uint64, dev regDevice, qs ...uint32) {
-	if m.sys.CheckExtension(kvm.CapIOEventFD) == 0 {
-		return
-	}
-	for _, q := range qs {
-		f, err := m.vm.IOEventFD(base+virtio.QueueNotify, 4, uint64(q))
-		if err != nil {
-			fmt.Fprintf(m.cfg.Stderr, "unigo: %v; the device's notifications exit instead\n", err)
-			return
-		}
-		m.eventFiles = append(m.eventFiles, f)
-		m.eventsDone.Add(1)
-		go func() {
-			defer m.eventsDone.Done()
-			var b [8]byte
-			for {
-				if _, err := f.Read(b[:]); err != nil {
-					return // closed with the machine
-				}
-				dev.Write(virtio.QueueNotify, q)
-			}
-		}()
-	}
 }
 
 // raiseDevice makes the device's interrupt pending and gets the vCPU to

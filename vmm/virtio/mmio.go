@@ -21,11 +21,6 @@ import (
 // zone can hold them, so that a driver's set-up costs fewer exits.
 var LateWrites = [][2]uint64{{regDeviceFeatSel, regDriverFeatSel + 4}, {regQueueSel, regQueueNum + 4}, {regQueueDescLo, regQueueDeviceHi + 4}}
 
-// QueueNotify is the offset of the register a driver writes a queue's index
-// to, to notify the device of new buffers (§4.2.2). Writing the index there
-// through Write from any goroutine is the same notification.
-const QueueNotify = regQueueNotify
-
 // Memory is guest memory as the monitor exposes it.
 type Memory interface {
 	Slice(gpa, n uint64) ([]byte, error)

@@ -394,9 +394,8 @@ func (d *Vsock) transmitLocked() ([]*vconn, bool, error) {
 		took = true
 	}
 	// A driver that waits for transmit descriptors cleared
-	// VIRTQ_AVAIL_F_NO_INTERRUPT (Unigo's does when it finds none free:
-	// the notification may come through an ioeventfd, taken after the
-	// notifying write).
+	// VIRTQ_AVAIL_F_NO_INTERRUPT; Unigo's never needs to, since the
+	// device takes every packet within the notifying write.
 	if took {
 		if flags, err := d.u16(q.driver); err != nil {
 			return start, raise, d.stop(err)

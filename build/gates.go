@@ -13,6 +13,7 @@ import (
 	"golang.org/x/arch/x86/x86asm"
 
 	"unigo.dev/unigo/abi"
+	"unigo.dev/unigo/vmm/machine"
 )
 
 // System-call gates.
@@ -92,19 +93,12 @@ func readText(b []byte) (*imageText, error) {
 	if err != nil {
 		return nil, err
 	}
-	text, pcln := f.Section(".text"), f.Section(".gopclntab")
-	if text == nil || pcln == nil || text.Type != elf.SHT_PROGBITS {
-		return nil, errors.New("no .text or .gopclntab section")
-	}
-	tab, err := pcln.Data()
+	t, err := machine.FuncTable(f)
 	if err != nil {
-		return nil, fmt.Errorf(".gopclntab: %w", err)
+		return nil, err
 	}
-	t, err := gosym.NewTable(nil, gosym.NewLineTable(tab, text.Addr))
-	if err != nil {
-		return nil, fmt.Errorf("function table: %w", err)
-	}
-	if text.Offset+text.Size > uint64(len(b)) {
+	text := f.Section(".text")
+	if text.Type != elf.SHT_PROGBITS || text.Offset+text.Size > uint64(len(b)) {
 		return nil, errors.New(".text lies outside the file")
 	}
 	return &imageText{addr: text.Addr, code: b[text.Offset : text.Offset+text.Size], funcs: t.Funcs}, nil

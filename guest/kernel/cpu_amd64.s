@@ -115,10 +115,11 @@ TEXT ·start0(SB),NOSPLIT|NOFRAME,$0
 
 // func syscallEntry()
 // The LSTAR target, and where a system-call gate jumps (gates.go) with RCX
-// and R11 set as SYSCALL sets them, having set abi.CsViaGate. Trap context: interrupts are off (SFMASK,
-// or the gate's POPFQ on a paging-based KVM, where they are off in user mode
-// too), the user's RSP is live. Saves the user registers in a trapFrame on the current thread's
-// kernel stack, switches FS to the thread's kernel TLS and calls syscall.
+// and R11 set as SYSCALL sets them, having set abi.CsViaGate. Trap context:
+// interrupts are off (SFMASK; on a paging-based KVM, where gates jump here,
+// they are off in user mode too), the user's RSP is live. Saves the user
+// registers in a trapFrame on the current thread's kernel stack, switches
+// FS to the thread's kernel TLS and calls syscall.
 // On a paging-based KVM this runs outside architectural ring 0 (CS has RPL 3);
 // handlerCPL records which, for sysexit.
 TEXT ·syscallEntry(SB),NOSPLIT|NOFRAME,$0

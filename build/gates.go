@@ -184,9 +184,8 @@ type site struct{ start, syscall, end uint64 }
 // see), gets an error and no rewrite: its SYSCALLs stay.
 func planFunc(pc uint64, body []byte) ([]site, error) {
 	type ins struct {
-		pc  uint64
-		in  x86asm.Inst
-		err error
+		pc uint64
+		in x86asm.Inst
 	}
 	var list []ins
 	targets := map[uint64]bool{}
@@ -245,7 +244,7 @@ func planFunc(pc uint64, body []byte) ([]site, error) {
 			j++
 			n += list[j].in.Len
 		}
-		if n < jmpLen || k <= used {
+		if n < jmpLen {
 			sites = append(sites, s) // start == end: left in place
 			continue
 		}
